@@ -1,0 +1,274 @@
+//! Work on the ONNX protobuf before tract sees it: check that the graph has
+//! a sentence encoder's interface, and rewrite int8 embedding lookups so they
+//! gather first and dequantize only the rows they need.
+
+use std::collections::{HashMap, HashSet};
+
+use tract_onnx::pb::{
+    tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, GraphProto, NodeProto,
+    TensorProto, ValueInfoProto,
+};
+
+use crate::error::{Error, Result};
+
+/// What the encoder feeds a graph input with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum InputRole {
+    InputIds,
+    AttentionMask,
+    TokenTypeIds,
+}
+
+impl InputRole {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "input_ids" => Some(Self::InputIds),
+            "attention_mask" => Some(Self::AttentionMask),
+            "token_type_ids" => Some(Self::TokenTypeIds),
+            _ => None,
+        }
+    }
+}
+
+/// The graph's interface as the encoder will use it.
+#[derive(Debug, Clone)]
+pub(crate) struct Interface {
+    /// One role per graph input, in the graph's input order.
+    pub inputs: Vec<InputRole>,
+    /// Name of the per-token hidden-state output that is pooled.
+    pub output: String,
+}
+
+const EXPECTED_INPUTS: &str = "inputs input_ids and attention_mask (and optionally token_type_ids), \
+     int64 of shape [batch, sequence]";
+const EXPECTED_OUTPUT: &str =
+    "an output last_hidden_state (or one float32 output) of shape [batch, sequence, hidden]";
+
+/// Checks that the graph is a sentence encoder we can drive, and says what was
+/// found when it is not.
+pub(crate) fn check_interface(graph: &GraphProto) -> Result<Interface> {
+    let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    // Old exporters also list initializers among the inputs; those are weights.
+    let real_inputs: Vec<&ValueInfoProto> =
+        graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+
+    let mismatch = |expected: &str| Error::ModelInterface {
+        expected: expected.to_string(),
+        found: format!(
+            "inputs [{}], outputs [{}]",
+            describe_all(&real_inputs),
+            describe_all(&graph.output.iter().collect::<Vec<_>>())
+        ),
+    };
+
+    let mut roles = Vec::with_capacity(real_inputs.len());
+    for input in &real_inputs {
+        let role = InputRole::from_name(&input.name).ok_or_else(|| mismatch(EXPECTED_INPUTS))?;
+        let (elem, rank) = tensor_type(input);
+        let rank_ok = rank.is_none_or(|r| r == 2);
+        if elem != Some(DataType::Int64) || !rank_ok {
+            return Err(mismatch(EXPECTED_INPUTS));
+        }
+        roles.push(role);
+    }
+    for required in [InputRole::InputIds, InputRole::AttentionMask] {
+        if !roles.contains(&required) {
+            return Err(mismatch(EXPECTED_INPUTS));
+        }
+    }
+
+    let is_hidden_state = |o: &&ValueInfoProto| {
+        let (elem, rank) = tensor_type(o);
+        elem == Some(DataType::Float) && rank.is_none_or(|r| r == 3)
+    };
+    let output = graph
+        .output
+        .iter()
+        .find(|o| o.name == "last_hidden_state" && is_hidden_state(o))
+        .or_else(|| {
+            let floats: Vec<_> = graph.output.iter().filter(is_hidden_state).collect();
+            (floats.len() == 1).then(|| floats[0])
+        })
+        .ok_or_else(|| mismatch(EXPECTED_OUTPUT))?;
+
+    Ok(Interface { inputs: roles, output: output.name.clone() })
+}
+
+fn tensor_type(v: &ValueInfoProto) -> (Option<DataType>, Option<usize>) {
+    match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => (
+            DataType::try_from(t.elem_type).ok(),
+            t.shape.as_ref().map(|s| s.dim.len()),
+        ),
+        None => (None, None),
+    }
+}
+
+fn describe(v: &ValueInfoProto) -> String {
+    let (elem, _) = tensor_type(v);
+    let elem = elem.map_or("?".to_string(), |e| format!("{e:?}").to_lowercase());
+    let dims = match v.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+        Some(type_proto::Value::TensorType(t)) => t.shape.as_ref().map(|s| {
+            s.dim
+                .iter()
+                .map(|d| match &d.value {
+                    Some(dimension::Value::DimValue(n)) => n.to_string(),
+                    Some(dimension::Value::DimParam(p)) => p.clone(),
+                    None => "?".into(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        }),
+        None => None,
+    };
+    match dims {
+        Some(d) => format!("{} ({elem} [{d}])", v.name),
+        None => format!("{} ({elem})", v.name),
+    }
+}
+
+fn describe_all(vs: &[&ValueInfoProto]) -> String {
+    vs.iter().map(|v| describe(v)).collect::<Vec<_>>().join(", ")
+}
+
+/// Rewrites `Gather(Mul(Cast(Q), S), ids)` into `Mul(Cast(Gather(Q, ids)), Gather(S, ids))`
+/// for int8/uint8 tables `Q` with per-row (`[rows, 1]`) or scalar scale `S`, when
+/// `Q` holds at least `min_elements` values. Returns how many lookups were rewritten.
+///
+/// Why: the int8 word-embedding table of MiniLM (30522×384) dequantizes to
+/// 45 MB of f32, beyond tract's constant-folding budget, so the graph as
+/// shipped dequantizes the whole table on every call (~15 ms a sentence in
+/// wasm, ~43 ms natively) to read a few dozen rows. Dequantization is an
+/// element-wise cast and scale, so doing it after the gather gives
+/// bit-identical results for the rows read. Small tables are left alone:
+/// tract folds those into f32 constants once, which is cheaper still.
+pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usize) -> usize {
+    let initializers: HashMap<String, &TensorProto> =
+        graph.initializer.iter().map(|t| (t.name.clone(), t)).collect();
+    let mut consumers: HashMap<&str, usize> = HashMap::new();
+    for node in &graph.node {
+        for input in &node.input {
+            *consumers.entry(input.as_str()).or_default() += 1;
+        }
+    }
+    for output in &graph.output {
+        *consumers.entry(output.name.as_str()).or_default() += 1;
+    }
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
+        .collect();
+
+    // (gather index, mul index, cast index, quantized table, scale, scale is per-row)
+    let mut plans = Vec::new();
+    for (g_ix, gather) in graph.node.iter().enumerate() {
+        if gather.op_type != "Gather" || gather.input.len() != 2 || gather_axis(gather) != 0 {
+            continue;
+        }
+        let Some(&m_ix) = producer.get(gather.input[0].as_str()) else { continue };
+        let mul = &graph.node[m_ix];
+        if mul.op_type != "Mul" || mul.input.len() != 2 || consumers[mul.output[0].as_str()] != 1 {
+            continue;
+        }
+        // The Mul's operands: one is Cast(Q), the other the scale initializer.
+        let Some((c_ix, scale_name)) = mul.input.iter().enumerate().find_map(|(k, name)| {
+            let &c_ix = producer.get(name.as_str())?;
+            let cast = &graph.node[c_ix];
+            (cast.op_type == "Cast").then(|| (c_ix, mul.input[1 - k].clone()))
+        }) else {
+            continue;
+        };
+        let cast = &graph.node[c_ix];
+        if consumers[cast.output[0].as_str()] != 1 || cast_to(cast) != Some(DataType::Float) {
+            continue;
+        }
+        let (Some(q), Some(scale)) =
+            (initializers.get(&cast.input[0]), initializers.get(&scale_name))
+        else {
+            continue;
+        };
+        let q_is_int8 = matches!(
+            DataType::try_from(q.data_type),
+            Ok(DataType::Int8) | Ok(DataType::Uint8)
+        );
+        let elements: i64 = q.dims.iter().product();
+        if !q_is_int8 || q.dims.len() != 2 || (elements as usize) < min_elements {
+            continue;
+        }
+        let scale_per_row = match scale.dims.as_slice() {
+            [] | [1] => false,
+            [rows, 1] if *rows == q.dims[0] => true,
+            _ => continue,
+        };
+        if DataType::try_from(scale.data_type) != Ok(DataType::Float) {
+            continue;
+        }
+        plans.push((g_ix, m_ix, c_ix, cast.input[0].clone(), scale_name, scale_per_row));
+    }
+
+    let rewritten = plans.len();
+    let mut replacements: HashMap<usize, Vec<NodeProto>> = HashMap::new();
+    let mut removed: HashSet<usize> = HashSet::new();
+    for (g_ix, m_ix, c_ix, q_name, scale_name, per_row) in plans {
+        let gather = &graph.node[g_ix];
+        let ids = gather.input[1].clone();
+        let out = gather.output[0].clone();
+        let base = if gather.name.is_empty() { out.clone() } else { gather.name.clone() };
+        let rows_q = format!("{base}/gathered_int8");
+        let rows_f = format!("{base}/gathered_f32");
+        let mut nodes = vec![
+            node("Gather", &format!("{base}/gather_int8"), &[&q_name, &ids], &rows_q, gather),
+            node("Cast", &format!("{base}/cast"), &[&rows_q], &rows_f, &graph.node[c_ix]),
+        ];
+        let scale_input = if per_row {
+            let rows_scale = format!("{base}/gathered_scale");
+            nodes.push(node(
+                "Gather",
+                &format!("{base}/gather_scale"),
+                &[&scale_name, &ids],
+                &rows_scale,
+                gather,
+            ));
+            rows_scale
+        } else {
+            scale_name
+        };
+        nodes.push(node("Mul", &format!("{base}/dequantize"), &[&rows_f, &scale_input], &out, &graph.node[m_ix]));
+        replacements.insert(g_ix, nodes);
+        removed.extend([g_ix, m_ix, c_ix]);
+    }
+    if rewritten > 0 {
+        let old = std::mem::take(&mut graph.node);
+        for (ix, n) in old.into_iter().enumerate() {
+            if let Some(nodes) = replacements.remove(&ix) {
+                graph.node.extend(nodes);
+            } else if !removed.contains(&ix) {
+                graph.node.push(n);
+            }
+        }
+    }
+    rewritten
+}
+
+/// A node of `op_type` carrying over the attributes of `like` (the node it replaces).
+fn node(op_type: &str, name: &str, inputs: &[&str], output: &str, like: &NodeProto) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.to_string()],
+        name: name.to_string(),
+        op_type: op_type.to_string(),
+        domain: like.domain.clone(),
+        attribute: like.attribute.clone(),
+        doc_string: String::new(),
+    }
+}
+
+fn gather_axis(node: &NodeProto) -> i64 {
+    node.attribute.iter().find(|a| a.name == "axis").map_or(0, |a| a.i)
+}
+
+fn cast_to(node: &NodeProto) -> Option<DataType> {
+    node.attribute.iter().find(|a| a.name == "to").and_then(|a| DataType::try_from(a.i as i32).ok())
+}

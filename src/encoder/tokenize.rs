@@ -1,0 +1,112 @@
+//! Text → token ids, padded per batch.
+
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::error::{Error, Result};
+
+/// A batch of tokenized texts, row-major `[rows, seq_len]`, padded with
+/// zeros to the longest text of this batch (not to a fixed length).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenBatch {
+    pub rows: usize,
+    pub seq_len: usize,
+    pub input_ids: Vec<i64>,
+    pub attention_mask: Vec<i64>,
+    pub token_type_ids: Vec<i64>,
+}
+
+impl TokenBatch {
+    /// Builds a batch from per-text token ids (each already truncated),
+    /// padding every row to the longest one.
+    pub fn from_ids(texts: &[Vec<u32>]) -> Self {
+        let rows = texts.len();
+        let seq_len = texts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input_ids = vec![0i64; rows * seq_len];
+        let mut attention_mask = vec![0i64; rows * seq_len];
+        for (row, ids) in texts.iter().enumerate() {
+            let start = row * seq_len;
+            for (k, &id) in ids.iter().enumerate() {
+                input_ids[start + k] = i64::from(id);
+                attention_mask[start + k] = 1;
+            }
+        }
+        // Single-segment input: every token type is 0.
+        let token_type_ids = vec![0i64; rows * seq_len];
+        TokenBatch { rows, seq_len, input_ids, attention_mask, token_type_ids }
+    }
+
+    /// Number of real (non-padding) tokens in `row`.
+    pub fn tokens_in_row(&self, row: usize) -> usize {
+        self.attention_mask[row * self.seq_len..(row + 1) * self.seq_len]
+            .iter()
+            .filter(|&&m| m != 0)
+            .count()
+    }
+}
+
+/// The `tokenizers` tokenizer, configured to truncate at the encoder's limit
+/// and never pad (padding is per batch, in [`TokenBatch`]).
+pub(crate) struct TextTokenizer {
+    inner: Tokenizer,
+}
+
+impl TextTokenizer {
+    pub fn from_bytes(tokenizer_json: &[u8], max_seq_len: usize) -> Result<Self> {
+        let mut inner = Tokenizer::from_bytes(tokenizer_json)
+            .map_err(|e| Error::Tokenizer(format!("tokenizer.json could not be read: {e}")))?;
+        // The shipped tokenizer.json pads every input to 128 tokens; padding
+        // to the batch's own longest text is ~5× faster on short texts.
+        inner.with_padding(None::<PaddingParams>);
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length: max_seq_len,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer(format!("truncation could not be set: {e}")))?;
+        Ok(TextTokenizer { inner })
+    }
+
+    /// Token ids of one text, with the special tokens, truncated.
+    pub fn ids(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Tokenizer(format!("text could not be tokenized: {e}")))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Tokenizes `texts` one by one (`encode_batch` would go through rayon,
+    /// which has no threads in the browser) and pads them into one batch.
+    pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
+        let ids = texts.iter().map(|t| self.ids(t)).collect::<Result<Vec<_>>>()?;
+        Ok(TokenBatch::from_ids(&ids))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pads_to_longest_row_with_zero_mask() {
+        let batch = TokenBatch::from_ids(&[vec![101, 7, 102], vec![101, 102]]);
+        assert_eq!(batch.seq_len, 3);
+        assert_eq!(batch.input_ids, vec![101, 7, 102, 101, 102, 0]);
+        assert_eq!(batch.attention_mask, vec![1, 1, 1, 1, 1, 0]);
+        assert_eq!(batch.token_type_ids, vec![0; 6]);
+        assert_eq!(batch.tokens_in_row(0), 3);
+        assert_eq!(batch.tokens_in_row(1), 2);
+    }
+
+    #[test]
+    fn empty_batch_has_no_rows() {
+        let batch = TokenBatch::from_ids(&[]);
+        assert_eq!((batch.rows, batch.seq_len), (0, 0));
+    }
+}

@@ -1,0 +1,46 @@
+//! The crate's one error type. Every failure a user can cause (bad model
+//! bytes, bad tokenizer, bad configuration) is a variant with a message that
+//! says what was expected and what was found; nothing a user controls panics.
+
+use thiserror::Error;
+
+/// Errors from every part of localtune.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The model bytes are not a readable ONNX file.
+    #[error("the encoder model is not a valid ONNX file: {0}")]
+    ModelFormat(String),
+
+    /// The ONNX graph's inputs or outputs do not fit a sentence encoder.
+    #[error("the encoder model's interface does not fit: expected {expected}; found {found}")]
+    ModelInterface { expected: String, found: String },
+
+    /// tract could not analyse, optimise or run the graph.
+    #[error("the encoder model could not be {stage}: {message}")]
+    ModelRuntime { stage: &'static str, message: String },
+
+    /// The tokenizer.json could not be loaded or used.
+    #[error("tokenizer error: {0}")]
+    Tokenizer(String),
+
+    /// A configuration value is out of its allowed range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A short, stable code for each variant, for the JavaScript side
+    /// (`error.name`), where matching on message text would be brittle.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::ModelFormat(_) => "ModelFormatError",
+            Error::ModelInterface { .. } => "ModelInterfaceError",
+            Error::ModelRuntime { .. } => "ModelRuntimeError",
+            Error::Tokenizer(_) => "TokenizerError",
+            Error::Config(_) => "ConfigError",
+        }
+    }
+}

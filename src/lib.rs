@@ -1,0 +1,22 @@
+//! localtune: private, on-device personalization of text classifiers.
+//!
+//! A frozen sentence encoder ([`encoder`]) turns text into feature vectors;
+//! everything runs in-process, natively or in WebAssembly, and nothing leaves
+//! the device. The `wasm` module is the thin JavaScript binding layer over
+//! this pure-Rust core.
+
+pub mod encoder;
+pub mod error;
+
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
+
+pub use encoder::{Embeddings, Encoder, EncoderConfig, TokenBatch};
+pub use error::{Error, Result};
+
+/// True when this build carries WebAssembly SIMD (simd128) instructions. An
+/// exported `RUSTFLAGS` silently replaces `.cargo/config.toml`'s
+/// `+simd128`; the test suite asserts this on wasm32 so that cannot go unseen.
+pub const fn simd128_enabled() -> bool {
+    cfg!(target_feature = "simd128")
+}

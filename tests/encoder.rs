@@ -1,0 +1,163 @@
+//! Encoder behaviour on the tiny encoder (fast): exact values against numpy,
+//! batching, truncation, odd input, and every way a model file can be wrong.
+//! Runs natively and, as wasm, in Node.
+
+mod common;
+
+use common::{tiny_encoder, TINY_ENCODER, TINY_TOKENIZER, WRONG_IO_MODEL};
+use localtune::{Encoder, EncoderConfig, Error};
+use serde::Deserialize;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[derive(Deserialize)]
+struct Expected {
+    text: String,
+    max_seq_len: usize,
+    token_ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn expected() -> Vec<Expected> {
+    serde_json::from_str(include_str!("fixtures/tiny/expected.json")).unwrap()
+}
+
+fn config(max_seq_len: usize) -> EncoderConfig {
+    EncoderConfig { max_seq_len, ..EncoderConfig::default() }
+}
+
+#[test]
+fn tiny_embeddings_match_numpy_reference() {
+    for case in expected() {
+        let encoder = tiny_encoder(config(case.max_seq_len));
+        let batch = encoder.tokenize(&[&case.text]).unwrap();
+        let ids: Vec<u32> = batch.input_ids.iter().map(|&i| i as u32).collect();
+        assert_eq!(ids, case.token_ids, "token ids of {:?}", case.text);
+        let got = encoder.embed(&[&case.text]).unwrap();
+        assert_eq!(got.len(), 1);
+        let diff = common::max_abs_diff(got.row(0), &case.embedding);
+        assert!(diff < 1e-6, "{:?}: max abs diff {diff}", case.text);
+    }
+}
+
+#[test]
+fn a_batch_gives_the_same_vectors_as_one_text_at_a_time() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let texts = ["turn off the lights", "", "what time is it in the kitchen today", "hello"];
+    let batch = encoder.tokenize(&texts).unwrap();
+    // Padded to the longest text of this batch, not to a fixed length.
+    assert_eq!(batch.seq_len, (0..texts.len()).map(|r| batch.tokens_in_row(r)).max().unwrap());
+    assert!(batch.seq_len < 128);
+    let together = encoder.embed(&texts).unwrap();
+    for (i, text) in texts.iter().enumerate() {
+        let alone = encoder.embed(&[text]).unwrap();
+        assert!(common::max_abs_diff(together.row(i), alone.row(0)) < 1e-6, "{text:?}");
+    }
+}
+
+#[test]
+fn every_vector_is_unit_length_and_finite() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let hundred_kb = "kitchen lights ".repeat(100 * 1024 / 15);
+    let texts = ["", " \t\n ", "🔥😂👍", "客厅的灯", "\u{0}\u{7}", hundred_kb.as_str()];
+    let embeddings = encoder.embed(&texts).unwrap();
+    assert_eq!(embeddings.len(), texts.len());
+    for (row, text) in embeddings.rows().zip(texts) {
+        assert_eq!(row.len(), encoder.dim());
+        assert!(row.iter().all(|x| x.is_finite()), "{text:?}");
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "{:?}: norm {norm}", &text[..text.len().min(20)]);
+    }
+}
+
+#[test]
+fn long_text_is_truncated_to_max_seq_len() {
+    for max in [2, 5, 128] {
+        let encoder = tiny_encoder(config(max));
+        let text = "turn off the lights ".repeat(5_000); // 100 KB
+        let batch = encoder.tokenize(&[&text]).unwrap();
+        assert_eq!(batch.seq_len, max);
+        // Truncation keeps [CLS] first and [SEP] last.
+        assert_eq!(batch.input_ids[0], 2);
+        assert_eq!(batch.input_ids[max - 1], 3);
+    }
+}
+
+#[test]
+fn no_texts_give_no_vectors() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let embeddings = encoder.embed(&[]).unwrap();
+    assert!(embeddings.is_empty());
+    assert_eq!(embeddings.dim(), 8);
+}
+
+#[test]
+fn identity_is_the_model_files_sha256() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    assert_eq!(
+        encoder.sha256(),
+        "78f7496df56d28e9ddb64525cef0ca07d207704f17aee9a37b0cda5ce43ef385"
+    );
+    assert_eq!(encoder.dim(), 8);
+    assert_eq!(encoder.vocab_size(), 147);
+}
+
+fn load_err(model: &[u8], tokenizer: &[u8], config: EncoderConfig) -> Error {
+    Encoder::from_bytes(model, tokenizer, config).expect_err("must be refused")
+}
+
+#[test]
+fn wrong_interface_names_expected_and_found() {
+    let err = load_err(WRONG_IO_MODEL, TINY_TOKENIZER, EncoderConfig::default());
+    assert_eq!(err.code(), "ModelInterfaceError");
+    let msg = err.to_string();
+    assert!(msg.contains("expected inputs input_ids and attention_mask"), "{msg}");
+    assert!(msg.contains("found inputs [x (float [1, 4])], outputs [y (float [1, 4])]"), "{msg}");
+}
+
+#[test]
+fn bytes_that_are_not_onnx_are_refused() {
+    for bytes in [&b""[..], b"not a model at all", &[0xff; 64], TINY_TOKENIZER] {
+        let err = load_err(bytes, TINY_TOKENIZER, EncoderConfig::default());
+        assert!(
+            matches!(err.code(), "ModelFormatError" | "ModelInterfaceError"),
+            "{bytes:?}: {err}"
+        );
+    }
+    let truncated = &TINY_ENCODER[..TINY_ENCODER.len() / 2];
+    let err = load_err(truncated, TINY_TOKENIZER, EncoderConfig::default());
+    assert_eq!(err.code(), "ModelFormatError", "{err}");
+}
+
+#[test]
+fn a_broken_tokenizer_is_refused() {
+    for tokenizer in [&b""[..], b"{}", b"{\"model\": 3}", TINY_ENCODER] {
+        let err = load_err(TINY_ENCODER, tokenizer, EncoderConfig::default());
+        assert_eq!(err.code(), "TokenizerError", "{err}");
+    }
+}
+
+#[test]
+fn max_seq_len_out_of_range_is_refused() {
+    for max in [0, 1, 513, usize::MAX] {
+        let err = load_err(TINY_ENCODER, TINY_TOKENIZER, config(max));
+        assert_eq!(err.code(), "ConfigError");
+        assert!(err.to_string().contains("between 2 and 512"), "{err}");
+    }
+}
+
+#[test]
+fn a_malformed_token_batch_is_refused() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let mut batch = encoder.tokenize(&["hello"]).unwrap();
+    batch.attention_mask.pop();
+    let err = encoder.embed_tokens(&batch).unwrap_err();
+    assert_eq!(err.code(), "ConfigError", "{err}");
+}
+
+#[test]
+fn simd128_is_compiled_in_on_wasm() {
+    // .cargo/config.toml adds +simd128; an exported RUSTFLAGS would silently drop it.
+    assert_eq!(localtune::simd128_enabled(), cfg!(target_arch = "wasm32"));
+}

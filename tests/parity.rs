@@ -1,0 +1,32 @@
+//! Parity of the real encoder (int8 all-MiniLM-L6-v2) with onnxruntime, for
+//! the fixture's texts: natively and, as wasm, in Node. The same check runs
+//! in headless Chromium from tests/browser.rs.
+
+mod common;
+
+use localtune::EncoderConfig;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[test]
+fn real_encoder_matches_onnxruntime() {
+    let encoder = common::real_encoder(EncoderConfig::default());
+    let (cos, diff) = common::assert_parity(&encoder);
+    println!("worst cosine {cos}, worst max abs diff {diff}");
+}
+
+#[test]
+fn gathering_before_dequantizing_is_bit_identical() {
+    let texts = ["turn off the kitchen lights", "", "请把客厅的灯关掉 🔥"];
+    let rewritten = common::real_encoder(EncoderConfig::default());
+    let as_shipped = common::real_encoder(EncoderConfig {
+        gather_before_dequantize: false,
+        ..EncoderConfig::default()
+    });
+    let batch = rewritten.tokenize(&texts).unwrap();
+    assert_eq!(
+        rewritten.hidden_states(&batch).unwrap(),
+        as_shipped.hidden_states(&batch).unwrap()
+    );
+}
