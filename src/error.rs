@@ -17,7 +17,10 @@ pub enum Error {
 
     /// tract could not analyse, optimise or run the graph.
     #[error("the encoder model could not be {stage}: {message}")]
-    ModelRuntime { stage: &'static str, message: String },
+    ModelRuntime {
+        stage: &'static str,
+        message: String,
+    },
 
     /// The tokenizer.json could not be loaded or used.
     #[error("tokenizer error: {0}")]

@@ -10,7 +10,10 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[wasm_bindgen_test]
 fn real_encoder_matches_onnxruntime_in_chromium() {
-    assert!(localtune::simd128_enabled(), "the browser build carries simd128");
+    assert!(
+        localtune::simd128_enabled(),
+        "the browser build carries simd128"
+    );
     let encoder = common::real_encoder(EncoderConfig::default());
     let (cos, diff) = common::assert_parity(&encoder);
     web_sys_log(&format!("worst cosine {cos}, worst max abs diff {diff}"));

@@ -24,7 +24,10 @@ fn expected() -> Vec<Expected> {
 }
 
 fn config(max_seq_len: usize) -> EncoderConfig {
-    EncoderConfig { max_seq_len, ..EncoderConfig::default() }
+    EncoderConfig {
+        max_seq_len,
+        ..EncoderConfig::default()
+    }
 }
 
 #[test]
@@ -44,15 +47,29 @@ fn tiny_embeddings_match_numpy_reference() {
 #[test]
 fn a_batch_gives_the_same_vectors_as_one_text_at_a_time() {
     let encoder = tiny_encoder(EncoderConfig::default());
-    let texts = ["turn off the lights", "", "what time is it in the kitchen today", "hello"];
+    let texts = [
+        "turn off the lights",
+        "",
+        "what time is it in the kitchen today",
+        "hello",
+    ];
     let batch = encoder.tokenize(&texts).unwrap();
     // Padded to the longest text of this batch, not to a fixed length.
-    assert_eq!(batch.seq_len, (0..texts.len()).map(|r| batch.tokens_in_row(r)).max().unwrap());
+    assert_eq!(
+        batch.seq_len,
+        (0..texts.len())
+            .map(|r| batch.tokens_in_row(r))
+            .max()
+            .unwrap()
+    );
     assert!(batch.seq_len < 128);
     let together = encoder.embed(&texts).unwrap();
     for (i, text) in texts.iter().enumerate() {
         let alone = encoder.embed(&[text]).unwrap();
-        assert!(common::max_abs_diff(together.row(i), alone.row(0)) < 1e-6, "{text:?}");
+        assert!(
+            common::max_abs_diff(together.row(i), alone.row(0)) < 1e-6,
+            "{text:?}"
+        );
     }
 }
 
@@ -60,14 +77,25 @@ fn a_batch_gives_the_same_vectors_as_one_text_at_a_time() {
 fn every_vector_is_unit_length_and_finite() {
     let encoder = tiny_encoder(EncoderConfig::default());
     let hundred_kb = "kitchen lights ".repeat(100 * 1024 / 15);
-    let texts = ["", " \t\n ", "🔥😂👍", "客厅的灯", "\u{0}\u{7}", hundred_kb.as_str()];
+    let texts = [
+        "",
+        " \t\n ",
+        "🔥😂👍",
+        "客厅的灯",
+        "\u{0}\u{7}",
+        hundred_kb.as_str(),
+    ];
     let embeddings = encoder.embed(&texts).unwrap();
     assert_eq!(embeddings.len(), texts.len());
     for (row, text) in embeddings.rows().zip(texts) {
         assert_eq!(row.len(), encoder.dim());
         assert!(row.iter().all(|x| x.is_finite()), "{text:?}");
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        assert!((norm - 1.0).abs() < 1e-5, "{:?}: norm {norm}", &text[..text.len().min(20)]);
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "{:?}: norm {norm}",
+            &text[..text.len().min(20)]
+        );
     }
 }
 
@@ -112,8 +140,14 @@ fn wrong_interface_names_expected_and_found() {
     let err = load_err(WRONG_IO_MODEL, TINY_TOKENIZER, EncoderConfig::default());
     assert_eq!(err.code(), "ModelInterfaceError");
     let msg = err.to_string();
-    assert!(msg.contains("expected inputs input_ids and attention_mask"), "{msg}");
-    assert!(msg.contains("found inputs [x (float [1, 4])], outputs [y (float [1, 4])]"), "{msg}");
+    assert!(
+        msg.contains("expected inputs input_ids and attention_mask"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("found inputs [x (float [1, 4])], outputs [y (float [1, 4])]"),
+        "{msg}"
+    );
 }
 
 #[test]

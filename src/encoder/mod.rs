@@ -17,8 +17,8 @@ use tract_onnx::tract_hir::internal::DimLike;
 use crate::error::{Error, Result};
 use onnx_graph::InputRole;
 pub use pooling::{l2_normalize, mean_pool_normalized};
-pub use tokenize::TokenBatch;
 use tokenize::TextTokenizer;
+pub use tokenize::TokenBatch;
 
 /// The longest sequence a BERT-family encoder accepts (its position table).
 pub const MAX_SEQ_LEN_LIMIT: usize = 512;
@@ -41,7 +41,10 @@ pub struct EncoderConfig {
 
 impl Default for EncoderConfig {
     fn default() -> Self {
-        EncoderConfig { max_seq_len: 128, gather_before_dequantize: true }
+        EncoderConfig {
+            max_seq_len: 128,
+            gather_before_dequantize: true,
+        }
     }
 }
 
@@ -100,7 +103,10 @@ impl std::fmt::Debug for Encoder {
 }
 
 fn runtime_error(stage: &'static str) -> impl Fn(TractError) -> Error {
-    move |e| Error::ModelRuntime { stage, message: format!("{e:#}") }
+    move |e| Error::ModelRuntime {
+        stage,
+        message: format!("{e:#}"),
+    }
 }
 
 impl Encoder {
@@ -142,19 +148,28 @@ impl Encoder {
         inference
             .select_outputs_by_name([interface.output.as_str()])
             .map_err(runtime_error("parsed"))?;
-        let typed = inference.into_optimized().map_err(runtime_error("optimized"))?;
+        let typed = inference
+            .into_optimized()
+            .map_err(runtime_error("optimized"))?;
         let dim = typed
             .output_fact(0)
             .ok()
-            .and_then(|f| (f.rank() == 3).then(|| f.shape[2].to_usize().ok()).flatten())
+            .and_then(|f| {
+                (f.rank() == 3)
+                    .then(|| f.shape[2].to_usize().ok())
+                    .flatten()
+            })
             .ok_or_else(|| Error::ModelInterface {
-                expected: "a hidden size known from the model (last_hidden_state [batch, sequence, N])"
-                    .into(),
+                expected:
+                    "a hidden size known from the model (last_hidden_state [batch, sequence, N])"
+                        .into(),
                 found: typed
                     .output_fact(0)
                     .map_or_else(|e| format!("{e}"), |f| format!("{f:?}")),
             })?;
-        let plan = typed.into_runnable().map_err(runtime_error("prepared to run"))?;
+        let plan = typed
+            .into_runnable()
+            .map_err(runtime_error("prepared to run"))?;
 
         Ok(Encoder {
             tokenizer,
@@ -202,12 +217,24 @@ impl Encoder {
     /// Feature vectors of an already tokenized batch.
     pub fn embed_tokens(&self, batch: &TokenBatch) -> Result<Embeddings> {
         if batch.rows == 0 {
-            return Ok(Embeddings { dim: self.dim, data: Vec::new() });
+            return Ok(Embeddings {
+                dim: self.dim,
+                data: Vec::new(),
+            });
         }
         let data = self.with_hidden_states(batch, |hidden| {
-            mean_pool_normalized(hidden, &batch.attention_mask, batch.rows, batch.seq_len, self.dim)
+            mean_pool_normalized(
+                hidden,
+                &batch.attention_mask,
+                batch.rows,
+                batch.seq_len,
+                self.dim,
+            )
         })?;
-        Ok(Embeddings { dim: self.dim, data })
+        Ok(Embeddings {
+            dim: self.dim,
+            data,
+        })
     }
 
     /// The model's per-token output, `[rows, seq_len, dim]` row-major.
@@ -217,7 +244,11 @@ impl Encoder {
 
     /// Runs the model on `batch` and lends its per-token output to `read`
     /// (pooling reads it in place instead of copying ~200 KB a sentence).
-    fn with_hidden_states<T>(&self, batch: &TokenBatch, read: impl FnOnce(&[f32]) -> T) -> Result<T> {
+    fn with_hidden_states<T>(
+        &self,
+        batch: &TokenBatch,
+        read: impl FnOnce(&[f32]) -> T,
+    ) -> Result<T> {
         let expected_len = batch.rows * batch.seq_len;
         if batch.input_ids.len() != expected_len
             || batch.attention_mask.len() != expected_len

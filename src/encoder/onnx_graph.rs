@@ -39,7 +39,8 @@ pub(crate) struct Interface {
     pub output: String,
 }
 
-const EXPECTED_INPUTS: &str = "inputs input_ids and attention_mask (and optionally token_type_ids), \
+const EXPECTED_INPUTS: &str =
+    "inputs input_ids and attention_mask (and optionally token_type_ids), \
      int64 of shape [batch, sequence]";
 const EXPECTED_OUTPUT: &str =
     "an output last_hidden_state (or one float32 output) of shape [batch, sequence, hidden]";
@@ -49,8 +50,11 @@ const EXPECTED_OUTPUT: &str =
 pub(crate) fn check_interface(graph: &GraphProto) -> Result<Interface> {
     let initializers: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
     // Old exporters also list initializers among the inputs; those are weights.
-    let real_inputs: Vec<&ValueInfoProto> =
-        graph.input.iter().filter(|i| !initializers.contains(i.name.as_str())).collect();
+    let real_inputs: Vec<&ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(i.name.as_str()))
+        .collect();
 
     let mismatch = |expected: &str| Error::ModelInterface {
         expected: expected.to_string(),
@@ -91,7 +95,10 @@ pub(crate) fn check_interface(graph: &GraphProto) -> Result<Interface> {
         })
         .ok_or_else(|| mismatch(EXPECTED_OUTPUT))?;
 
-    Ok(Interface { inputs: roles, output: output.name.clone() })
+    Ok(Interface {
+        inputs: roles,
+        output: output.name.clone(),
+    })
 }
 
 fn tensor_type(v: &ValueInfoProto) -> (Option<DataType>, Option<usize>) {
@@ -128,7 +135,10 @@ fn describe(v: &ValueInfoProto) -> String {
 }
 
 fn describe_all(vs: &[&ValueInfoProto]) -> String {
-    vs.iter().map(|v| describe(v)).collect::<Vec<_>>().join(", ")
+    vs.iter()
+        .map(|v| describe(v))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Rewrites `Gather(Mul(Cast(Q), S), ids)` into `Mul(Cast(Gather(Q, ids)), Gather(S, ids))`
@@ -143,8 +153,11 @@ fn describe_all(vs: &[&ValueInfoProto]) -> String {
 /// bit-identical results for the rows read. Small tables are left alone:
 /// tract folds those into f32 constants once, which is cheaper still.
 pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usize) -> usize {
-    let initializers: HashMap<String, &TensorProto> =
-        graph.initializer.iter().map(|t| (t.name.clone(), t)).collect();
+    let initializers: HashMap<String, &TensorProto> = graph
+        .initializer
+        .iter()
+        .map(|t| (t.name.clone(), t))
+        .collect();
     let mut consumers: HashMap<&str, usize> = HashMap::new();
     for node in &graph.node {
         for input in &node.input {
@@ -167,7 +180,9 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         if gather.op_type != "Gather" || gather.input.len() != 2 || gather_axis(gather) != 0 {
             continue;
         }
-        let Some(&m_ix) = producer.get(gather.input[0].as_str()) else { continue };
+        let Some(&m_ix) = producer.get(gather.input[0].as_str()) else {
+            continue;
+        };
         let mul = &graph.node[m_ix];
         if mul.op_type != "Mul" || mul.input.len() != 2 || consumers[mul.output[0].as_str()] != 1 {
             continue;
@@ -184,9 +199,10 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         if consumers[cast.output[0].as_str()] != 1 || cast_to(cast) != Some(DataType::Float) {
             continue;
         }
-        let (Some(q), Some(scale)) =
-            (initializers.get(&cast.input[0]), initializers.get(&scale_name))
-        else {
+        let (Some(q), Some(scale)) = (
+            initializers.get(&cast.input[0]),
+            initializers.get(&scale_name),
+        ) else {
             continue;
         };
         let q_is_int8 = matches!(
@@ -205,7 +221,14 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         if DataType::try_from(scale.data_type) != Ok(DataType::Float) {
             continue;
         }
-        plans.push((g_ix, m_ix, c_ix, cast.input[0].clone(), scale_name, scale_per_row));
+        plans.push((
+            g_ix,
+            m_ix,
+            c_ix,
+            cast.input[0].clone(),
+            scale_name,
+            scale_per_row,
+        ));
     }
 
     let rewritten = plans.len();
@@ -215,12 +238,28 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         let gather = &graph.node[g_ix];
         let ids = gather.input[1].clone();
         let out = gather.output[0].clone();
-        let base = if gather.name.is_empty() { out.clone() } else { gather.name.clone() };
+        let base = if gather.name.is_empty() {
+            out.clone()
+        } else {
+            gather.name.clone()
+        };
         let rows_q = format!("{base}/gathered_int8");
         let rows_f = format!("{base}/gathered_f32");
         let mut nodes = vec![
-            node("Gather", &format!("{base}/gather_int8"), &[&q_name, &ids], &rows_q, gather),
-            node("Cast", &format!("{base}/cast"), &[&rows_q], &rows_f, &graph.node[c_ix]),
+            node(
+                "Gather",
+                &format!("{base}/gather_int8"),
+                &[&q_name, &ids],
+                &rows_q,
+                gather,
+            ),
+            node(
+                "Cast",
+                &format!("{base}/cast"),
+                &[&rows_q],
+                &rows_f,
+                &graph.node[c_ix],
+            ),
         ];
         let scale_input = if per_row {
             let rows_scale = format!("{base}/gathered_scale");
@@ -235,7 +274,13 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         } else {
             scale_name
         };
-        nodes.push(node("Mul", &format!("{base}/dequantize"), &[&rows_f, &scale_input], &out, &graph.node[m_ix]));
+        nodes.push(node(
+            "Mul",
+            &format!("{base}/dequantize"),
+            &[&rows_f, &scale_input],
+            &out,
+            &graph.node[m_ix],
+        ));
         replacements.insert(g_ix, nodes);
         removed.extend([g_ix, m_ix, c_ix]);
     }
@@ -266,9 +311,15 @@ fn node(op_type: &str, name: &str, inputs: &[&str], output: &str, like: &NodePro
 }
 
 fn gather_axis(node: &NodeProto) -> i64 {
-    node.attribute.iter().find(|a| a.name == "axis").map_or(0, |a| a.i)
+    node.attribute
+        .iter()
+        .find(|a| a.name == "axis")
+        .map_or(0, |a| a.i)
 }
 
 fn cast_to(node: &NodeProto) -> Option<DataType> {
-    node.attribute.iter().find(|a| a.name == "to").and_then(|a| DataType::try_from(a.i as i32).ok())
+    node.attribute
+        .iter()
+        .find(|a| a.name == "to")
+        .and_then(|a| DataType::try_from(a.i as i32).ok())
 }

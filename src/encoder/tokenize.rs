@@ -32,7 +32,13 @@ impl TokenBatch {
         }
         // Single-segment input: every token type is 0.
         let token_type_ids = vec![0i64; rows * seq_len];
-        TokenBatch { rows, seq_len, input_ids, attention_mask, token_type_ids }
+        TokenBatch {
+            rows,
+            seq_len,
+            input_ids,
+            attention_mask,
+            token_type_ids,
+        }
     }
 
     /// Number of real (non-padding) tokens in `row`.
@@ -80,7 +86,10 @@ impl TextTokenizer {
     /// Tokenizes `texts` one by one (`encode_batch` would go through rayon,
     /// which has no threads in the browser) and pads them into one batch.
     pub fn batch(&self, texts: &[&str]) -> Result<TokenBatch> {
-        let ids = texts.iter().map(|t| self.ids(t)).collect::<Result<Vec<_>>>()?;
+        let ids = texts
+            .iter()
+            .map(|t| self.ids(t))
+            .collect::<Result<Vec<_>>>()?;
         Ok(TokenBatch::from_ids(&ids))
     }
 

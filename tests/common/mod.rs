@@ -63,7 +63,10 @@ impl Case {
     pub fn text(&self) -> String {
         match &self.text {
             serde_json::Value::String(s) => s.clone(),
-            v => v["repeat"].as_str().expect("repeat").repeat(v["times"].as_u64().expect("times") as usize),
+            v => v["repeat"]
+                .as_str()
+                .expect("repeat")
+                .repeat(v["times"].as_u64().expect("times") as usize),
         }
     }
 }
@@ -81,7 +84,11 @@ pub const MAX_ABS_DIFF: f32 = 1e-4;
 pub fn assert_parity(encoder: &Encoder) -> (f32, f32) {
     let fx = fixture();
     assert!(fx.cases.len() >= 30, "the fixture has at least 30 texts");
-    assert_eq!(encoder.sha256(), fx.model_sha256, "fixture was made for this model");
+    assert_eq!(
+        encoder.sha256(),
+        fx.model_sha256,
+        "fixture was made for this model"
+    );
     assert_eq!(encoder.max_seq_len(), fx.max_seq_len);
     assert_eq!(encoder.dim(), fx.dim);
 
@@ -115,12 +122,19 @@ pub fn assert_parity(encoder: &Encoder) -> (f32, f32) {
 
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let dot: f64 = a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = b.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     (dot / (na * nb)) as f32
 }
 
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
