@@ -1,0 +1,211 @@
+//! The JavaScript binding: thin adapters over the pure-Rust core, camelCase
+//! names, typed arrays at the boundary, and errors as JS `Error` objects whose
+//! `name` is a stable code (see [`Error::code`]).
+
+use js_sys::{Float32Array, Object, Reflect, Uint32Array};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use crate::encoder::{Encoder, EncoderConfig, TokenBatch};
+use crate::error::Error;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** How an Encoder is built. Every field is optional. */
+export interface EncoderOptions {
+  /** Texts longer than this many tokens are truncated (2–512; default 128). */
+  maxSeqLen?: number;
+  /** Gather int8 embedding rows before dequantizing (default true; bit-identical, faster). */
+  gatherBeforeDequantize?: boolean;
+}
+
+/** Token ids of a batch, padded to its longest text (row-major). */
+export interface TokenBatch {
+  rows: number;
+  seqLen: number;
+  inputIds: Uint32Array;
+  attentionMask: Uint32Array;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "EncoderOptions")]
+    pub type EncoderOptionsArg;
+    #[wasm_bindgen(typescript_type = "TokenBatch")]
+    pub type TokenBatchJs;
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EncoderOptions {
+    max_seq_len: Option<usize>,
+    gather_before_dequantize: Option<bool>,
+}
+
+impl EncoderOptions {
+    const FIELDS: &'static [&'static str] = &["maxSeqLen", "gatherBeforeDequantize"];
+}
+
+/// Reads an options object, refusing keys it does not know: a misspelt
+/// option silently ignored would be a bug the user never sees.
+/// (serde-wasm-bindgen looks up only the known fields, so serde's
+/// `deny_unknown_fields` cannot catch these.)
+fn read_options<T: serde::de::DeserializeOwned + Default>(
+    what: &str,
+    value: JsValue,
+    fields: &[&str],
+) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
+    }
+    if !value.is_object() {
+        return Err(config_error(format!("{what} must be an object")));
+    }
+    let keys = Object::keys(value.unchecked_ref::<Object>());
+    for key in keys.iter() {
+        let key = key.as_string().unwrap_or_default();
+        if !fields.contains(&key.as_str()) {
+            return Err(config_error(format!(
+                "{what}: unknown option {key:?} (known: {})",
+                fields.join(", ")
+            )));
+        }
+    }
+    serde_wasm_bindgen::from_value(value).map_err(|e| config_error(format!("{what}: {e}")))
+}
+
+/// A JS `Error` whose `name` is the error's stable code.
+fn js_error(err: Error) -> JsValue {
+    let js = js_sys::Error::new(&err.to_string());
+    js.set_name(err.code());
+    js.into()
+}
+
+fn config_error(message: String) -> JsValue {
+    js_error(Error::Config(message))
+}
+
+/// The frozen sentence encoder (see the crate docs): text → L2-normalised
+/// feature vectors.
+#[wasm_bindgen(js_name = Encoder)]
+pub struct JsEncoder {
+    inner: Encoder,
+}
+
+#[wasm_bindgen(js_class = Encoder)]
+impl JsEncoder {
+    /// Builds an encoder from the bytes of an ONNX model and a tokenizer.json.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        model: &[u8],
+        tokenizer_json: &[u8],
+        options: Option<EncoderOptionsArg>,
+    ) -> Result<JsEncoder, JsValue> {
+        let options: EncoderOptions = read_options(
+            "encoder options",
+            options.map_or(JsValue::UNDEFINED, Into::into),
+            EncoderOptions::FIELDS,
+        )?;
+        let defaults = EncoderConfig::default();
+        let config = EncoderConfig {
+            max_seq_len: options.max_seq_len.unwrap_or(defaults.max_seq_len),
+            gather_before_dequantize: options
+                .gather_before_dequantize
+                .unwrap_or(defaults.gather_before_dequantize),
+        };
+        let inner = Encoder::from_bytes(model, tokenizer_json, config).map_err(js_error)?;
+        Ok(JsEncoder { inner })
+    }
+
+    /// Feature vectors of `texts`, concatenated: `texts.length × dim` floats.
+    pub fn embed(&self, texts: Vec<String>) -> Result<Float32Array, JsValue> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let embeddings = self.inner.embed(&refs).map_err(js_error)?;
+        Ok(Float32Array::from(embeddings.as_slice()))
+    }
+
+    /// Tokenizes `texts` into one batch padded to its longest text.
+    pub fn tokenize(&self, texts: Vec<String>) -> Result<TokenBatchJs, JsValue> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let batch = self.inner.tokenize(&refs).map_err(js_error)?;
+        let to_u32 = |v: &[i64]| v.iter().map(|&x| x as u32).collect::<Vec<u32>>();
+        let obj = Object::new();
+        let set = |k: &str, v: JsValue| Reflect::set(&obj, &k.into(), &v).map(|_| ());
+        set("rows", batch.rows.into())?;
+        set("seqLen", batch.seq_len.into())?;
+        set(
+            "inputIds",
+            Uint32Array::from(to_u32(&batch.input_ids).as_slice()).into(),
+        )?;
+        set(
+            "attentionMask",
+            Uint32Array::from(to_u32(&batch.attention_mask).as_slice()).into(),
+        )?;
+        Ok(obj.unchecked_into())
+    }
+
+    /// Feature vectors of an already tokenized batch (`rows × seqLen` ids,
+    /// zero-padded; the mask is derived from the row lengths). Used by the
+    /// benchmark to feed tract and onnxruntime-web the very same ids.
+    #[wasm_bindgen(js_name = embedTokenIds)]
+    pub fn embed_token_ids(
+        &self,
+        input_ids: &[u32],
+        attention_mask: &[u32],
+        rows: usize,
+        seq_len: usize,
+    ) -> Result<Float32Array, JsValue> {
+        if input_ids.len() != rows * seq_len || attention_mask.len() != rows * seq_len {
+            return Err(config_error(format!(
+                "expected {rows} × {seq_len} token ids and mask values, got {} and {}",
+                input_ids.len(),
+                attention_mask.len()
+            )));
+        }
+        let batch = TokenBatch {
+            rows,
+            seq_len,
+            input_ids: input_ids.iter().map(|&x| i64::from(x)).collect(),
+            attention_mask: attention_mask.iter().map(|&x| i64::from(x)).collect(),
+            token_type_ids: vec![0; rows * seq_len],
+        };
+        let embeddings = self.inner.embed_tokens(&batch).map_err(js_error)?;
+        Ok(Float32Array::from(embeddings.as_slice()))
+    }
+
+    /// Size of each feature vector.
+    #[wasm_bindgen(getter)]
+    pub fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    /// Longest token sequence read; longer texts are truncated.
+    #[wasm_bindgen(getter, js_name = maxSeqLen)]
+    pub fn max_seq_len(&self) -> usize {
+        self.inner.max_seq_len()
+    }
+
+    /// Hex sha256 of the ONNX model: the encoder's identity.
+    #[wasm_bindgen(getter)]
+    pub fn sha256(&self) -> String {
+        self.inner.sha256().to_string()
+    }
+}
+
+/// True when this module was built with WebAssembly SIMD (simd128).
+#[wasm_bindgen(js_name = simd128Enabled)]
+pub fn simd128_enabled() -> bool {
+    crate::simd128_enabled()
+}
+
+/// Current size of this module's linear memory in bytes. Wasm memory only
+/// grows, so this is also the peak since the module was instantiated.
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .unchecked_into::<js_sys::WebAssembly::Memory>()
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
+}
