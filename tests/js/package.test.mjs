@@ -1,0 +1,70 @@
+// The built npm package (pkg/), imported the way a user imports it, in Node:
+// parity with onnxruntime through the JS API, error objects, and SIMD.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { initSync, Encoder, simd128Enabled, wasmMemoryBytes } from '../../pkg/localtune.js';
+
+const root = new URL('../../', import.meta.url);
+const read = (p) => readFile(new URL(p, root));
+
+initSync({ module: await read('pkg/localtune_bg.wasm') });
+const model = await read('models/all-minilm-l6-v2-int8/model.onnx');
+const tokenizer = await read('models/all-minilm-l6-v2-int8/tokenizer.json');
+const fixture = JSON.parse(await read('tests/fixtures/parity.json'));
+const expand = (t) => (typeof t === 'string' ? t : t.repeat.repeat(t.times));
+
+test('the package was built with simd128', () => {
+  assert.equal(simd128Enabled(), true);
+});
+
+test('embeddings through the JS API match onnxruntime', () => {
+  const encoder = new Encoder(model, tokenizer);
+  assert.equal(encoder.dim, 384);
+  assert.equal(encoder.maxSeqLen, 128);
+  assert.equal(encoder.sha256, fixture.model_sha256);
+  const texts = fixture.cases.map((c) => expand(c.text));
+  const flat = encoder.embed(texts);
+  assert.ok(flat instanceof Float32Array);
+  assert.equal(flat.length, texts.length * 384);
+  fixture.cases.forEach((c, i) => {
+    const got = flat.subarray(i * 384, (i + 1) * 384);
+    let dot = 0, na = 0, nb = 0, maxDiff = 0;
+    for (let k = 0; k < 384; k++) {
+      dot += got[k] * c.embedding[k];
+      na += got[k] ** 2;
+      nb += c.embedding[k] ** 2;
+      maxDiff = Math.max(maxDiff, Math.abs(got[k] - c.embedding[k]));
+    }
+    const cos = dot / Math.sqrt(na * nb);
+    assert.ok(cos >= 0.9999 && maxDiff <= 1e-4, `${c.label}: cosine ${cos}, max diff ${maxDiff}`);
+  });
+  assert.ok(wasmMemoryBytes() > 0);
+  encoder.free();
+});
+
+test('tokenize and embedTokenIds agree with embed', () => {
+  const encoder = new Encoder(model, tokenizer, { maxSeqLen: 16 });
+  const batch = encoder.tokenize(['turn off the kitchen lights', 'hi']);
+  assert.equal(batch.rows, 2);
+  assert.ok(batch.seqLen <= 16);
+  const a = encoder.embedTokenIds(batch.inputIds, batch.attentionMask, batch.rows, batch.seqLen);
+  const b = encoder.embed(['turn off the kitchen lights', 'hi']);
+  assert.deepEqual(Array.from(a), Array.from(b));
+  encoder.free();
+});
+
+test('errors are Error objects with a stable name', () => {
+  const cases = [
+    [() => new Encoder(new Uint8Array([1, 2, 3]), tokenizer), 'ModelFormatError'],
+    [() => new Encoder(tokenizer, tokenizer), 'ModelFormatError'],
+    [() => new Encoder(model, new Uint8Array()), 'TokenizerError'],
+    [() => new Encoder(model, tokenizer, { maxSeqLen: 4096 }), 'ConfigError'],
+    [() => new Encoder(model, tokenizer, { maxSeqLenn: 64 }), 'ConfigError'],
+    [() => new Encoder(model, tokenizer, { maxSeqLen: 'long' }), 'ConfigError'],
+    [() => new Encoder(model, tokenizer, 128), 'ConfigError'],
+  ];
+  for (const [make, name] of cases) {
+    assert.throws(make, (e) => e instanceof Error && e.name === name && e.message.length > 10);
+  }
+});
