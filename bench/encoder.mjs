@@ -1,0 +1,140 @@
+// Encoder benchmark: per-sentence latency (median, p95) at 8, 32 and 128
+// tokens, batch 1, for tract native, tract wasm+simd128 in Node and in headless
+// Chromium, each next to onnxruntime-web (wasm, 1 thread, SIMD) on the same
+// model and token ids in the same runtime; cold start; peak wasm memory; and
+// the .wasm sizes. Prints a Markdown table; --update-readme writes it into
+// README.md between the bench markers.
+//
+// Run: bash bench/run.sh   (builds pkg/ and the native bench first)
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { gzipSync, brotliCompressSync, constants as zlib } from 'node:zlib';
+import { cpus } from 'node:os';
+import * as ort from 'onnxruntime-web';
+import { initSync } from '../pkg/localtune.js';
+import * as localtune from '../pkg/localtune.js';
+import { openBrowser } from '../tests/js/browser.mjs';
+import {
+  LENGTHS, SOURCE_TEXT, idsOfLength, iterationsFor, makeEngines, measureLatency, checkSameOutput,
+} from './harness.mjs';
+
+const root = new URL('../', import.meta.url);
+const read = (p) => readFile(new URL(p, root));
+const now = () => performance.now();
+
+const model = await read('models/all-minilm-l6-v2-int8/model.onnx');
+const tokenizer = await read('models/all-minilm-l6-v2-int8/tokenizer.json');
+const wasm = await read('pkg/localtune_bg.wasm');
+
+// --- Node: tract wasm and onnxruntime-web side by side.
+const t0 = now();
+initSync({ module: wasm });
+const instantiateMs = now() - t0;
+const engines = await makeEngines({ localtune, ort, model, tokenizer, now });
+
+const sourceIds = Array.from(engines.encoder.tokenize([SOURCE_TEXT]).inputIds);
+const lengths = Object.fromEntries(LENGTHS.map((n) => [n, idsOfLength(sourceIds, n)]));
+await mkdir(new URL('bench/results/', root), { recursive: true });
+await writeFile(
+  new URL('bench/results/tokens.json', root),
+  JSON.stringify({ lengths, iterations: Object.fromEntries(LENGTHS.map((n) => [n, iterationsFor(n)])) }),
+);
+
+console.error('node: checking both engines give the same vector…');
+await checkSameOutput(engines, lengths[32]);
+console.error('node: measuring…');
+const node = {
+  coldMs: { tract: instantiateMs + engines.tractColdMs, tractInstantiate: instantiateMs, onnxruntime: engines.ortColdMs },
+  latency: await measureLatency({
+    tokens: lengths,
+    engines: { tract: engines.tract, onnxruntime: engines.onnxruntime },
+    now,
+    iterations: iterationsFor,
+  }),
+  wasmMemoryBytes: localtune.wasmMemoryBytes(),
+};
+
+// --- Native tract (same ids).
+console.error('native: cargo bench --bench encoder…');
+const native = JSON.parse(
+  execFileSync('cargo', ['bench', '--quiet', '--bench', 'encoder', '--', 'bench/results/tokens.json'], {
+    cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'],
+  }),
+);
+
+// --- Headless Chromium: both engines in one page.
+console.error('chromium: running bench/index.html…');
+const env = await openBrowser();
+let chromium;
+try {
+  const page = await env.browser.newPage();
+  await page.goto(`${env.url}bench/index.html`);
+  await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: 600_000 });
+  const error = await page.evaluate(() => window.benchError);
+  if (error) throw new Error(`browser benchmark failed: ${error}`);
+  chromium = await page.evaluate(() => window.benchResult);
+  chromium.version = env.browser.version();
+} finally {
+  await env.close();
+}
+
+// --- Sizes.
+const size = (bytes) => ({
+  raw: bytes.length,
+  gzip: gzipSync(bytes, { level: 9 }).length,
+  brotli: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11 } }).length,
+});
+const ortWasm = await read('node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm');
+const sizes = { localtune: size(wasm), onnxruntime: size(ortWasm) };
+
+// --- Report.
+const ms = (x) => x.toFixed(1);
+const mib = (b) => (b / 2 ** 20).toFixed(1);
+const ratio = (a, b) => `${(a / b).toFixed(2)}×`;
+const rows = [];
+for (const len of LENGTHS) {
+  const n = node.latency[len], c = chromium.latency[len], nat = native.latency[len];
+  rows.push(
+    `| ${len} | ${ms(nat.median)} / ${ms(nat.p95)} | ${ms(n.tract.median)} / ${ms(n.tract.p95)} | ` +
+      `${ms(n.onnxruntime.median)} / ${ms(n.onnxruntime.p95)} | **${ratio(n.tract.median, n.onnxruntime.median)}** | ` +
+      `${ms(c.tract.median)} / ${ms(c.tract.p95)} | ${ms(c.onnxruntime.median)} / ${ms(c.onnxruntime.p95)} | ` +
+      `**${ratio(c.tract.median, c.onnxruntime.median)}** | ${ratio(nat.median, n.onnxruntime.median)} |`,
+  );
+}
+const chromiumVersion = chromium.version;
+const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0].model.trim()}, \
+Node ${process.versions.node}, Chromium ${chromiumVersion} (headless), onnxruntime-web \
+${JSON.parse(await read('node_modules/onnxruntime-web/package.json')).version} (wasm backend, 1 thread, SIMD). \
+Batch 1, the same token ids for every engine; latency in ms, median / p95.
+
+| tokens | tract native | tract wasm, Node | onnxruntime-web, Node | ratio Node | tract wasm, Chromium | onnxruntime-web, Chromium | ratio Chromium | native ÷ ort-web Node |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}
+
+Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is faster than onnxruntime-web).
+
+| | tract native | tract wasm, Node | tract wasm, Chromium | onnxruntime-web, Node | onnxruntime-web, Chromium |
+|---|---:|---:|---:|---:|---:|
+| cold start, bytes → runnable (ms) | ${ms(native.coldMs)} | ${ms(node.coldMs.tract)} | ${ms(chromium.coldMs.tract)} | ${ms(node.coldMs.onnxruntime)} | ${ms(chromium.coldMs.onnxruntime)} |
+| peak wasm memory (MiB) | – | ${mib(node.wasmMemoryBytes)} | ${mib(chromium.wasmMemoryBytes)} | – | – |
+
+| .wasm | raw (MiB) | gzip -9 (MiB) | brotli 11 (MiB) |
+|---|---:|---:|---:|
+| localtune_bg.wasm (tract + tokenizers + localtune) | ${mib(sizes.localtune.raw)} | ${mib(sizes.localtune.gzip)} | ${mib(sizes.localtune.brotli)} |
+| onnxruntime-web ort-wasm-simd-threaded.wasm | ${mib(sizes.onnxruntime.raw)} | ${mib(sizes.onnxruntime.gzip)} | ${mib(sizes.onnxruntime.brotli)} |
+`;
+
+console.log(report);
+await writeFile(new URL('bench/results/encoder.md', root), report);
+await writeFile(
+  new URL('bench/results/encoder.json', root),
+  JSON.stringify({ native, node, chromium, sizes }, null, 1),
+);
+if (process.argv.includes('--update-readme')) {
+  const readme = (await read('README.md')).toString();
+  const start = '<!-- bench:encoder:start -->', end = '<!-- bench:encoder:end -->';
+  const i = readme.indexOf(start), j = readme.indexOf(end);
+  if (i < 0 || j < 0) throw new Error('README.md has no bench:encoder markers');
+  await writeFile(new URL('README.md', root), `${readme.slice(0, i + start.length)}\n${report}\n${readme.slice(j)}`);
+  console.error('README.md updated');
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The encoder benchmark in one command: builds what it needs, then runs
+# bench/encoder.mjs (native, Node and headless Chromium, each against
+# onnxruntime-web). Pass --update-readme to write the table into README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+bash scripts/build-pkg.sh
+cargo bench --no-run --quiet --bench encoder
+node bench/encoder.mjs "$@"
