@@ -145,6 +145,9 @@ impl Encoder {
         let mut inference = onnx
             .model_for_proto_model(&proto)
             .map_err(runtime_error("parsed"))?;
+        // Wasm memory never shrinks: free the protobuf (a second copy of the
+        // weights) before optimisation adds the f32 ones, to lower the peak.
+        drop(proto);
         inference
             .select_outputs_by_name([interface.output.as_str()])
             .map_err(runtime_error("parsed"))?;
