@@ -4,7 +4,7 @@
 mod common;
 
 use localtune::EncoderConfig;
-use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -16,9 +16,5 @@ fn real_encoder_matches_onnxruntime_in_chromium() {
     );
     let encoder = common::real_encoder(EncoderConfig::default());
     let (cos, diff) = common::assert_parity(&encoder);
-    web_sys_log(&format!("worst cosine {cos}, worst max abs diff {diff}"));
-}
-
-fn web_sys_log(message: &str) {
-    wasm_bindgen_test::console_log!("{message}");
+    console_log!("worst cosine {cos}, worst max abs diff {diff}");
 }
