@@ -24,6 +24,9 @@ fn gathering_before_dequantizing_is_bit_identical() {
         gather_before_dequantize: false,
         ..EncoderConfig::default()
     });
+    // The word-embedding table is rewritten; the small position table is left to folding.
+    assert_eq!(rewritten.gather_first_lookups(), 1);
+    assert_eq!(as_shipped.gather_first_lookups(), 0);
     let batch = rewritten.tokenize(&texts).unwrap();
     assert_eq!(
         rewritten.hidden_states(&batch).unwrap(),

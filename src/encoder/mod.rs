@@ -90,6 +90,7 @@ pub struct Encoder {
     dim: usize,
     max_seq_len: usize,
     sha256: String,
+    gather_first_lookups: usize,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -138,9 +139,11 @@ impl Encoder {
             .as_mut()
             .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
         let interface = onnx_graph::check_interface(graph)?;
-        if config.gather_before_dequantize {
-            onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS);
-        }
+        let gather_first_lookups = if config.gather_before_dequantize {
+            onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS)
+        } else {
+            0
+        };
 
         let mut inference = onnx
             .model_for_proto_model(&proto)
@@ -181,6 +184,7 @@ impl Encoder {
             dim,
             max_seq_len: config.max_seq_len,
             sha256,
+            gather_first_lookups,
         })
     }
 
@@ -198,6 +202,12 @@ impl Encoder {
     /// recorded by everything trained on its features.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// How many int8 embedding lookups were rewritten to gather before
+    /// dequantizing (1 for the default MiniLM: its word-embedding table).
+    pub fn gather_first_lookups(&self) -> usize {
+        self.gather_first_lookups
     }
 
     /// Size of the tokenizer's vocabulary (special tokens included).

@@ -323,3 +323,61 @@ fn cast_to(node: &NodeProto) -> Option<DataType> {
         .find(|a| a.name == "to")
         .and_then(|a| DataType::try_from(a.i as i32).ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tract_onnx::prelude::*;
+
+    const TINY: &[u8] = include_bytes!("../../tests/fixtures/tiny/encoder.onnx");
+
+    fn tiny_graph() -> GraphProto {
+        let proto = tract_onnx::onnx()
+            .proto_model_for_read(&mut &TINY[..])
+            .unwrap();
+        proto.graph.unwrap()
+    }
+
+    fn ops(graph: &GraphProto) -> Vec<&str> {
+        graph.node.iter().map(|n| n.op_type.as_str()).collect()
+    }
+
+    #[test]
+    fn rewrites_the_dequantized_lookup_into_gather_first() {
+        let mut graph = tiny_graph();
+        assert_eq!(gather_before_dequantize(&mut graph, 0), 1);
+        let first = &graph.node[0];
+        assert_eq!(
+            (first.op_type.as_str(), first.input[0].as_str()),
+            ("Gather", "word_q")
+        );
+        assert_eq!(&ops(&graph)[..4], ["Gather", "Cast", "Gather", "Mul"]);
+        // The table-sized Cast and Mul are gone.
+        assert!(!graph
+            .node
+            .iter()
+            .any(|n| n.input.iter().any(|i| i == "word_f")));
+    }
+
+    #[test]
+    fn leaves_tables_below_the_threshold_alone() {
+        let mut graph = tiny_graph();
+        let before = ops(&graph).join(",");
+        assert_eq!(gather_before_dequantize(&mut graph, 1 << 20), 0);
+        assert_eq!(ops(&graph).join(","), before);
+    }
+
+    #[test]
+    fn the_interface_of_the_tiny_encoder_is_accepted() {
+        let interface = check_interface(&tiny_graph()).unwrap();
+        assert_eq!(
+            interface.inputs,
+            [
+                InputRole::InputIds,
+                InputRole::AttentionMask,
+                InputRole::TokenTypeIds
+            ]
+        );
+        assert_eq!(interface.output, "last_hidden_state");
+    }
+}
