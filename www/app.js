@@ -64,10 +64,12 @@ function embed() {
   const error = $('error');
   error.hidden = true;
   try {
+    // Tokenize once: the batch gives both the vector and the token count.
     const t0 = performance.now();
-    const vector = state.encoder.embed([text]);
+    const batch = state.encoder.tokenize([text]);
+    const vector = state.encoder.embedTokenIds(batch.inputIds, batch.attentionMask, batch.rows, batch.seqLen);
     const ms = performance.now() - t0;
-    const tokens = state.encoder.tokenize([text]).seqLen;
+    const tokens = batch.seqLen;
     const norm = Math.sqrt(vector.reduce((a, x) => a + x * x, 0));
     $('result-time').textContent = `${ms.toFixed(1)} ms`;
     $('result-tokens').textContent = `${tokens}${tokens === state.encoder.maxSeqLen ? ' (truncated)' : ''}`;
