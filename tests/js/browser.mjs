@@ -2,10 +2,13 @@
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
 
-export const CHROMIUM_ARGS = [
-  '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic',
-  '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
+import { readFileSync } from 'node:fs';
+
+// One list of Chromium flags for every browser test: the one the wasm tests'
+// webdriver.json gives chromedriver.
+export const CHROMIUM_ARGS = JSON.parse(
+  readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
+)['goog:chromeOptions'].args;
 
 export async function openBrowser() {
   const served = await startServer();
