@@ -1,8 +1,7 @@
 // Shared by the page tests: the static server and headless Debian Chromium.
+import { readFileSync } from 'node:fs';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
-
-import { readFileSync } from 'node:fs';
 
 // One list of Chromium flags for every browser test: the one the wasm tests'
 // webdriver.json gives chromedriver.
