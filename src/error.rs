@@ -29,6 +29,34 @@ pub enum Error {
     /// A configuration value is out of its allowed range.
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// Sizes that must agree do not.
+    #[error("{what} do not fit: expected {expected}; found {found}")]
+    ShapeMismatch {
+        what: String,
+        expected: String,
+        found: String,
+    },
+
+    /// A NaN or infinity where only finite numbers make sense.
+    #[error("{what} contain a non-finite value ({value}) at index {index}")]
+    NonFinite {
+        what: String,
+        index: usize,
+        value: f32,
+    },
+
+    /// A label the head does not know.
+    #[error("unknown label {label:?}; the head knows {known:?}")]
+    UnknownLabel { label: String, known: Vec<String> },
+
+    /// The samples cannot be trained on, or training diverged.
+    #[error("training failed: {0}")]
+    Training(String),
+
+    /// The caller cancelled an update; the previous head is untouched.
+    #[error("the update was cancelled; the previous head is unchanged")]
+    Cancelled,
 }
 
 /// Shorthand used across the crate.
@@ -44,6 +72,13 @@ impl Error {
             Error::ModelRuntime { .. } => "ModelRuntimeError",
             Error::Tokenizer(_) => "TokenizerError",
             Error::Config(_) => "ConfigError",
+            Error::ShapeMismatch { .. } => "ShapeError",
+            Error::NonFinite { .. } => "NonFiniteError",
+            Error::UnknownLabel { .. } => "UnknownLabelError",
+            Error::Training(_) => "TrainingError",
+            // The DOM's name for a cancelled operation, which is what an
+            // AbortSignal-driven caller checks for.
+            Error::Cancelled => "AbortError",
         }
     }
 }

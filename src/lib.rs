@@ -1,18 +1,26 @@
 //! localtune: private, on-device personalization of text classifiers.
 //!
 //! A frozen sentence encoder ([`encoder`]) turns text into feature vectors;
+//! a small updatable [`head`] classifies them and learns from the user's
+//! corrections;
 //! everything runs in-process, natively or in WebAssembly, and nothing leaves
 //! the device. The `wasm` module is the thin JavaScript binding layer over
 //! this pure-Rust core.
 
 pub mod encoder;
 pub mod error;
+pub mod head;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
 pub use encoder::{Embeddings, Encoder, EncoderConfig, TokenBatch};
 pub use error::{Error, Result};
+pub use head::network::Loss;
+pub use head::train::{
+    run_update, Optimizer, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome,
+};
+pub use head::{Head, HeadArchitecture};
 
 /// True when this build carries WebAssembly SIMD (simd128) instructions. An
 /// exported `RUSTFLAGS` silently replaces `.cargo/config.toml`'s

@@ -1,0 +1,54 @@
+//! The numeric kernels of the head: every inner loop of its forward pass,
+//! backward pass and optimizer updates.
+//!
+//! Two twins with identical signatures: [`simd128`] (WebAssembly SIMD, four
+//! f32 lanes, compiled only for wasm32 with `+simd128`) and [`scalar`] (every
+//! other target, and the reference the SIMD twin is tested against). Both
+//! accumulate in the same order — eight partial sums, combined pairwise — so
+//! they agree to float rounding (in practice bit for bit; wasm's base SIMD
+//! set has no fused multiply-add). The rest of the crate calls the functions
+//! re-exported here and never picks a twin itself.
+
+pub mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+pub use scalar::*;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub use simd128::*;
+
+/// Which twin this build uses: `"simd128"` or `"scalar"`.
+pub const ACTIVE: &str = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+    "simd128"
+} else {
+    "scalar"
+};
+
+/// Hyper-parameters of one Adam step, with the bias corrections for the
+/// step number already computed (they are the same for every parameter).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    pub learning_rate: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub epsilon: f32,
+    /// `1 - beta1^t` for step `t` (1-based).
+    pub bias_correction1: f32,
+    /// `1 - beta2^t` for step `t` (1-based).
+    pub bias_correction2: f32,
+}
+
+impl AdamStep {
+    pub fn new(learning_rate: f32, beta1: f32, beta2: f32, epsilon: f32, step: u32) -> Self {
+        let t = step.max(1) as i32;
+        AdamStep {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+            bias_correction1: 1.0 - beta1.powi(t),
+            bias_correction2: 1.0 - beta2.powi(t),
+        }
+    }
+}

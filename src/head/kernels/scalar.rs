@@ -1,0 +1,93 @@
+//! Scalar kernels: the portable twin of [`super::simd128`], with the same
+//! signatures and the same summation order (eight partial sums, combined
+//! pairwise), so the two agree to rounding.
+
+use super::AdamStep;
+
+/// `Σ a[i]·b[i]`. The slices must have equal length.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    debug_assert_eq!(a.len(), b.len());
+    let split = a.len() - a.len() % 8;
+    let mut acc = [0.0f32; 8];
+    for (ca, cb) in a[..split].chunks_exact(8).zip(b[..split].chunks_exact(8)) {
+        for lane in 0..8 {
+            acc[lane] += ca[lane] * cb[lane];
+        }
+    }
+    // Same reduction tree as the SIMD twin: (v0 + v1), then lanes (0+2)+(1+3).
+    let v = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    let mut sum = (v[0] + v[2]) + (v[1] + v[3]);
+    for i in split..a.len() {
+        sum += a[i] * b[i];
+    }
+    sum
+}
+
+/// `y[i] += alpha·x[i]`. The slices must have equal length.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, xi) in y.iter_mut().zip(x) {
+        *yi += alpha * xi;
+    }
+}
+
+/// Adds the gradient of the two L2 penalties to `grads`:
+/// `g += weight_decay·w + l2_sp·(w − anchor)`.
+pub fn add_l2_penalties(
+    grads: &mut [f32],
+    params: &[f32],
+    anchor: &[f32],
+    weight_decay: f32,
+    l2_sp: f32,
+) {
+    debug_assert!(grads.len() == params.len() && params.len() == anchor.len());
+    for ((g, w), a) in grads.iter_mut().zip(params).zip(anchor) {
+        *g += weight_decay * w + l2_sp * (w - a);
+    }
+}
+
+/// One SGD step with (PyTorch-style) momentum:
+/// `v = momentum·v + g; w −= learning_rate·v`.
+pub fn sgd_momentum_step(
+    params: &mut [f32],
+    grads: &[f32],
+    velocity: &mut [f32],
+    learning_rate: f32,
+    momentum: f32,
+) {
+    debug_assert!(params.len() == grads.len() && grads.len() == velocity.len());
+    for ((w, g), v) in params.iter_mut().zip(grads).zip(velocity.iter_mut()) {
+        *v = momentum * *v + g;
+        *w -= learning_rate * *v;
+    }
+}
+
+/// One Adam step (Kingma & Ba, with bias correction):
+/// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+///  w −= lr · (m / bc1) / (sqrt(v / bc2) + ε)`.
+pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
+    debug_assert!(params.len() == grads.len() && grads.len() == m.len() && m.len() == v.len());
+    let AdamStep {
+        learning_rate,
+        beta1,
+        beta2,
+        epsilon,
+        bias_correction1,
+        bias_correction2,
+    } = *step;
+    for i in 0..params.len() {
+        let g = grads[i];
+        let mi = beta1 * m[i] + (1.0 - beta1) * g;
+        let vi = beta2 * v[i] + (1.0 - beta2) * (g * g);
+        m[i] = mi;
+        v[i] = vi;
+        let m_hat = mi / bias_correction1;
+        let v_hat = vi / bias_correction2;
+        params[i] -= learning_rate * m_hat / (v_hat.sqrt() + epsilon);
+    }
+}

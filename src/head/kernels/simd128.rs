@@ -1,0 +1,171 @@
+//! WebAssembly SIMD (simd128) kernels: four f32 lanes per instruction. Same
+//! signatures and summation order as [`super::scalar`]; tails shorter than a
+//! vector fall back to scalar code.
+
+use core::arch::wasm32::*;
+
+use super::AdamStep;
+
+/// Loads four f32 from `s[i..i + 4]`.
+///
+/// # Safety
+/// `i + 4 <= s.len()`.
+#[inline(always)]
+unsafe fn load(s: &[f32], i: usize) -> v128 {
+    debug_assert!(i + 4 <= s.len());
+    v128_load(s.as_ptr().add(i) as *const v128)
+}
+
+/// Stores four f32 into `s[i..i + 4]`.
+///
+/// # Safety
+/// `i + 4 <= s.len()`.
+#[inline(always)]
+unsafe fn store(s: &mut [f32], i: usize, v: v128) {
+    debug_assert!(i + 4 <= s.len());
+    v128_store(s.as_mut_ptr().add(i) as *mut v128, v)
+}
+
+/// `Σ a[i]·b[i]`. The slices must have equal length.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let split = a.len() - a.len() % 8;
+    let mut acc0 = f32x4_splat(0.0);
+    let mut acc1 = f32x4_splat(0.0);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 8 <= split <= len of both slices.
+        unsafe {
+            acc0 = f32x4_add(acc0, f32x4_mul(load(a, i), load(b, i)));
+            acc1 = f32x4_add(acc1, f32x4_mul(load(a, i + 4), load(b, i + 4)));
+        }
+        i += 8;
+    }
+    let v = f32x4_add(acc0, acc1);
+    // (v0 + v2, v1 + v3), then their sum: the scalar twin's order.
+    let halves = f32x4_add(v, i32x4_shuffle::<2, 3, 2, 3>(v, v));
+    let mut sum = f32x4_extract_lane::<0>(halves) + f32x4_extract_lane::<1>(halves);
+    for j in split..a.len() {
+        sum += a[j] * b[j];
+    }
+    sum
+}
+
+/// `y[i] += alpha·x[i]`. The slices must have equal length.
+pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
+    assert_eq!(x.len(), y.len());
+    let split = x.len() - x.len() % 4;
+    let a = f32x4_splat(alpha);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of both slices.
+        unsafe { store(y, i, f32x4_add(load(y, i), f32x4_mul(a, load(x, i)))) };
+        i += 4;
+    }
+    for j in split..x.len() {
+        y[j] += alpha * x[j];
+    }
+}
+
+/// Adds the gradient of the two L2 penalties to `grads`:
+/// `g += weight_decay·w + l2_sp·(w − anchor)`.
+pub fn add_l2_penalties(
+    grads: &mut [f32],
+    params: &[f32],
+    anchor: &[f32],
+    weight_decay: f32,
+    l2_sp: f32,
+) {
+    assert!(grads.len() == params.len() && params.len() == anchor.len());
+    let split = grads.len() - grads.len() % 4;
+    let wd = f32x4_splat(weight_decay);
+    let sp = f32x4_splat(l2_sp);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of all three slices.
+        unsafe {
+            let w = load(params, i);
+            let pull = f32x4_add(
+                f32x4_mul(wd, w),
+                f32x4_mul(sp, f32x4_sub(w, load(anchor, i))),
+            );
+            store(grads, i, f32x4_add(load(grads, i), pull));
+        }
+        i += 4;
+    }
+    for j in split..grads.len() {
+        grads[j] += weight_decay * params[j] + l2_sp * (params[j] - anchor[j]);
+    }
+}
+
+/// One SGD step with (PyTorch-style) momentum:
+/// `v = momentum·v + g; w −= learning_rate·v`.
+pub fn sgd_momentum_step(
+    params: &mut [f32],
+    grads: &[f32],
+    velocity: &mut [f32],
+    learning_rate: f32,
+    momentum: f32,
+) {
+    assert!(params.len() == grads.len() && grads.len() == velocity.len());
+    let split = params.len() - params.len() % 4;
+    let mu = f32x4_splat(momentum);
+    let lr = f32x4_splat(learning_rate);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of all three slices.
+        unsafe {
+            let v = f32x4_add(f32x4_mul(mu, load(velocity, i)), load(grads, i));
+            store(velocity, i, v);
+            store(params, i, f32x4_sub(load(params, i), f32x4_mul(lr, v)));
+        }
+        i += 4;
+    }
+    for j in split..params.len() {
+        velocity[j] = momentum * velocity[j] + grads[j];
+        params[j] -= learning_rate * velocity[j];
+    }
+}
+
+/// One Adam step (Kingma & Ba, with bias correction):
+/// `m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+///  w −= lr · (m / bc1) / (sqrt(v / bc2) + ε)`.
+pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32], step: &AdamStep) {
+    assert!(params.len() == grads.len() && grads.len() == m.len() && m.len() == v.len());
+    let split = params.len() - params.len() % 4;
+    let b1 = f32x4_splat(step.beta1);
+    let b2 = f32x4_splat(step.beta2);
+    let one_minus_b1 = f32x4_splat(1.0 - step.beta1);
+    let one_minus_b2 = f32x4_splat(1.0 - step.beta2);
+    let bc1 = f32x4_splat(step.bias_correction1);
+    let bc2 = f32x4_splat(step.bias_correction2);
+    let lr = f32x4_splat(step.learning_rate);
+    let eps = f32x4_splat(step.epsilon);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of all four slices.
+        unsafe {
+            let g = load(grads, i);
+            let mi = f32x4_add(f32x4_mul(b1, load(m, i)), f32x4_mul(one_minus_b1, g));
+            let vi = f32x4_add(
+                f32x4_mul(b2, load(v, i)),
+                f32x4_mul(one_minus_b2, f32x4_mul(g, g)),
+            );
+            store(m, i, mi);
+            store(v, i, vi);
+            let m_hat = f32x4_div(mi, bc1);
+            let v_hat = f32x4_div(vi, bc2);
+            let update = f32x4_div(f32x4_mul(lr, m_hat), f32x4_add(f32x4_sqrt(v_hat), eps));
+            store(params, i, f32x4_sub(load(params, i), update));
+        }
+        i += 4;
+    }
+    for j in split..params.len() {
+        let g = grads[j];
+        m[j] = step.beta1 * m[j] + (1.0 - step.beta1) * g;
+        v[j] = step.beta2 * v[j] + (1.0 - step.beta2) * (g * g);
+        let m_hat = m[j] / step.bias_correction1;
+        let v_hat = v[j] / step.bias_correction2;
+        params[j] -= step.learning_rate * m_hat / (v_hat.sqrt() + step.epsilon);
+    }
+}

@@ -1,0 +1,603 @@
+//! The update task: trains a copy of the head on the user's labelled feature
+//! vectors (the web's `MLUpdateTask`). The head passed in is never modified;
+//! the outcome carries the new head, so a cancelled or failed update leaves
+//! the previous one untouched.
+//!
+//! Training reads cached feature vectors only — the encoder never runs here.
+
+use std::ops::ControlFlow;
+
+use rand::seq::SliceRandom;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::kernels::{self, AdamStep};
+use super::network::{self, Gradients, Loss, PassTotals, Penalties, Scratch};
+use super::{check_finite, DenseLayer, Head};
+use crate::error::{Error, Result};
+
+/// The optimizer and its own hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum Optimizer {
+    /// Stochastic gradient descent with momentum (0 = plain SGD).
+    Sgd { momentum: f32 },
+    /// Adam with bias correction.
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    },
+}
+
+impl Default for Optimizer {
+    fn default() -> Self {
+        Optimizer::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-7,
+        }
+    }
+}
+
+/// Everything an update can be told. [`UpdateConfig::default`] is what the
+/// quality benchmark measures; see the README for how it was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    pub learning_rate: f32,
+    /// Samples per mini-batch (the last batch of an epoch may be smaller).
+    pub batch_size: usize,
+    /// Upper bound on passes over the training samples.
+    pub epochs: usize,
+    /// Shuffle the samples every epoch.
+    pub shuffle: bool,
+    /// Seeds the validation split and the shuffles: same seed, same samples,
+    /// same configuration → the same head, bit for bit, on one platform.
+    pub seed: u64,
+    /// L2 penalty on the weights: `weight_decay/2 · ‖W‖²`.
+    pub weight_decay: f32,
+    /// L2-SP penalty toward the head the update starts from (or the given
+    /// anchor): `l2_sp/2 · ‖W − W_anchor‖²`, against forgetting.
+    pub l2_sp: f32,
+    /// Every epoch draws each label equally often (smaller labels are
+    /// repeated), so a label with many corrections cannot drown the others.
+    pub class_balanced: bool,
+    /// Share of the samples held out (per label, seeded) to measure the head
+    /// during training and to stop early. Labels with fewer than
+    /// `min_samples_per_label_for_validation` samples keep all theirs for
+    /// training.
+    pub validation_fraction: f32,
+    pub min_samples_per_label_for_validation: usize,
+    /// Stop when the held-out loss has not improved for this many epochs
+    /// (0 = never stop early), and return the head from the best epoch.
+    pub early_stopping_patience: usize,
+    /// Stop after this many optimizer steps.
+    pub max_steps: Option<usize>,
+    /// Stop after this much wall time (milliseconds). Makes the result depend
+    /// on the machine's speed, unlike every other setting.
+    pub time_budget_ms: Option<f64>,
+}
+
+impl Default for UpdateConfig {
+    fn default() -> Self {
+        UpdateConfig {
+            loss: Loss::CrossEntropy,
+            optimizer: Optimizer::default(),
+            learning_rate: 0.01,
+            batch_size: 32,
+            epochs: 100,
+            shuffle: true,
+            seed: 0,
+            weight_decay: 0.0,
+            l2_sp: 0.0,
+            class_balanced: true,
+            validation_fraction: 0.0,
+            min_samples_per_label_for_validation: 4,
+            early_stopping_patience: 0,
+            max_steps: None,
+            time_budget_ms: None,
+        }
+    }
+}
+
+impl UpdateConfig {
+    /// Checks every value against its allowed range.
+    pub fn validate(&self) -> Result<()> {
+        fn range(name: &str, value: f64, low: f64, high: f64, low_inclusive: bool) -> Result<()> {
+            let above_low = if low_inclusive {
+                value >= low
+            } else {
+                value > low
+            };
+            if value.is_finite() && above_low && value <= high {
+                Ok(())
+            } else {
+                let bracket = if low_inclusive { '[' } else { '(' };
+                Err(Error::Config(format!(
+                    "{name} must be in {bracket}{low}, {high}]; found {value}"
+                )))
+            }
+        }
+        range("learningRate", self.learning_rate as f64, 0.0, 10.0, false)?;
+        range("batchSize", self.batch_size as f64, 1.0, 65536.0, true)?;
+        range("epochs", self.epochs as f64, 1.0, 100_000.0, true)?;
+        range("weightDecay", self.weight_decay as f64, 0.0, 100.0, true)?;
+        range("l2Sp", self.l2_sp as f64, 0.0, 100.0, true)?;
+        range(
+            "validationFraction",
+            self.validation_fraction as f64,
+            0.0,
+            0.5,
+            true,
+        )?;
+        range(
+            "minSamplesPerLabelForValidation",
+            self.min_samples_per_label_for_validation as f64,
+            2.0,
+            1e9,
+            true,
+        )?;
+        if let Some(steps) = self.max_steps {
+            range("maxSteps", steps as f64, 1.0, 1e12, true)?;
+        }
+        if let Some(ms) = self.time_budget_ms {
+            range("timeBudgetMs", ms, 0.0, 1e9, false)?;
+        }
+        match self.optimizer {
+            Optimizer::Sgd { momentum } => {
+                range("optimizer.momentum", momentum as f64, 0.0, 0.999, true)
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                range("optimizer.beta1", beta1 as f64, 0.0, 0.9999, true)?;
+                range("optimizer.beta2", beta2 as f64, 0.0, 0.99999, true)?;
+                range("optimizer.epsilon", epsilon as f64, 0.0, 1.0, false)
+            }
+        }
+    }
+}
+
+/// The labelled samples of an update: `labels.len()` cached feature vectors,
+/// row-major in `features`, and each one's label index in the head.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingSet<'a> {
+    pub features: &'a [f32],
+    pub labels: &'a [usize],
+}
+
+/// When in the update an event happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateEventKind {
+    Began,
+    BatchEnd,
+    EpochEnd,
+    Done,
+}
+
+/// A progress report. Losses are the data loss (penalties excluded);
+/// `train_*` of a batch are measured on that batch, of an epoch over the
+/// epoch's batches as they were trained, and at `Began`/`Done` on all
+/// training samples with the starting/final head. `validation_*` are known
+/// when samples were held out, at epoch ends and at `Done`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateEvent {
+    pub kind: UpdateEventKind,
+    /// 0-based epoch (at `Done`: epochs completed).
+    pub epoch: usize,
+    /// 0-based mini-batch within the epoch (at `EpochEnd`/`Done`: batches in it).
+    pub batch: usize,
+    /// Optimizer steps taken so far.
+    pub step: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub validation_loss: Option<f32>,
+    pub validation_accuracy: Option<f32>,
+}
+
+/// Why an update stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StopReason {
+    EpochsDone,
+    EarlyStopped,
+    StepBudget,
+    TimeBudget,
+}
+
+/// The result of a finished update.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOutcome {
+    pub head: Head,
+    pub stop_reason: StopReason,
+    pub epochs: usize,
+    pub steps: usize,
+    pub training_samples: usize,
+    pub validation_samples: usize,
+    pub train_loss: f32,
+    pub train_accuracy: f32,
+    pub validation_loss: Option<f32>,
+    pub validation_accuracy: Option<f32>,
+    /// The epoch whose head was returned (differs from the last one when
+    /// early stopping restored the best).
+    pub best_epoch: usize,
+    pub millis: f64,
+}
+
+/// Trains a copy of `head` on `samples`. `now_ms` is the clock for the time
+/// budget; `observer` sees every event and may return `Break` to cancel,
+/// which is honoured between mini-batches and gives [`Error::Cancelled`].
+pub fn run_update(
+    head: &Head,
+    anchor: Option<&Head>,
+    samples: TrainingSet<'_>,
+    config: &UpdateConfig,
+    now_ms: &dyn Fn() -> f64,
+    observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+) -> Result<UpdateOutcome> {
+    let started = now_ms();
+    config.validate()?;
+    check_samples(head, samples)?;
+    let anchor = anchor.unwrap_or(head);
+    check_same_shape(head, anchor)?;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let (train_rows, validation_rows) =
+        split_validation(samples.labels, head.labels().len(), config, &mut rng);
+    let by_label = rows_by_label(&train_rows, samples.labels, head.labels().len());
+
+    let TrainingSet { features, labels } = samples;
+    let loss = config.loss;
+    let penalties = Penalties {
+        weight_decay: config.weight_decay,
+        l2_sp: config.l2_sp,
+    };
+    let mut layers: Vec<DenseLayer> = head.layers().to_vec();
+    let mut grads = Gradients::zeros_like(&layers);
+    let mut state = OptimizerState::new(&layers, config.optimizer);
+    let mut scratch = Scratch::default();
+
+    let evaluate =
+        |layers: &[DenseLayer], rows: &[usize], scratch: &mut Scratch| -> Option<PassTotals> {
+            (!rows.is_empty())
+                .then(|| network::evaluate(layers, features, labels, rows, loss, scratch))
+        };
+    let start_train =
+        evaluate(&layers, &train_rows, &mut scratch).expect("at least one training row");
+    let start_validation = evaluate(&layers, &validation_rows, &mut scratch);
+    let cancelled = |flow: ControlFlow<()>| flow.is_break();
+    if cancelled(observer(&UpdateEvent {
+        kind: UpdateEventKind::Began,
+        epoch: 0,
+        batch: 0,
+        step: 0,
+        train_loss: start_train.mean_loss(),
+        train_accuracy: start_train.accuracy(),
+        validation_loss: start_validation.map(|t| t.mean_loss()),
+        validation_accuracy: start_validation.map(|t| t.accuracy()),
+    })) {
+        return Err(Error::Cancelled);
+    }
+
+    let mut best: Option<(f32, usize, Vec<DenseLayer>)> =
+        start_validation.map(|t| (t.mean_loss(), 0, layers.clone()));
+    let mut epochs_without_improvement = 0;
+    let mut steps = 0;
+    let mut epochs = 0;
+    let mut batches_in_last_epoch = 0;
+    let mut stop_reason = StopReason::EpochsDone;
+
+    'epochs: for epoch in 0..config.epochs {
+        let order = epoch_order(&by_label, config, &mut rng);
+        let mut epoch_totals = PassTotals::default();
+        for (batch, rows) in order.chunks(config.batch_size).enumerate() {
+            if config.max_steps.is_some_and(|max| steps >= max) {
+                stop_reason = StopReason::StepBudget;
+                break 'epochs;
+            }
+            grads.clear();
+            let totals = network::accumulate_gradients(
+                &layers,
+                features,
+                labels,
+                rows,
+                loss,
+                &mut grads,
+                &mut scratch,
+            );
+            if !totals.loss_sum.is_finite() {
+                return Err(Error::Training(format!(
+                    "the loss became {} at step {}: the learning rate ({}) is too high for these \
+                     samples; the previous head is unchanged",
+                    totals.loss_sum,
+                    steps + 1,
+                    config.learning_rate
+                )));
+            }
+            network::add_penalties(&layers, anchor.layers(), penalties, &mut grads);
+            if !grads.all_finite() {
+                // The softmax saturates to NaN before the loss shows it.
+                return Err(Error::Training(format!(
+                    "the gradient became non-finite at step {}: the learning rate ({}) is too high \
+                     for these samples; the previous head is unchanged",
+                    steps + 1,
+                    config.learning_rate
+                )));
+            }
+            steps += 1;
+            state.step(&mut layers, &grads, config.learning_rate, steps as u32);
+            epoch_totals.loss_sum += totals.loss_sum;
+            epoch_totals.correct += totals.correct;
+            epoch_totals.samples += totals.samples;
+            batches_in_last_epoch = batch + 1;
+            if cancelled(observer(&UpdateEvent {
+                kind: UpdateEventKind::BatchEnd,
+                epoch,
+                batch,
+                step: steps,
+                train_loss: totals.mean_loss(),
+                train_accuracy: totals.accuracy(),
+                validation_loss: None,
+                validation_accuracy: None,
+            })) {
+                return Err(Error::Cancelled);
+            }
+            if config
+                .time_budget_ms
+                .is_some_and(|budget| now_ms() - started >= budget)
+            {
+                stop_reason = StopReason::TimeBudget;
+                epochs = epoch + 1;
+                break 'epochs;
+            }
+        }
+        epochs = epoch + 1;
+
+        let validation = evaluate(&layers, &validation_rows, &mut scratch);
+        if cancelled(observer(&UpdateEvent {
+            kind: UpdateEventKind::EpochEnd,
+            epoch,
+            batch: batches_in_last_epoch,
+            step: steps,
+            train_loss: epoch_totals.mean_loss(),
+            train_accuracy: epoch_totals.accuracy(),
+            validation_loss: validation.map(|t| t.mean_loss()),
+            validation_accuracy: validation.map(|t| t.accuracy()),
+        })) {
+            return Err(Error::Cancelled);
+        }
+        if let (Some(validation), Some((best_loss, best_epoch, best_layers))) =
+            (validation, best.as_mut())
+        {
+            if validation.mean_loss() < *best_loss {
+                *best_loss = validation.mean_loss();
+                *best_epoch = epochs;
+                best_layers.clone_from(&layers);
+                epochs_without_improvement = 0;
+            } else {
+                epochs_without_improvement += 1;
+                if config.early_stopping_patience > 0
+                    && epochs_without_improvement >= config.early_stopping_patience
+                {
+                    stop_reason = StopReason::EarlyStopped;
+                    break;
+                }
+            }
+        }
+    }
+
+    let best_epoch = match best {
+        Some((_, best_epoch, best_layers)) => {
+            layers = best_layers;
+            best_epoch
+        }
+        None => epochs,
+    };
+    let final_train =
+        evaluate(&layers, &train_rows, &mut scratch).expect("at least one training row");
+    let final_validation = evaluate(&layers, &validation_rows, &mut scratch);
+    let done = UpdateEvent {
+        kind: UpdateEventKind::Done,
+        epoch: epochs,
+        batch: batches_in_last_epoch,
+        step: steps,
+        train_loss: final_train.mean_loss(),
+        train_accuracy: final_train.accuracy(),
+        validation_loss: final_validation.map(|t| t.mean_loss()),
+        validation_accuracy: final_validation.map(|t| t.accuracy()),
+    };
+    // The update has finished; a cancel request arriving now is too late to
+    // matter and is ignored.
+    let _ = observer(&done);
+    let mut new_head = head.clone();
+    new_head.layers_mut().clone_from_slice(&layers);
+    Ok(UpdateOutcome {
+        head: new_head,
+        stop_reason,
+        epochs,
+        steps,
+        training_samples: train_rows.len(),
+        validation_samples: validation_rows.len(),
+        train_loss: done.train_loss,
+        train_accuracy: done.train_accuracy,
+        validation_loss: done.validation_loss,
+        validation_accuracy: done.validation_accuracy,
+        best_epoch,
+        millis: now_ms() - started,
+    })
+}
+
+/// Rejects what cannot be trained on, with a message that says why.
+fn check_samples(head: &Head, samples: TrainingSet<'_>) -> Result<()> {
+    let rows = samples.labels.len();
+    if rows == 0 {
+        return Err(Error::Training(
+            "there are no samples to train on; record some feedback first".into(),
+        ));
+    }
+    head.check_features(samples.features, rows)?;
+    if let Some(&bad) = samples.labels.iter().find(|&&l| l >= head.labels().len()) {
+        return Err(Error::Config(format!(
+            "sample label index {bad} is out of range: the head has {} labels",
+            head.labels().len()
+        )));
+    }
+    for (i, layer) in head.layers().iter().enumerate() {
+        check_finite(&format!("head layer {} weights", i + 1), &layer.weights)?;
+        check_finite(&format!("head layer {} bias", i + 1), &layer.bias)?;
+    }
+    Ok(())
+}
+
+fn check_same_shape(head: &Head, anchor: &Head) -> Result<()> {
+    let shape = |h: &Head| {
+        h.layers()
+            .iter()
+            .map(|l| (l.inputs, l.outputs))
+            .collect::<Vec<_>>()
+    };
+    if shape(head) != shape(anchor) {
+        return Err(Error::ShapeMismatch {
+            what: "L2-SP anchor head".into(),
+            expected: format!("layers {:?} (inputs, outputs)", shape(head)),
+            found: format!("{:?}", shape(anchor)),
+        });
+    }
+    Ok(())
+}
+
+/// Holds out `validation_fraction` of each label's samples (at least one,
+/// never all), for labels with enough samples; returns (train, validation).
+fn split_validation(
+    labels: &[usize],
+    label_count: usize,
+    config: &UpdateConfig,
+    rng: &mut ChaCha8Rng,
+) -> (Vec<usize>, Vec<usize>) {
+    let all: Vec<usize> = (0..labels.len()).collect();
+    if config.validation_fraction == 0.0 {
+        return (all, Vec::new());
+    }
+    let mut train = Vec::new();
+    let mut validation = Vec::new();
+    for mut rows in rows_by_label(&all, labels, label_count) {
+        if rows.len() < config.min_samples_per_label_for_validation {
+            train.extend(rows);
+            continue;
+        }
+        rows.shuffle(rng);
+        let held = ((rows.len() as f32 * config.validation_fraction).round() as usize)
+            .clamp(1, rows.len() - 1);
+        validation.extend_from_slice(&rows[..held]);
+        train.extend_from_slice(&rows[held..]);
+    }
+    train.sort_unstable();
+    validation.sort_unstable();
+    (train, validation)
+}
+
+fn rows_by_label(rows: &[usize], labels: &[usize], label_count: usize) -> Vec<Vec<usize>> {
+    let mut by_label = vec![Vec::new(); label_count];
+    for &row in rows {
+        by_label[labels[row]].push(row);
+    }
+    by_label.retain(|rows| !rows.is_empty());
+    by_label
+}
+
+/// The rows of one epoch, in training order.
+fn epoch_order(by_label: &[Vec<usize>], config: &UpdateConfig, rng: &mut ChaCha8Rng) -> Vec<usize> {
+    let mut order = Vec::new();
+    if config.class_balanced {
+        // Every label contributes as many rows as the largest one: its rows
+        // in a fresh order, repeated as often as needed.
+        let target = by_label.iter().map(Vec::len).max().unwrap_or(0);
+        for rows in by_label {
+            let mut rows = rows.clone();
+            if config.shuffle {
+                rows.shuffle(rng);
+            }
+            order.extend(rows.iter().cycle().take(target));
+        }
+    } else {
+        order.extend(by_label.iter().flatten());
+        order.sort_unstable();
+    }
+    if config.shuffle {
+        order.shuffle(rng);
+    }
+    order
+}
+
+/// Per-parameter optimizer memory, laid out like the layers.
+struct OptimizerState {
+    optimizer: Optimizer,
+    /// SGD: velocity. Adam: first moment.
+    first: Vec<DenseLayer>,
+    /// Adam: second moment (empty for SGD).
+    second: Vec<DenseLayer>,
+}
+
+impl OptimizerState {
+    fn new(layers: &[DenseLayer], optimizer: Optimizer) -> Self {
+        let zeros = || Gradients::zeros_like(layers).layers;
+        OptimizerState {
+            optimizer,
+            first: zeros(),
+            second: if matches!(optimizer, Optimizer::Adam { .. }) {
+                zeros()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn step(
+        &mut self,
+        layers: &mut [DenseLayer],
+        grads: &Gradients,
+        learning_rate: f32,
+        step: u32,
+    ) {
+        for (i, (layer, grad)) in layers.iter_mut().zip(&grads.layers).enumerate() {
+            let params = [
+                (&mut layer.weights, &grad.weights),
+                (&mut layer.bias, &grad.bias),
+            ];
+            for (k, (params, grads)) in params.into_iter().enumerate() {
+                let first = if k == 0 {
+                    &mut self.first[i].weights
+                } else {
+                    &mut self.first[i].bias
+                };
+                match self.optimizer {
+                    Optimizer::Sgd { momentum } => {
+                        kernels::sgd_momentum_step(params, grads, first, learning_rate, momentum)
+                    }
+                    Optimizer::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => {
+                        let second = if k == 0 {
+                            &mut self.second[i].weights
+                        } else {
+                            &mut self.second[i].bias
+                        };
+                        let adam = AdamStep::new(learning_rate, beta1, beta2, epsilon, step);
+                        kernels::adam_step(params, grads, first, second, &adam)
+                    }
+                }
+            }
+        }
+    }
+}
