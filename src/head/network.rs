@@ -1,8 +1,8 @@
 //! Forward and backward passes of the head, and the training objective.
 //!
-//! Everything here works one sample at a time on contiguous rows — the
-//! batches are small (tens of samples) and the layers fit in cache, so the
-//! dot-product and axpy kernels carry all the arithmetic.
+//! The batches are small (tens of samples) and the layers fit in cache, so
+//! the dot-product and axpy kernels carry all the arithmetic; training works
+//! in blocks of four samples so each weight row is read once per block.
 
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,8 @@ pub enum Loss {
     MeanSquaredError,
 }
 
-/// L2 penalties on the weights (not the biases), added to the mean loss.
+/// L2 penalties on the weights (not the biases), added to the mean loss as
+/// given here (the update task divides its settings by the sample count).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Penalties {
     /// `weight_decay/2 · ‖W‖²`.
@@ -73,8 +74,7 @@ pub struct Scratch {
     hidden_pre: Vec<f32>,
     hidden: Vec<f32>,
     probabilities: Vec<f32>,
-    d_logits: Vec<f32>,
-    d_hidden: Vec<f32>,
+    block: BlockScratch,
 }
 
 /// The forward pass for one feature vector; returns the softmax probabilities.
@@ -183,9 +183,27 @@ pub fn evaluate(
     totals
 }
 
+/// Samples per block of the training pass: each weight row is read once per
+/// block (see [`kernels::dot4`] and [`kernels::axpy4`]).
+const BLOCK: usize = 4;
+
+/// Buffers of one block's pass, sample-major (`[sample][unit]`).
+#[derive(Debug, Default, Clone)]
+struct BlockScratch {
+    hidden_pre: Vec<f32>,
+    hidden: Vec<f32>,
+    probabilities: Vec<f32>,
+    d_logits: Vec<f32>,
+    d_hidden: Vec<f32>,
+}
+
 /// Forward and backward pass over `rows`: adds the gradient of the **mean**
 /// data loss over those rows to `grads` (which the caller zeroes) and
 /// returns the totals measured on the way.
+///
+/// Works in blocks of four samples so that every weight row is loaded once
+/// per block; the sums are taken in the same order as one sample at a time,
+/// so the result does not depend on the blocking.
 pub fn accumulate_gradients(
     layers: &[DenseLayer],
     features: &[f32],
@@ -193,64 +211,128 @@ pub fn accumulate_gradients(
     rows: &[usize],
     loss: Loss,
     grads: &mut Gradients,
-    s: &mut Scratch,
+    scratch: &mut Scratch,
 ) -> PassTotals {
     let dim = layers[0].inputs;
     let scale = 1.0 / rows.len().max(1) as f32;
+    let (hidden_layer, out_layer) = match layers {
+        [only] => (None, only),
+        [hidden, out] => (Some(hidden), out),
+        _ => unreachable!("one or two layers"),
+    };
+    let (mut hidden_grads, out_grads) = match &mut grads.layers[..] {
+        [only] => (None, only),
+        [hidden, out] => (Some(hidden), out),
+        _ => unreachable!("one or two layers"),
+    };
+    let units = hidden_layer.map_or(0, |h| h.outputs);
+    let classes = out_layer.outputs;
+    let b = &mut scratch.block;
+    b.hidden_pre.resize(BLOCK * units, 0.0);
+    b.hidden.resize(BLOCK * units, 0.0);
+    b.probabilities.resize(BLOCK * classes, 0.0);
+    b.d_logits.resize(BLOCK * classes, 0.0);
+    b.d_hidden.resize(BLOCK * units, 0.0);
+
     let mut totals = PassTotals::default();
-    for &row in rows {
-        let x = &features[row * dim..(row + 1) * dim];
-        let label = labels[row];
-        forward_one(layers, x, s);
-        let (value, correct) = sample_loss(loss, &s.probabilities, label);
-        totals.loss_sum += value;
-        totals.correct += usize::from(correct);
-        totals.samples += 1;
+    for block in rows.chunks(BLOCK) {
+        let n = block.len();
+        // A short last block repeats its first sample with zero weight in
+        // the backward pass.
+        let x: [&[f32]; BLOCK] = std::array::from_fn(|k| {
+            let row = block[if k < n { k } else { 0 }];
+            &features[row * dim..(row + 1) * dim]
+        });
 
-        // ∂loss/∂logits, already divided by the batch size.
-        let p = &s.probabilities;
-        s.d_logits.clear();
-        match loss {
-            Loss::CrossEntropy => s.d_logits.extend(
-                p.iter()
-                    .enumerate()
-                    .map(|(c, &pc)| (pc - if c == label { 1.0 } else { 0.0 }) * scale),
-            ),
-            Loss::MeanSquaredError => {
-                // g = ∂L/∂p = 2(p − y)/C; through the softmax Jacobian:
-                // ∂L/∂z_i = p_i (g_i − Σ_k p_k g_k).
-                let classes = p.len() as f32;
-                let g = |c: usize| 2.0 * (p[c] - if c == label { 1.0 } else { 0.0 }) / classes;
-                let weighted: f32 = (0..p.len()).map(|c| p[c] * g(c)).sum();
-                s.d_logits
-                    .extend((0..p.len()).map(|c| p[c] * (g(c) - weighted) * scale));
+        // Forward: hidden layer (ReLU), then output layer and softmax.
+        if let Some(h) = hidden_layer {
+            for j in 0..units {
+                let z = kernels::dot4(h.row(j), x);
+                for (k, z) in z.into_iter().enumerate() {
+                    let pre = z + h.bias[j];
+                    b.hidden_pre[k * units + j] = pre;
+                    b.hidden[k * units + j] = pre.max(0.0);
+                }
             }
         }
-
-        let (out_grads, hidden_grads) = match &mut grads.layers[..] {
-            [only] => (only, None),
-            [first, second] => (second, Some(first)),
-            _ => unreachable!("one or two layers"),
+        let inputs: [&[f32]; BLOCK] = if hidden_layer.is_some() {
+            std::array::from_fn(|k| &b.hidden[k * units..(k + 1) * units])
+        } else {
+            x
         };
-        let out_layer = layers.last().expect("one or two layers");
-        let out_input: &[f32] = if hidden_grads.is_some() { &s.hidden } else { x };
-        for (c, &dz) in s.d_logits.iter().enumerate() {
-            let row = &mut out_grads.weights[c * out_layer.inputs..(c + 1) * out_layer.inputs];
-            kernels::axpy(dz, out_input, row);
-            out_grads.bias[c] += dz;
+        for c in 0..classes {
+            let z = kernels::dot4(out_layer.row(c), inputs);
+            for (k, z) in z.into_iter().enumerate() {
+                b.probabilities[k * classes + c] = z + out_layer.bias[c];
+            }
         }
 
-        if let Some(hidden_grads) = hidden_grads {
-            // Back through the output layer and the ReLU.
-            s.d_hidden.clear();
-            s.d_hidden.resize(out_layer.inputs, 0.0);
-            for (c, &dz) in s.d_logits.iter().enumerate() {
-                kernels::axpy(dz, out_layer.row(c), &mut s.d_hidden);
+        // Loss and ∂loss/∂logits (already divided by the batch size).
+        for k in 0..BLOCK {
+            let d = &mut b.d_logits[k * classes..(k + 1) * classes];
+            if k >= n {
+                d.fill(0.0);
+                continue;
             }
-            for (j, (&dh, &pre)) in s.d_hidden.iter().zip(&s.hidden_pre).enumerate() {
-                if pre > 0.0 {
-                    kernels::axpy(dh, x, &mut hidden_grads.weights[j * dim..(j + 1) * dim]);
-                    hidden_grads.bias[j] += dh;
+            let p = &mut b.probabilities[k * classes..(k + 1) * classes];
+            softmax_in_place(p);
+            let label = labels[block[k]];
+            let (value, correct) = sample_loss(loss, p, label);
+            totals.loss_sum += value;
+            totals.correct += usize::from(correct);
+            totals.samples += 1;
+            let y = |c: usize| if c == label { 1.0 } else { 0.0 };
+            match loss {
+                Loss::CrossEntropy => {
+                    for c in 0..classes {
+                        d[c] = (p[c] - y(c)) * scale;
+                    }
+                }
+                Loss::MeanSquaredError => {
+                    // g = ∂L/∂p = 2(p − y)/C; through the softmax Jacobian:
+                    // ∂L/∂z_i = p_i (g_i − Σ_k p_k g_k).
+                    let g = |c: usize| 2.0 * (p[c] - y(c)) / classes as f32;
+                    let weighted: f32 = (0..classes).map(|c| p[c] * g(c)).sum();
+                    for c in 0..classes {
+                        d[c] = p[c] * (g(c) - weighted) * scale;
+                    }
+                }
+            }
+        }
+
+        // Backward through the output layer.
+        let inputs_len = out_layer.inputs;
+        for c in 0..classes {
+            let dz: [f32; BLOCK] = std::array::from_fn(|k| b.d_logits[k * classes + c]);
+            kernels::axpy4(
+                dz,
+                inputs,
+                &mut out_grads.weights[c * inputs_len..(c + 1) * inputs_len],
+            );
+            for v in dz {
+                out_grads.bias[c] += v;
+            }
+        }
+
+        // Back through the ReLU into the hidden layer.
+        if let (Some(h), Some(hidden_grads)) = (hidden_layer, hidden_grads.as_deref_mut()) {
+            b.d_hidden.fill(0.0);
+            for k in 0..n {
+                let dh = &mut b.d_hidden[k * units..(k + 1) * units];
+                for c in 0..classes {
+                    kernels::axpy(b.d_logits[k * classes + c], out_layer.row(c), dh);
+                }
+                for (dh, &pre) in dh.iter_mut().zip(&b.hidden_pre[k * units..(k + 1) * units]) {
+                    if pre <= 0.0 {
+                        *dh = 0.0;
+                    }
+                }
+            }
+            for j in 0..h.outputs {
+                let dpre: [f32; BLOCK] = std::array::from_fn(|k| b.d_hidden[k * units + j]);
+                kernels::axpy4(dpre, x, &mut hidden_grads.weights[j * dim..(j + 1) * dim]);
+                for v in dpre {
+                    hidden_grads.bias[j] += v;
                 }
             }
         }

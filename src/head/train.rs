@@ -22,21 +22,43 @@ use crate::error::{Error, Result};
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Optimizer {
     /// Stochastic gradient descent with momentum (0 = plain SGD).
-    Sgd { momentum: f32 },
+    Sgd {
+        #[serde(default = "defaults::momentum")]
+        momentum: f32,
+    },
     /// Adam with bias correction.
     Adam {
+        #[serde(default = "defaults::beta1")]
         beta1: f32,
+        #[serde(default = "defaults::beta2")]
         beta2: f32,
+        #[serde(default = "defaults::epsilon")]
         epsilon: f32,
     },
+}
+
+/// Defaults of the optimizers' own settings (Keras' and PyTorch's).
+mod defaults {
+    pub fn momentum() -> f32 {
+        0.9
+    }
+    pub fn beta1() -> f32 {
+        0.9
+    }
+    pub fn beta2() -> f32 {
+        0.999
+    }
+    pub fn epsilon() -> f32 {
+        1e-7
+    }
 }
 
 impl Default for Optimizer {
     fn default() -> Self {
         Optimizer::Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            epsilon: 1e-7,
+            beta1: defaults::beta1(),
+            beta2: defaults::beta2(),
+            epsilon: defaults::epsilon(),
         }
     }
 }
@@ -58,10 +80,15 @@ pub struct UpdateConfig {
     /// Seeds the validation split and the shuffles: same seed, same samples,
     /// same configuration → the same head, bit for bit, on one platform.
     pub seed: u64,
-    /// L2 penalty on the weights: `weight_decay/2 · ‖W‖²`.
+    /// L2 penalty on the weights, in scikit-learn's form (a prior on the
+    /// summed loss, not the mean): the objective is
+    /// `mean loss + weight_decay/(2n) · ‖W‖²` for `n` training samples, so
+    /// more evidence pulls the head further and one value suits 50 samples
+    /// and 5,000 alike (`weight_decay = 1/C`).
     pub weight_decay: f32,
     /// L2-SP penalty toward the head the update starts from (or the given
-    /// anchor): `l2_sp/2 · ‖W − W_anchor‖²`, against forgetting.
+    /// anchor), against forgetting; summed-loss form like `weight_decay`:
+    /// `l2_sp/(2n) · ‖W − W_anchor‖²`.
     pub l2_sp: f32,
     /// Every epoch draws each label equally often (smaller labels are
     /// repeated), so a label with many corrections cannot drown the others.
@@ -125,8 +152,8 @@ impl UpdateConfig {
         range("learningRate", self.learning_rate as f64, 0.0, 10.0, false)?;
         range("batchSize", self.batch_size as f64, 1.0, 65536.0, true)?;
         range("epochs", self.epochs as f64, 1.0, 100_000.0, true)?;
-        range("weightDecay", self.weight_decay as f64, 0.0, 100.0, true)?;
-        range("l2Sp", self.l2_sp as f64, 0.0, 100.0, true)?;
+        range("weightDecay", self.weight_decay as f64, 0.0, 1e4, true)?;
+        range("l2Sp", self.l2_sp as f64, 0.0, 1e4, true)?;
         range(
             "validationFraction",
             self.validation_fraction as f64,
@@ -217,6 +244,8 @@ pub enum StopReason {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOutcome {
+    /// The trained head (not part of the serialised report).
+    #[serde(skip)]
     pub head: Head,
     pub stop_reason: StopReason,
     pub epochs: usize,
@@ -258,8 +287,8 @@ pub fn run_update(
     let TrainingSet { features, labels } = samples;
     let loss = config.loss;
     let penalties = Penalties {
-        weight_decay: config.weight_decay,
-        l2_sp: config.l2_sp,
+        weight_decay: config.weight_decay / train_rows.len() as f32,
+        l2_sp: config.l2_sp / train_rows.len() as f32,
     };
     let mut layers: Vec<DenseLayer> = head.layers().to_vec();
     let mut grads = Gradients::zeros_like(&layers);

@@ -109,6 +109,34 @@ fn simd_and_scalar_kernels_agree() {
             "dot, len {len}"
         );
 
+        let (c, d, e) = (rng.vec(len), rng.vec(len), rng.vec(len));
+        let four = kernels::dot4(&a, [&b, &c, &d, &e]);
+        let four_scalar = scalar::dot4(&a, [&b, &c, &d, &e]);
+        for (k, x) in [&b, &c, &d, &e].into_iter().enumerate() {
+            assert!(close(four[k], four_scalar[k]), "dot4, len {len}");
+            // Blocked or not, a sample's dot product is summed the same way.
+            assert_eq!(
+                four[k].to_bits(),
+                kernels::dot(&a, x).to_bits(),
+                "dot4 = dot, len {len}"
+            );
+        }
+        let alphas = [0.5, -1.25, 0.0, 2.0];
+        let (mut y1, mut y2, mut y3) = (a.clone(), a.clone(), a.clone());
+        kernels::axpy4(alphas, [&b, &c, &d, &e], &mut y1);
+        scalar::axpy4(alphas, [&b, &c, &d, &e], &mut y2);
+        for (alpha, x) in alphas.into_iter().zip([&b, &c, &d, &e]) {
+            kernels::axpy(alpha, x, &mut y3);
+        }
+        assert!(
+            y1.iter().zip(&y2).all(|(x, y)| close(*x, *y)),
+            "axpy4, len {len}"
+        );
+        assert!(
+            y1.iter().zip(&y3).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "axpy4 = 4 × axpy, len {len}"
+        );
+
         let (mut y1, mut y2) = (b.clone(), b.clone());
         kernels::axpy(0.37, &a, &mut y1);
         scalar::axpy(0.37, &a, &mut y2);
@@ -939,7 +967,8 @@ fn l2_sp_holds_the_head_near_its_anchor() {
         &features,
         &targets,
         &UpdateConfig {
-            l2_sp: 1.0,
+            // 30 samples: weighs like 1.0 on the mean loss.
+            l2_sp: 30.0,
             ..UpdateConfig::default()
         },
     )

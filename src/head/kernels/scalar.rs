@@ -28,6 +28,27 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// `dot(w, xs[k])` for four vectors at once (one pass over `w`); each
+/// result is summed exactly as [`dot`] sums it.
+pub fn dot4(w: &[f32], xs: [&[f32]; 4]) -> [f32; 4] {
+    xs.map(|x| dot(w, x))
+}
+
+/// `y[i] += Σ_k alphas[k]·xs[k][i]`, adding the four terms in order `k = 0..4`
+/// (so the result equals four [`axpy`] calls in a row).
+pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
+    for x in xs {
+        debug_assert_eq!(x.len(), y.len());
+    }
+    for (i, yi) in y.iter_mut().enumerate() {
+        let mut v = *yi;
+        for k in 0..4 {
+            v += alphas[k] * xs[k][i];
+        }
+        *yi = v;
+    }
+}
+
 /// `y[i] += alpha·x[i]`. The slices must have equal length.
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     debug_assert_eq!(x.len(), y.len());

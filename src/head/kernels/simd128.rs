@@ -51,6 +51,72 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// `dot(w, xs[k])` for four vectors at once: each weight vector is loaded
+/// once for four samples, and the eight partial sums run as independent
+/// chains. Each result is summed exactly as [`dot`] sums it.
+pub fn dot4(w: &[f32], xs: [&[f32]; 4]) -> [f32; 4] {
+    for x in xs {
+        assert_eq!(x.len(), w.len());
+    }
+    let split = w.len() - w.len() % 8;
+    let zero = f32x4_splat(0.0);
+    let mut lo = [zero; 4];
+    let mut hi = [zero; 4];
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 8 <= split <= len of `w` and of every `xs[k]`.
+        unsafe {
+            let (w_lo, w_hi) = (load(w, i), load(w, i + 4));
+            for k in 0..4 {
+                lo[k] = f32x4_add(lo[k], f32x4_mul(w_lo, load(xs[k], i)));
+                hi[k] = f32x4_add(hi[k], f32x4_mul(w_hi, load(xs[k], i + 4)));
+            }
+        }
+        i += 8;
+    }
+    let mut out = [0.0f32; 4];
+    for k in 0..4 {
+        let v = f32x4_add(lo[k], hi[k]);
+        let halves = f32x4_add(v, i32x4_shuffle::<2, 3, 2, 3>(v, v));
+        let mut sum = f32x4_extract_lane::<0>(halves) + f32x4_extract_lane::<1>(halves);
+        for j in split..w.len() {
+            sum += w[j] * xs[k][j];
+        }
+        out[k] = sum;
+    }
+    out
+}
+
+/// `y[i] += Σ_k alphas[k]·xs[k][i]`, adding the four terms in order `k = 0..4`
+/// (so the result equals four [`axpy`] calls in a row) with one load and one
+/// store of `y` instead of four.
+pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
+    for x in xs {
+        assert_eq!(x.len(), y.len());
+    }
+    let split = y.len() - y.len() % 4;
+    let a = alphas.map(|alpha| f32x4_splat(alpha));
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of `y` and of every `xs[k]`.
+        unsafe {
+            let mut v = load(y, i);
+            for k in 0..4 {
+                v = f32x4_add(v, f32x4_mul(a[k], load(xs[k], i)));
+            }
+            store(y, i, v);
+        }
+        i += 4;
+    }
+    for j in split..y.len() {
+        let mut v = y[j];
+        for k in 0..4 {
+            v += alphas[k] * xs[k][j];
+        }
+        y[j] = v;
+    }
+}
+
 /// `y[i] += alpha·x[i]`. The slices must have equal length.
 pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
     assert_eq!(x.len(), y.len());
