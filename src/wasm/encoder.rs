@@ -1,13 +1,11 @@
-//! The JavaScript binding: thin adapters over the pure-Rust core, camelCase
-//! names, typed arrays at the boundary, and errors as JS `Error` objects whose
-//! `name` is a stable code (see [`Error::code`]).
+//! The `Encoder` class.
 
 use js_sys::{Float32Array, Object, Reflect, Uint32Array};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
+use super::{config_error, js_error, read_options};
 use crate::encoder::{Encoder, EncoderConfig, TokenBatch};
-use crate::error::Error;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -45,45 +43,6 @@ struct EncoderOptions {
 
 impl EncoderOptions {
     const FIELDS: &'static [&'static str] = &["maxSeqLen", "gatherBeforeDequantize"];
-}
-
-/// Reads an options object, refusing keys it does not know: a misspelt
-/// option silently ignored would be a bug the user never sees.
-/// (serde-wasm-bindgen looks up only the known fields, so serde's
-/// `deny_unknown_fields` cannot catch these.)
-fn read_options<T: serde::de::DeserializeOwned + Default>(
-    what: &str,
-    value: JsValue,
-    fields: &[&str],
-) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(T::default());
-    }
-    if !value.is_object() {
-        return Err(config_error(format!("{what} must be an object")));
-    }
-    let keys = Object::keys(value.unchecked_ref::<Object>());
-    for key in keys.iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !fields.contains(&key.as_str()) {
-            return Err(config_error(format!(
-                "{what}: unknown option {key:?} (known: {})",
-                fields.join(", ")
-            )));
-        }
-    }
-    serde_wasm_bindgen::from_value(value).map_err(|e| config_error(format!("{what}: {e}")))
-}
-
-/// A JS `Error` whose `name` is the error's stable code.
-fn js_error(err: Error) -> JsValue {
-    let js = js_sys::Error::new(&err.to_string());
-    js.set_name(err.code());
-    js.into()
-}
-
-fn config_error(message: String) -> JsValue {
-    js_error(Error::Config(message))
 }
 
 /// The frozen sentence encoder (see the crate docs): text → L2-normalised
@@ -191,21 +150,4 @@ impl JsEncoder {
     pub fn sha256(&self) -> String {
         self.inner.sha256().to_string()
     }
-}
-
-/// True when this module was built with WebAssembly SIMD (simd128).
-#[wasm_bindgen(js_name = simd128Enabled)]
-pub fn simd128_enabled() -> bool {
-    crate::simd128_enabled()
-}
-
-/// Current size of this module's linear memory in bytes. Wasm memory only
-/// grows, so this is also the peak since the module was instantiated.
-#[wasm_bindgen(js_name = wasmMemoryBytes)]
-pub fn wasm_memory_bytes() -> f64 {
-    wasm_bindgen::memory()
-        .unchecked_into::<js_sys::WebAssembly::Memory>()
-        .buffer()
-        .unchecked_into::<js_sys::ArrayBuffer>()
-        .byte_length() as f64
 }

@@ -1,0 +1,271 @@
+//! The `Head` class: predicting from feature vectors and the synchronous
+//! update (training) over cached vectors. The promise-based, Worker-side
+//! API is built on top of this.
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+
+use js_sys::{Float32Array, Function, Reflect};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use super::{config_error, js_error, performance_now, read_options};
+use crate::error::Error;
+use crate::head::train::{run_update, TrainingSet, UpdateConfig, UpdateEvent};
+use crate::head::{Head, HeadArchitecture};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** The head's shape: softmax regression, or one ReLU hidden layer. */
+export type HeadArchitecture = { kind: "linear" } | { kind: "mlp"; hidden: number };
+
+/** Settings of one update; every field is optional (see the README for the defaults). */
+export interface UpdateOptions {
+  loss?: "crossEntropy" | "meanSquaredError";
+  optimizer?: { kind: "adam"; beta1?: number; beta2?: number; epsilon?: number } | { kind: "sgd"; momentum?: number };
+  learningRate?: number;
+  batchSize?: number;
+  epochs?: number;
+  shuffle?: boolean;
+  seed?: number;
+  weightDecay?: number;
+  l2Sp?: number;
+  classBalanced?: boolean;
+  validationFraction?: number;
+  minSamplesPerLabelForValidation?: number;
+  earlyStoppingPatience?: number;
+  maxSteps?: number;
+  timeBudgetMs?: number;
+  /** Checked between mini-batches; an aborted signal cancels with an `AbortError`. */
+  signal?: AbortSignal;
+}
+
+/** A progress report from an update. */
+export interface UpdateEvent {
+  kind: "began" | "batchEnd" | "epochEnd" | "done";
+  epoch: number;
+  batch: number;
+  step: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss?: number;
+  validationAccuracy?: number;
+}
+
+/** What a finished update returns: the new head (the old one is unchanged) and how it went. */
+export interface UpdateResult {
+  head: Head;
+  stopReason: "epochsDone" | "earlyStopped" | "stepBudget" | "timeBudget";
+  epochs: number;
+  steps: number;
+  trainingSamples: number;
+  validationSamples: number;
+  trainLoss: number;
+  trainAccuracy: number;
+  validationLoss?: number;
+  validationAccuracy?: number;
+  bestEpoch: number;
+  millis: number;
+}
+
+/** One label and its probability. */
+export interface LabelProbability {
+  label: string;
+  probability: number;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "HeadArchitecture")]
+    pub type HeadArchitectureArg;
+    #[wasm_bindgen(typescript_type = "UpdateOptions")]
+    pub type UpdateOptionsArg;
+    #[wasm_bindgen(typescript_type = "(event: UpdateEvent) => boolean | void")]
+    pub type UpdateEventCallback;
+    #[wasm_bindgen(typescript_type = "UpdateResult")]
+    pub type UpdateResultJs;
+    #[wasm_bindgen(typescript_type = "LabelProbability[]")]
+    pub type LabelProbabilities;
+}
+
+/// Keys an `UpdateOptions` object may have.
+const UPDATE_FIELDS: &[&str] = &[
+    "loss",
+    "optimizer",
+    "learningRate",
+    "batchSize",
+    "epochs",
+    "shuffle",
+    "seed",
+    "weightDecay",
+    "l2Sp",
+    "classBalanced",
+    "validationFraction",
+    "minSamplesPerLabelForValidation",
+    "earlyStoppingPatience",
+    "maxSteps",
+    "timeBudgetMs",
+    "signal",
+];
+
+/// A classifier head over feature vectors (see the crate docs).
+#[wasm_bindgen(js_name = Head)]
+pub struct JsHead {
+    inner: Head,
+}
+
+#[wasm_bindgen(js_class = Head)]
+impl JsHead {
+    /// A freshly initialised head (seeded: same seed, same weights).
+    pub fn seeded(
+        input_dim: usize,
+        labels: Vec<String>,
+        architecture: Option<HeadArchitectureArg>,
+        seed: Option<f64>,
+    ) -> Result<JsHead, JsValue> {
+        let architecture = match architecture.map(JsValue::from) {
+            None => HeadArchitecture::Linear,
+            Some(value) if value.is_undefined() || value.is_null() => HeadArchitecture::Linear,
+            Some(value) => serde_wasm_bindgen::from_value(value)
+                .map_err(|e| config_error(format!("head architecture: {e}")))?,
+        };
+        let seed = seed.unwrap_or(0.0);
+        if !(seed >= 0.0 && seed.fract() == 0.0 && seed <= 2f64.powi(53)) {
+            return Err(config_error(format!(
+                "seed must be a non-negative integer; found {seed}"
+            )));
+        }
+        let inner =
+            Head::new_seeded(input_dim, architecture, labels, seed as u64).map_err(js_error)?;
+        Ok(JsHead { inner })
+    }
+
+    #[wasm_bindgen(getter)]
+    pub fn labels(&self) -> Vec<String> {
+        self.inner.labels().to_vec()
+    }
+
+    #[wasm_bindgen(getter, js_name = inputDim)]
+    pub fn input_dim(&self) -> usize {
+        self.inner.input_dim()
+    }
+
+    #[wasm_bindgen(getter, js_name = parameterCount)]
+    pub fn parameter_count(&self) -> usize {
+        self.inner.parameter_count()
+    }
+
+    /// Adds a label (or finds an existing one) and returns its index; the
+    /// other labels' weights are kept exactly.
+    #[wasm_bindgen(js_name = addLabel)]
+    pub fn add_label(&mut self, label: &str) -> Result<usize, JsValue> {
+        self.inner.add_label(label).map_err(js_error)
+    }
+
+    /// Softmax probabilities for one feature vector, in label order.
+    pub fn probabilities(&self, features: &[f32]) -> Result<Float32Array, JsValue> {
+        let p = self.inner.probabilities(features).map_err(js_error)?;
+        Ok(Float32Array::from(p.as_slice()))
+    }
+
+    /// Every label with its probability, most probable first.
+    pub fn predict(&self, features: &[f32]) -> Result<LabelProbabilities, JsValue> {
+        let ranked = self.inner.predict(features).map_err(js_error)?;
+        Ok(to_js(&ranked)?.unchecked_into())
+    }
+
+    /// Trains a copy of this head on `features` (`labels.length × inputDim`
+    /// floats) and returns it with a report; this head is not changed. New
+    /// labels must be added with `addLabel` first. `onEvent` sees every
+    /// event; returning `false` (or aborting `options.signal`) cancels
+    /// between mini-batches with an `AbortError`. An exception thrown by
+    /// `onEvent` cancels too and is rethrown.
+    pub fn update(
+        &self,
+        features: &[f32],
+        labels: Vec<String>,
+        options: Option<UpdateOptionsArg>,
+        on_event: Option<UpdateEventCallback>,
+    ) -> Result<UpdateResultJs, JsValue> {
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+        let config: UpdateConfig = read_options("update options", options.clone(), UPDATE_FIELDS)?;
+        let signal = if options.is_object() {
+            Reflect::get(&options, &"signal".into())?
+        } else {
+            JsValue::UNDEFINED
+        };
+        let label_indices = labels
+            .iter()
+            .map(|l| self.inner.label_index(l))
+            .collect::<Result<Vec<_>, Error>>()
+            .map_err(js_error)?;
+        let callback: Option<Function> = on_event.map(|f| f.unchecked_into());
+        let thrown: RefCell<Option<JsValue>> = RefCell::new(None);
+        let mut observer = |event: &UpdateEvent| -> ControlFlow<()> {
+            if let Some(callback) = &callback {
+                let event = match to_js(event) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        *thrown.borrow_mut() = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                };
+                match callback.call1(&JsValue::NULL, &event) {
+                    Ok(answer) if answer == JsValue::FALSE => return ControlFlow::Break(()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        *thrown.borrow_mut() = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+            }
+            let aborted = !signal.is_undefined()
+                && Reflect::get(&signal, &"aborted".into()).is_ok_and(|a| a.is_truthy());
+            if aborted {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        };
+        let samples = TrainingSet {
+            features,
+            labels: &label_indices,
+        };
+        let outcome = run_update(
+            &self.inner,
+            None,
+            samples,
+            &config,
+            &performance_now,
+            &mut observer,
+        );
+        if let Some(thrown) = thrown.into_inner() {
+            return Err(thrown);
+        }
+        let outcome = outcome.map_err(js_error)?;
+        let report = to_js(&outcome)?;
+        Reflect::set(
+            &report,
+            &"head".into(),
+            &JsHead {
+                inner: outcome.head,
+            }
+            .into(),
+        )?;
+        Ok(report.unchecked_into())
+    }
+}
+
+/// The settings an update uses when `UpdateOptions` leaves them out.
+#[wasm_bindgen(js_name = defaultUpdateOptions)]
+pub fn default_update_options() -> Result<UpdateOptionsArg, JsValue> {
+    Ok(to_js(&UpdateConfig::default())?.unchecked_into())
+}
+
+/// Serialises plain data for JS: structs become objects, `None` undefined.
+fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))
+}
