@@ -326,6 +326,8 @@ fn one_sample_config(optimizer: Optimizer, epochs: usize) -> UpdateConfig {
         batch_size: 1,
         epochs,
         shuffle: false,
+        // Hand-worked without penalties.
+        weight_decay: 0.0,
         ..UpdateConfig::default()
     }
 }
