@@ -5,7 +5,7 @@
 // the .wasm sizes. Prints a Markdown table; --update-readme writes it into
 // README.md between the bench markers.
 //
-// Run: bash bench/run.sh   (builds pkg/ and the native bench first)
+// Run: bash bench/encoder.sh   (builds pkg/ and the native bench first)
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { gzipSync, brotliCompressSync, constants as zlib } from 'node:zlib';

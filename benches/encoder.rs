@@ -3,7 +3,7 @@
 //! orchestrator wrote, so every engine sees the very same ids; prints one
 //! JSON object on stdout.
 //!
-//! Run through `bash bench/run.sh`; alone: `cargo bench --bench encoder -- TOKENS.json`.
+//! Run through `bash bench/encoder.sh`; alone: `cargo bench --bench encoder -- TOKENS.json`.
 
 use std::time::Instant;
 

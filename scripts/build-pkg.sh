@@ -25,15 +25,21 @@ WASM_OPT_FLAGS=(-O3)
 before=$(stat -c %s pkg/localtune_bg.wasm)
 key=$( (sha256sum pkg/localtune_bg.wasm; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
 cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
-if [ ! -f "$cache" ]; then
-  log "wasm-opt ${WASM_OPT_FLAGS[*]} (a few minutes)"
-  mkdir -p "$(dirname "$cache")"
-  node_modules/binaryen/bin/wasm-opt "${WASM_OPT_FLAGS[@]}" pkg/localtune_bg.wasm -o "$cache.part"
-  mv "$cache.part" "$cache"
+if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
+  # For quick local iterations on the JS side only; CI and the benchmarks
+  # never set it.
+  log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
 else
-  log "wasm-opt output cached ($key)"
+  if [ ! -f "$cache" ]; then
+    log "wasm-opt ${WASM_OPT_FLAGS[*]} (a few minutes)"
+    mkdir -p "$(dirname "$cache")"
+    node_modules/binaryen/bin/wasm-opt "${WASM_OPT_FLAGS[@]}" pkg/localtune_bg.wasm -o "$cache.part"
+    mv "$cache.part" "$cache"
+  else
+    log "wasm-opt output cached ($key)"
+  fi
+  cp "$cache" pkg/localtune_bg.wasm
 fi
-cp "$cache" pkg/localtune_bg.wasm
 log "wasm-opt: $before → $(stat -c %s pkg/localtune_bg.wasm) bytes"
 
 version=$(cargo metadata --no-deps --format-version 1 | node -e \

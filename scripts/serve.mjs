@@ -5,6 +5,7 @@
 //   /models/   → models/       (fetched by scripts/fetch-model.sh)
 //   /bench/    → bench/        (the in-browser benchmark page)
 //   /ort/      → node_modules/onnxruntime-web/dist/ (benchmark reference)
+//   /tfjs/, /tfjs-wasm/ → TensorFlow.js and its wasm backend (benchmark reference)
 // It counts requests so tests can assert what the page fetched.
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -17,6 +18,8 @@ const ROUTES = [
   ['/models/', 'models'],
   ['/bench/', 'bench'],
   ['/ort/', 'node_modules/onnxruntime-web/dist'],
+  ['/tfjs/', 'node_modules/@tensorflow/tfjs/dist'],
+  ['/tfjs-wasm/', 'node_modules/@tensorflow/tfjs-backend-wasm/dist'],
   ['/', 'www'],
 ];
 const TYPES = {

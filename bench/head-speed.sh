@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The head-speed benchmark in one command: one default update of 50 cached
+# vectors in wasm (Node and headless Chromium) next to TensorFlow.js doing the
+# same training. Pass --update-readme to write the table into README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+bash scripts/build-pkg.sh
+node bench/head-speed.mjs "$@"
