@@ -53,10 +53,16 @@ impl Gradients {
         }
     }
 
-    pub fn all_finite(&self) -> bool {
+    /// Whether the step is safe to take. Checks the bias gradients only: each
+    /// is a sum of ∂loss/∂logit (or ∂loss/∂pre-activation) over the batch, so
+    /// a NaN anywhere in the backward pass — a saturated softmax — shows in
+    /// every one of them, at a fraction of the cost of scanning all weights.
+    /// (A weight gradient can only overflow on its own when a feature is near
+    /// f32::MAX; then the next step's logits are non-finite and caught here.)
+    pub fn step_is_finite(&self) -> bool {
         self.layers
             .iter()
-            .all(|l| l.weights.iter().chain(&l.bias).all(|v| v.is_finite()))
+            .all(|l| l.bias.iter().all(|v| v.is_finite()))
     }
 
     pub fn clear(&mut self) {
@@ -99,16 +105,35 @@ fn dense(layer: &DenseLayer, x: &[f32], out: &mut Vec<f32>) {
     out.extend((0..layer.outputs).map(|j| kernels::dot(layer.row(j), x) + layer.bias[j]));
 }
 
-/// Numerically stable softmax: subtract the maximum before exponentiating.
+/// Probabilities below this are exactly zero. Once training is confident,
+/// the wrong labels' probabilities fall toward 1e-40 and below — subnormal
+/// floats, which WebAssembly must compute exactly and x86 computes ~100×
+/// slower; left alone they made a long update several times slower per step
+/// as it converged. 1e-30 is far below anything a prediction or a gradient
+/// can notice (the loss already clamps at it).
+pub const NEGLIGIBLE: f32 = 1e-30;
+/// `ln(NEGLIGIBLE)`: logits this far below the largest give a probability
+/// under [`NEGLIGIBLE`] (the softmax's denominator is at least 1).
+const LN_NEGLIGIBLE: f32 = -69.0776;
+
+/// Numerically stable softmax: subtract the maximum before exponentiating;
+/// probabilities below [`NEGLIGIBLE`] become zero.
 pub fn softmax_in_place(values: &mut [f32]) {
     let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for v in values.iter_mut() {
-        *v = (*v - max).exp();
+        let d = *v - max;
+        // Skip exp where the result would be flushed anyway: wasm's exp is
+        // software, and its underflow path (subnormal results) is slow.
+        // A NaN `d` fails the test and stays NaN.
+        *v = if d < LN_NEGLIGIBLE { 0.0 } else { d.exp() };
         sum += *v;
     }
     for v in values.iter_mut() {
-        *v /= sum;
+        let p = *v / sum;
+        // Written so that a NaN (from non-finite logits) stays NaN and the
+        // update task can report it.
+        *v = if p < NEGLIGIBLE { 0.0 } else { p };
     }
 }
 
@@ -340,18 +365,17 @@ pub fn accumulate_gradients(
     totals
 }
 
-/// Adds the penalties' gradients (weights only) to `grads`; returns the
-/// penalty value.
-pub fn add_penalties(
+/// Adds the penalties' gradients (weights only) to `grads`. This runs every
+/// step, so it leaves the penalty's value to [`penalty_value`].
+pub fn add_penalty_gradients(
     layers: &[DenseLayer],
     anchor: &[DenseLayer],
     penalties: Penalties,
     grads: &mut Gradients,
-) -> f64 {
+) {
     if penalties.weight_decay == 0.0 && penalties.l2_sp == 0.0 {
-        return 0.0;
+        return;
     }
-    let mut value = 0.0f64;
     for ((layer, anchor), grad) in layers.iter().zip(anchor).zip(&mut grads.layers) {
         kernels::add_l2_penalties(
             &mut grad.weights,
@@ -360,13 +384,21 @@ pub fn add_penalties(
             penalties.weight_decay,
             penalties.l2_sp,
         );
-        for (w, a) in layer.weights.iter().zip(&anchor.weights) {
-            let (w, a) = (*w as f64, *a as f64);
-            value += 0.5 * penalties.weight_decay as f64 * w * w
-                + 0.5 * penalties.l2_sp as f64 * (w - a) * (w - a);
-        }
     }
-    value
+}
+
+/// `weight_decay/2 · ‖W‖² + l2_sp/2 · ‖W − W_anchor‖²` over every layer's weights.
+pub fn penalty_value(layers: &[DenseLayer], anchor: &[DenseLayer], penalties: Penalties) -> f64 {
+    let (wd, sp) = (penalties.weight_decay as f64, penalties.l2_sp as f64);
+    layers
+        .iter()
+        .zip(anchor)
+        .flat_map(|(layer, anchor)| layer.weights.iter().zip(&anchor.weights))
+        .map(|(&w, &a)| {
+            let (w, a) = (w as f64, a as f64);
+            0.5 * wd * w * w + 0.5 * sp * (w - a) * (w - a)
+        })
+        .sum()
 }
 
 /// The full training objective on the given samples — mean data loss plus
@@ -403,6 +435,7 @@ pub fn objective(
         &mut grads,
         &mut Scratch::default(),
     );
-    let penalty = add_penalties(layers, anchor.layers(), penalties, &mut grads);
+    add_penalty_gradients(layers, anchor.layers(), penalties, &mut grads);
+    let penalty = penalty_value(layers, anchor.layers(), penalties);
     Ok((totals.loss_sum / rows.max(1) as f64 + penalty, grads))
 }

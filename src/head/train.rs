@@ -355,8 +355,8 @@ pub fn run_update(
                     config.learning_rate
                 )));
             }
-            network::add_penalties(&layers, anchor.layers(), penalties, &mut grads);
-            if !grads.all_finite() {
+            network::add_penalty_gradients(&layers, anchor.layers(), penalties, &mut grads);
+            if !grads.step_is_finite() {
                 // The softmax saturates to NaN before the loss shows it.
                 return Err(Error::Training(format!(
                     "the gradient became non-finite at step {}: the learning rate ({}) is too high \

@@ -429,6 +429,36 @@ fn adam_takes_the_hand_computed_step() {
     );
 }
 
+#[test]
+fn negligible_probabilities_are_exact_zeros_and_nan_stays_visible() {
+    // Subnormal probabilities would slow every later step ~100× on x86.
+    let mut p = [0.0f32, -80.0, -200.0, 5.0];
+    localtune::head::network::softmax_in_place(&mut p);
+    assert_eq!(p[2], 0.0, "e^-205 is below the floor");
+    assert!(p.iter().all(|v| *v == 0.0 || v.is_normal()), "{p:?}");
+    assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    let mut q = [f32::INFINITY, 1.0];
+    localtune::head::network::softmax_in_place(&mut q);
+    assert!(q[0].is_nan(), "a NaN is not flushed away: {q:?}");
+
+    let (mut w, mut m, mut v) = ([1.0f32; 5], [1e-31f32; 5], [1e-31f32; 5]);
+    kernels::adam_step(
+        &mut w,
+        &[0.0; 5],
+        &mut m,
+        &mut v,
+        &AdamStep::new(0.1, 0.9, 0.999, 1e-7, 10),
+    );
+    assert_eq!(
+        (m, v),
+        ([0.0; 5], [0.0; 5]),
+        "tiny optimizer state is flushed to zero"
+    );
+    let mut velocity = [1e-31f32; 5];
+    kernels::sgd_momentum_step(&mut w, &[0.0; 5], &mut velocity, 0.1, 0.9);
+    assert_eq!(velocity, [0.0; 5]);
+}
+
 // ---------------------------------------------------------------- learning
 
 #[test]

@@ -25,6 +25,12 @@ pub const ACTIVE: &str = if cfg!(all(target_arch = "wasm32", target_feature = "s
     "scalar"
 };
 
+/// Optimizer state below this magnitude is set to zero. A momentum that
+/// decays geometrically (β·m, step after step) ends up among the subnormal
+/// floats, which x86 computes ~100× slower and WebAssembly may not flush;
+/// at this size it no longer moves any weight (Adam's ε is 1e-7).
+pub const FLUSH_BELOW: f32 = 1e-30;
+
 /// Hyper-parameters of one Adam step, with the bias corrections for the
 /// step number already computed (they are the same for every parameter).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,7 +2,18 @@
 //! signatures and the same summation order (eight partial sums, combined
 //! pairwise), so the two agree to rounding.
 
-use super::AdamStep;
+use super::{AdamStep, FLUSH_BELOW};
+
+/// `x`, or zero when `|x|` is below [`FLUSH_BELOW`] (NaN also gives zero,
+/// as in the SIMD twin; callers never pass one).
+#[inline(always)]
+fn flush(x: f32) -> f32 {
+    if x.abs() >= FLUSH_BELOW {
+        x
+    } else {
+        0.0
+    }
+}
 
 /// `Σ a[i]·b[i]`. The slices must have equal length.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -83,7 +94,7 @@ pub fn sgd_momentum_step(
 ) {
     debug_assert!(params.len() == grads.len() && grads.len() == velocity.len());
     for ((w, g), v) in params.iter_mut().zip(grads).zip(velocity.iter_mut()) {
-        *v = momentum * *v + g;
+        *v = flush(momentum * *v + g);
         *w -= learning_rate * *v;
     }
 }
@@ -101,14 +112,16 @@ pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]
         bias_correction1,
         bias_correction2,
     } = *step;
+    // Multiplying by the reciprocals saves two of the three divisions.
+    let (inv_bc1, inv_bc2) = (1.0 / bias_correction1, 1.0 / bias_correction2);
     for i in 0..params.len() {
         let g = grads[i];
-        let mi = beta1 * m[i] + (1.0 - beta1) * g;
-        let vi = beta2 * v[i] + (1.0 - beta2) * (g * g);
+        let mi = flush(beta1 * m[i] + (1.0 - beta1) * g);
+        let vi = flush(beta2 * v[i] + (1.0 - beta2) * (g * g));
         m[i] = mi;
         v[i] = vi;
-        let m_hat = mi / bias_correction1;
-        let v_hat = vi / bias_correction2;
+        let m_hat = mi * inv_bc1;
+        let v_hat = vi * inv_bc2;
         params[i] -= learning_rate * m_hat / (v_hat.sqrt() + epsilon);
     }
 }

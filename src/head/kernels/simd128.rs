@@ -4,7 +4,23 @@
 
 use core::arch::wasm32::*;
 
-use super::AdamStep;
+use super::{AdamStep, FLUSH_BELOW};
+
+/// Lanes with `|x|` below [`FLUSH_BELOW`] (or NaN) set to zero.
+#[inline(always)]
+fn flush(x: v128) -> v128 {
+    v128_and(x, f32x4_ge(f32x4_abs(x), f32x4_splat(FLUSH_BELOW)))
+}
+
+/// The scalar tail's twin of [`flush`].
+#[inline(always)]
+fn flush_scalar(x: f32) -> f32 {
+    if x.abs() >= FLUSH_BELOW {
+        x
+    } else {
+        0.0
+    }
+}
 
 /// Loads four f32 from `s[i..i + 4]`.
 ///
@@ -181,14 +197,14 @@ pub fn sgd_momentum_step(
     while i < split {
         // SAFETY: i + 4 <= split <= len of all three slices.
         unsafe {
-            let v = f32x4_add(f32x4_mul(mu, load(velocity, i)), load(grads, i));
+            let v = flush(f32x4_add(f32x4_mul(mu, load(velocity, i)), load(grads, i)));
             store(velocity, i, v);
             store(params, i, f32x4_sub(load(params, i), f32x4_mul(lr, v)));
         }
         i += 4;
     }
     for j in split..params.len() {
-        velocity[j] = momentum * velocity[j] + grads[j];
+        velocity[j] = flush_scalar(momentum * velocity[j] + grads[j]);
         params[j] -= learning_rate * velocity[j];
     }
 }
@@ -203,8 +219,9 @@ pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]
     let b2 = f32x4_splat(step.beta2);
     let one_minus_b1 = f32x4_splat(1.0 - step.beta1);
     let one_minus_b2 = f32x4_splat(1.0 - step.beta2);
-    let bc1 = f32x4_splat(step.bias_correction1);
-    let bc2 = f32x4_splat(step.bias_correction2);
+    // Multiplying by the reciprocals saves two of the three divisions.
+    let inv_bc1 = f32x4_splat(1.0 / step.bias_correction1);
+    let inv_bc2 = f32x4_splat(1.0 / step.bias_correction2);
     let lr = f32x4_splat(step.learning_rate);
     let eps = f32x4_splat(step.epsilon);
     let mut i = 0;
@@ -212,26 +229,30 @@ pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]
         // SAFETY: i + 4 <= split <= len of all four slices.
         unsafe {
             let g = load(grads, i);
-            let mi = f32x4_add(f32x4_mul(b1, load(m, i)), f32x4_mul(one_minus_b1, g));
-            let vi = f32x4_add(
+            let mi = flush(f32x4_add(
+                f32x4_mul(b1, load(m, i)),
+                f32x4_mul(one_minus_b1, g),
+            ));
+            let vi = flush(f32x4_add(
                 f32x4_mul(b2, load(v, i)),
                 f32x4_mul(one_minus_b2, f32x4_mul(g, g)),
-            );
+            ));
             store(m, i, mi);
             store(v, i, vi);
-            let m_hat = f32x4_div(mi, bc1);
-            let v_hat = f32x4_div(vi, bc2);
+            let m_hat = f32x4_mul(mi, inv_bc1);
+            let v_hat = f32x4_mul(vi, inv_bc2);
             let update = f32x4_div(f32x4_mul(lr, m_hat), f32x4_add(f32x4_sqrt(v_hat), eps));
             store(params, i, f32x4_sub(load(params, i), update));
         }
         i += 4;
     }
+    let (inv_bc1, inv_bc2) = (1.0 / step.bias_correction1, 1.0 / step.bias_correction2);
     for j in split..params.len() {
         let g = grads[j];
-        m[j] = step.beta1 * m[j] + (1.0 - step.beta1) * g;
-        v[j] = step.beta2 * v[j] + (1.0 - step.beta2) * (g * g);
-        let m_hat = m[j] / step.bias_correction1;
-        let v_hat = v[j] / step.bias_correction2;
+        m[j] = flush_scalar(step.beta1 * m[j] + (1.0 - step.beta1) * g);
+        v[j] = flush_scalar(step.beta2 * v[j] + (1.0 - step.beta2) * (g * g));
+        let m_hat = m[j] * inv_bc1;
+        let v_hat = v[j] * inv_bc2;
         params[j] -= step.learning_rate * m_hat / (v_hat.sqrt() + step.epsilon);
     }
 }
