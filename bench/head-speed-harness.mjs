@@ -41,8 +41,12 @@ export function stats(samples) {
   return { median: q(0.5), p95: q(0.95), min: s[0], n: s.length };
 }
 
-/** Times `runs` updates with localtune's defaults; returns timings and the steps one update takes. */
-export function timeLocaltune({ localtune, features, labels, intents, dim, now, runs, warmup = 3 }) {
+/**
+ * Times `runs` updates with localtune's defaults; returns timings and the
+ * steps one update takes. Both sides get 30 untimed runs first: the engines
+ * compile hot wasm and JS in tiers, and an app that learns keeps its code hot.
+ */
+export function timeLocaltune({ localtune, features, labels, intents, dim, now, runs, warmup = 30 }) {
   const head = localtune.Head.seeded(dim, intents);
   let last;
   const times = [];
@@ -64,7 +68,7 @@ export function timeLocaltune({ localtune, features, labels, intents, dim, now, 
  * `batchSize` rows (the rows of each batch cycle through a shuffled order),
  * with tf.tidy + optimizer.minimize — TF.js's leanest training loop.
  */
-export async function timeTfjs({ tf, features, labels, intents, dim, steps, batchSize, learningRate, now, runs, warmup = 2 }) {
+export async function timeTfjs({ tf, features, labels, intents, dim, steps, batchSize, learningRate, now, runs, warmup = 30 }) {
   const n = labels.length;
   const x = tf.tensor2d(features, [n, dim]);
   const y = tf.oneHot(tf.tensor1d(labels.map((l) => intents.indexOf(l)), 'int32'), intents.length).toFloat();

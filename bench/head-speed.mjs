@@ -75,7 +75,7 @@ Node ${process.versions.node}, Chromium ${chromium.version} (headless), TensorFl
 ${tf.version.tfjs}. One update: ${labels.length} cached vectors (${intents.length} intents × ${labels.length / intents.length}), \
 head ${dim} → ${intents.length} softmax, Adam (lr ${Number(defaults.learningRate.toPrecision(6))}), batch ${defaults.batchSize}, \
 ${ours.steps} steps (${ours.epochs} epochs, localtune's defaults); TensorFlow.js runs the same head, optimizer, batch size and steps \
-(tf.tidy + optimizer.minimize; wasm backend with SIMD on one thread, cpu backend in plain JS). Median / p95 of ${RUNS} updates, ms.
+(tf.tidy + optimizer.minimize; wasm backend with SIMD on one thread, cpu backend in plain JS). Median / p95 of ${RUNS} updates after 30 untimed ones (both sides), ms.
 
 | Node | median | p95 | steps |
 |---|---:|---:|---:|
