@@ -100,6 +100,8 @@ pub struct UpdateConfig {
     /// during training and to stop early. Labels with fewer than
     /// `min_samples_per_label_for_validation` samples keep all theirs for
     /// training.
+    /// With a hold-out, the head returned is the one from the epoch with the
+    /// lowest held-out loss (the starting head counts as epoch 0).
     pub validation_fraction: f32,
     pub min_samples_per_label_for_validation: usize,
     /// Stop when the held-out loss has not improved for this many epochs
@@ -388,7 +390,6 @@ pub fn run_update(
                 .is_some_and(|budget| now_ms() - started >= budget)
             {
                 stop_reason = StopReason::TimeBudget;
-                epochs = epoch + 1;
                 break 'epochs;
             }
         }
