@@ -435,6 +435,23 @@ pub fn run_update(
         }
         None => epochs,
     };
+    // A ReLU turns NaN into 0, so a hidden layer can go non-finite without
+    // the loss showing it; never hand such a head back.
+    for (i, layer) in layers.iter().enumerate() {
+        let finite = layer
+            .weights
+            .iter()
+            .chain(&layer.bias)
+            .all(|v| v.is_finite());
+        if !finite {
+            return Err(Error::Training(format!(
+                "layer {} became non-finite: the learning rate ({}) is too high for these \
+                 samples; the previous head is unchanged",
+                i + 1,
+                config.learning_rate
+            )));
+        }
+    }
     let final_train =
         evaluate(&layers, &train_rows, &mut scratch).expect("at least one training row");
     let final_validation = evaluate(&layers, &validation_rows, &mut scratch);

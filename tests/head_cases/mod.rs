@@ -683,6 +683,29 @@ fn a_diverging_update_fails_and_names_the_learning_rate() {
     assert!(err.to_string().contains("learning rate (10)"), "{err}");
 }
 
+#[test]
+fn a_diverging_hidden_layer_is_reported_not_returned() {
+    // Huge inputs blow the hidden layer up; its ReLU would hide the NaN from
+    // the loss. The update must fail rather than return such a head.
+    let head = Head::new_seeded(
+        2,
+        HeadArchitecture::Mlp { hidden: 3 },
+        labels(&["yes", "no"]),
+        1,
+    )
+    .unwrap();
+    let config = UpdateConfig {
+        optimizer: Optimizer::Sgd { momentum: 0.9 },
+        learning_rate: 10.0,
+        batch_size: 1,
+        epochs: 20,
+        ..UpdateConfig::default()
+    };
+    let features = [3e38, -3e38, -3e38, 3e38, 1e38, 1e38];
+    let err = train(&head, &features, &[0, 1, 0], &config).unwrap_err();
+    assert_eq!(err.code(), "TrainingError", "{err}");
+}
+
 // ---------------------------------------------------------------- labels
 
 #[test]
