@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, AdamStep};
 use super::network::{self, Gradients, Loss, PassTotals, Penalties, Scratch};
-use super::{check_finite, DenseLayer, Head};
+use super::{DenseLayer, Head};
 use crate::error::{Error, Result};
 
 /// The optimizer and its own hyper-parameters.
@@ -501,11 +501,8 @@ fn check_samples(head: &Head, samples: TrainingSet<'_>) -> Result<()> {
             head.labels().len()
         )));
     }
-    for (i, layer) in head.layers().iter().enumerate() {
-        check_finite(&format!("head layer {} weights", i + 1), &layer.weights)?;
-        check_finite(&format!("head layer {} bias", i + 1), &layer.bias)?;
-    }
-    Ok(())
+    // A head read back from storage skipped `from_layers`: check it again.
+    head.validate()
 }
 
 fn check_same_shape(head: &Head, anchor: &Head) -> Result<()> {
@@ -589,28 +586,43 @@ fn epoch_order(by_label: &[Vec<usize>], config: &UpdateConfig, rng: &mut ChaCha8
 }
 
 /// Per-parameter optimizer memory, laid out like the layers.
-struct OptimizerState {
-    optimizer: Optimizer,
-    /// SGD: velocity. Adam: first moment.
-    first: Vec<DenseLayer>,
-    /// Adam: second moment (empty for SGD).
-    second: Vec<DenseLayer>,
+enum OptimizerState {
+    Sgd {
+        momentum: f32,
+        velocity: Vec<DenseLayer>,
+    },
+    Adam {
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        first_moment: Vec<DenseLayer>,
+        second_moment: Vec<DenseLayer>,
+    },
 }
 
 impl OptimizerState {
     fn new(layers: &[DenseLayer], optimizer: Optimizer) -> Self {
         let zeros = || Gradients::zeros_like(layers).layers;
-        OptimizerState {
-            optimizer,
-            first: zeros(),
-            second: if matches!(optimizer, Optimizer::Adam { .. }) {
-                zeros()
-            } else {
-                Vec::new()
+        match optimizer {
+            Optimizer::Sgd { momentum } => OptimizerState::Sgd {
+                momentum,
+                velocity: zeros(),
+            },
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => OptimizerState::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                first_moment: zeros(),
+                second_moment: zeros(),
             },
         }
     }
 
+    /// Step `step` (1-based) over every layer's weights and biases.
     fn step(
         &mut self,
         layers: &mut [DenseLayer],
@@ -618,34 +630,50 @@ impl OptimizerState {
         learning_rate: f32,
         step: u32,
     ) {
-        for (i, (layer, grad)) in layers.iter_mut().zip(&grads.layers).enumerate() {
-            let params = [
-                (&mut layer.weights, &grad.weights),
-                (&mut layer.bias, &grad.bias),
-            ];
-            for (k, (params, grads)) in params.into_iter().enumerate() {
-                let first = if k == 0 {
-                    &mut self.first[i].weights
-                } else {
-                    &mut self.first[i].bias
-                };
-                match self.optimizer {
-                    Optimizer::Sgd { momentum } => {
-                        kernels::sgd_momentum_step(params, grads, first, learning_rate, momentum)
-                    }
-                    Optimizer::Adam {
-                        beta1,
-                        beta2,
-                        epsilon,
-                    } => {
-                        let second = if k == 0 {
-                            &mut self.second[i].weights
-                        } else {
-                            &mut self.second[i].bias
-                        };
-                        let adam = AdamStep::new(learning_rate, beta1, beta2, epsilon, step);
-                        kernels::adam_step(params, grads, first, second, &adam)
-                    }
+        match self {
+            OptimizerState::Sgd { momentum, velocity } => {
+                for ((layer, grad), v) in layers.iter_mut().zip(&grads.layers).zip(velocity) {
+                    let sgd = kernels::sgd_momentum_step;
+                    sgd(
+                        &mut layer.weights,
+                        &grad.weights,
+                        &mut v.weights,
+                        learning_rate,
+                        *momentum,
+                    );
+                    sgd(
+                        &mut layer.bias,
+                        &grad.bias,
+                        &mut v.bias,
+                        learning_rate,
+                        *momentum,
+                    );
+                }
+            }
+            OptimizerState::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                first_moment,
+                second_moment,
+            } => {
+                let adam = AdamStep::new(learning_rate, *beta1, *beta2, *epsilon, step);
+                let state = first_moment.iter_mut().zip(second_moment.iter_mut());
+                for ((layer, grad), (m, v)) in layers.iter_mut().zip(&grads.layers).zip(state) {
+                    kernels::adam_step(
+                        &mut layer.weights,
+                        &grad.weights,
+                        &mut m.weights,
+                        &mut v.weights,
+                        &adam,
+                    );
+                    kernels::adam_step(
+                        &mut layer.bias,
+                        &grad.bias,
+                        &mut m.bias,
+                        &mut v.bias,
+                        &adam,
+                    );
                 }
             }
         }

@@ -664,13 +664,7 @@ fn out_of_range_settings_are_config_errors() {
 
 #[test]
 fn a_diverging_update_fails_and_names_the_learning_rate() {
-    let layer = DenseLayer {
-        inputs: 2,
-        outputs: 2,
-        weights: vec![0.0; 4],
-        bias: vec![0.0; 2],
-    };
-    let head = Head::from_layers(labels(&["yes", "no"]), vec![layer]).unwrap();
+    let head = zero_head();
     let config = UpdateConfig {
         optimizer: Optimizer::Sgd { momentum: 0.0 },
         learning_rate: 10.0,

@@ -1,25 +1,17 @@
 //! WebAssembly SIMD (simd128) kernels: four f32 lanes per instruction. Same
-//! signatures and summation order as [`super::scalar`]; tails shorter than a
-//! vector fall back to scalar code.
+//! signatures and summation order as [`super::scalar`]. Tails shorter than a
+//! vector go to the scalar twin itself (elementwise kernels) or to a scalar
+//! loop that keeps the dot product's summation order.
 
 use core::arch::wasm32::*;
 
-use super::{AdamStep, FLUSH_BELOW};
+use super::{scalar, AdamStep, FLUSH_BELOW};
 
-/// Lanes with `|x|` below [`FLUSH_BELOW`] (or NaN) set to zero.
+/// Lanes with `|x|` below [`FLUSH_BELOW`] (or NaN) set to zero, as
+/// `scalar::flush` does for one value.
 #[inline(always)]
 fn flush(x: v128) -> v128 {
     v128_and(x, f32x4_ge(f32x4_abs(x), f32x4_splat(FLUSH_BELOW)))
-}
-
-/// The scalar tail's twin of [`flush`].
-#[inline(always)]
-fn flush_scalar(x: f32) -> f32 {
-    if x.abs() >= FLUSH_BELOW {
-        x
-    } else {
-        0.0
-    }
 }
 
 /// Loads four f32 from `s[i..i + 4]`.
@@ -124,13 +116,7 @@ pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
         }
         i += 4;
     }
-    for j in split..y.len() {
-        let mut v = y[j];
-        for k in 0..4 {
-            v += alphas[k] * xs[k][j];
-        }
-        y[j] = v;
-    }
+    scalar::axpy4(alphas, xs.map(|x| &x[split..]), &mut y[split..]);
 }
 
 /// `y[i] += alpha·x[i]`. The slices must have equal length.
@@ -144,9 +130,8 @@ pub fn axpy(alpha: f32, x: &[f32], y: &mut [f32]) {
         unsafe { store(y, i, f32x4_add(load(y, i), f32x4_mul(a, load(x, i)))) };
         i += 4;
     }
-    for j in split..x.len() {
-        y[j] += alpha * x[j];
-    }
+    // Elementwise: the scalar twin on the tail does exactly the same.
+    scalar::axpy(alpha, &x[split..], &mut y[split..]);
 }
 
 /// Adds the gradient of the two L2 penalties to `grads`:
@@ -175,9 +160,13 @@ pub fn add_l2_penalties(
         }
         i += 4;
     }
-    for j in split..grads.len() {
-        grads[j] += weight_decay * params[j] + l2_sp * (params[j] - anchor[j]);
-    }
+    scalar::add_l2_penalties(
+        &mut grads[split..],
+        &params[split..],
+        &anchor[split..],
+        weight_decay,
+        l2_sp,
+    );
 }
 
 /// One SGD step with (PyTorch-style) momentum:
@@ -203,10 +192,13 @@ pub fn sgd_momentum_step(
         }
         i += 4;
     }
-    for j in split..params.len() {
-        velocity[j] = flush_scalar(momentum * velocity[j] + grads[j]);
-        params[j] -= learning_rate * velocity[j];
-    }
+    scalar::sgd_momentum_step(
+        &mut params[split..],
+        &grads[split..],
+        &mut velocity[split..],
+        learning_rate,
+        momentum,
+    );
 }
 
 /// One Adam step (Kingma & Ba, with bias correction):
@@ -246,13 +238,11 @@ pub fn adam_step(params: &mut [f32], grads: &[f32], m: &mut [f32], v: &mut [f32]
         }
         i += 4;
     }
-    let (inv_bc1, inv_bc2) = (1.0 / step.bias_correction1, 1.0 / step.bias_correction2);
-    for j in split..params.len() {
-        let g = grads[j];
-        m[j] = flush_scalar(step.beta1 * m[j] + (1.0 - step.beta1) * g);
-        v[j] = flush_scalar(step.beta2 * v[j] + (1.0 - step.beta2) * (g * g));
-        let m_hat = m[j] * inv_bc1;
-        let v_hat = v[j] * inv_bc2;
-        params[j] -= step.learning_rate * m_hat / (v_hat.sqrt() + step.epsilon);
-    }
+    scalar::adam_step(
+        &mut params[split..],
+        &grads[split..],
+        &mut m[split..],
+        &mut v[split..],
+        step,
+    );
 }
