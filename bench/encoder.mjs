@@ -13,10 +13,10 @@ import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-web';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
-import { openBrowser } from '../tests/js/browser.mjs';
 import {
   LENGTHS, SOURCE_TEXT, idsOfLength, iterationsFor, makeEngines, measureLatency, checkSameOutput,
 } from './harness.mjs';
+import { runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -63,20 +63,7 @@ const native = JSON.parse(
 );
 
 // --- Headless Chromium: both engines in one page.
-console.error('chromium: running bench/index.html…');
-const env = await openBrowser();
-let chromium;
-try {
-  const page = await env.browser.newPage();
-  await page.goto(`${env.url}bench/index.html`);
-  await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: 600_000 });
-  const error = await page.evaluate(() => window.benchError);
-  if (error) throw new Error(`browser benchmark failed: ${error}`);
-  chromium = await page.evaluate(() => window.benchResult);
-  chromium.version = env.browser.version();
-} finally {
-  await env.close();
-}
+const chromium = await runBenchPage('bench/index.html');
 
 // --- Sizes.
 const size = (bytes) => ({
@@ -130,11 +117,4 @@ await writeFile(
   new URL('bench/results/encoder.json', root),
   JSON.stringify({ native, node, chromium, sizes }, null, 1),
 );
-if (process.argv.includes('--update-readme')) {
-  const readme = (await read('README.md')).toString();
-  const start = '<!-- bench:encoder:start -->', end = '<!-- bench:encoder:end -->';
-  const i = readme.indexOf(start), j = readme.indexOf(end);
-  if (i < 0 || j < 0) throw new Error('README.md has no bench:encoder markers');
-  await writeFile(new URL('README.md', root), `${readme.slice(0, i + start.length)}\n${report}\n${readme.slice(j)}`);
-  console.error('README.md updated');
-}
+if (process.argv.includes('--update-readme')) await updateReadme('encoder', report);

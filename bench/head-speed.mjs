@@ -7,15 +7,15 @@
 // --update-readme writes it into README.md between the head-speed markers.
 //
 // Run: bash bench/head-speed.sh   (builds pkg/ first)
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
-import { openBrowser } from '../tests/js/browser.mjs';
 import { pickSamples, timeLocaltune, timeTfjs } from './head-speed-harness.mjs';
+import { runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -49,20 +49,7 @@ for (const backend of ['wasm', 'cpu']) {
   });
 }
 
-console.error('chromium: running bench/head-speed.html…');
-const env = await openBrowser();
-let chromium;
-try {
-  const page = await env.browser.newPage();
-  await page.goto(`${env.url}bench/head-speed.html`);
-  await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: 600_000 });
-  const error = await page.evaluate(() => window.benchError);
-  if (error) throw new Error(`browser benchmark failed: ${error}`);
-  chromium = await page.evaluate(() => window.benchResult);
-  chromium.version = env.browser.version();
-} finally {
-  await env.close();
-}
+const chromium = await runBenchPage('bench/head-speed.html');
 
 const ms = (x) => x.toFixed(2);
 const row = (name, r) => `| ${name} | ${ms(r.median)} | ${ms(r.p95)} | ${r.steps} |`;
@@ -92,12 +79,4 @@ ${row('TensorFlow.js, cpu backend', chromium.tfjs.cpu)}
 localtune is **${ratio(node)}** faster than the faster TensorFlow.js backend in Node and **${ratio(chromium)}** in Chromium.`;
 
 console.log(report);
-if (process.argv.includes('--update-readme')) {
-  const readme = String(await read('README.md'));
-  const start = '<!-- bench:head-speed:start -->';
-  const end = '<!-- bench:head-speed:end -->';
-  if (!readme.includes(start) || !readme.includes(end)) throw new Error('README.md lacks the head-speed markers');
-  const updated = readme.replace(new RegExp(`${start}[\\s\\S]*?${end}`), `${start}\n${report}\n${end}`);
-  await writeFile(new URL('README.md', root), updated);
-  console.error('README.md updated');
-}
+if (process.argv.includes('--update-readme')) await updateReadme('head-speed', report);

@@ -1,0 +1,41 @@
+// What every benchmark driver (bench/*.mjs) does the same way: run its page
+// in headless Chromium and collect the result, and write its table into
+// README.md between its markers.
+import { readFile, writeFile } from 'node:fs/promises';
+import { openBrowser } from '../tests/js/browser.mjs';
+
+const README = new URL('../README.md', import.meta.url);
+
+/**
+ * Opens `path` (under the project server) in headless Chromium, waits for the
+ * page to set `window.benchResult` (or `window.benchError`), and returns the
+ * result with the browser's version.
+ */
+export async function runBenchPage(path) {
+  console.error(`chromium: running ${path}…`);
+  const env = await openBrowser();
+  try {
+    const page = await env.browser.newPage();
+    await page.goto(`${env.url}${path}`);
+    await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: 600_000 });
+    const error = await page.evaluate(() => window.benchError);
+    if (error) throw new Error(`browser benchmark failed: ${error}`);
+    const result = await page.evaluate(() => window.benchResult);
+    result.version = env.browser.version();
+    return result;
+  } finally {
+    await env.close();
+  }
+}
+
+/** Replaces the text between `<!-- bench:NAME:start -->` and `…:end -->` in README.md with `report`. */
+export async function updateReadme(name, report) {
+  const readme = String(await readFile(README));
+  const start = `<!-- bench:${name}:start -->`;
+  const end = `<!-- bench:${name}:end -->`;
+  const i = readme.indexOf(start);
+  const j = readme.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`README.md has no bench:${name} markers`);
+  await writeFile(README, `${readme.slice(0, i + start.length)}\n${report}\n${readme.slice(j)}`);
+  console.error('README.md updated');
+}
