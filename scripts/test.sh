@@ -23,7 +23,7 @@ cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warning
 step "native tests"
 cargo test --quiet
 
-step "wasm tests: Node (encoder, parity, head) and headless Chromium (browser, head_in_browser)"
+step "wasm tests: Node (encoder, parity, head) and headless Chromium (browser, head_in_browser, store_in_browser)"
 # The browser test loads the real encoder compiled into the test module: it
 # needs more than the default 20 s.
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}

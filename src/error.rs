@@ -57,6 +57,38 @@ pub enum Error {
     /// The caller cancelled an update; the previous head is untouched.
     #[error("the update was cancelled; the previous head is unchanged")]
     Cancelled,
+
+    /// A feedback sample that cannot be stored (empty text, too long).
+    #[error("invalid sample: {0}")]
+    InvalidSample(String),
+
+    /// The browser's storage refused or failed an operation; nothing of it
+    /// was written.
+    #[error("storage failed during {operation}: {message}")]
+    Storage { operation: String, message: String },
+
+    /// The origin's storage quota is used up; nothing of the operation was
+    /// written.
+    #[error("storage quota exceeded during {operation}; nothing was written ({message})")]
+    QuotaExceeded { operation: String, message: String },
+
+    /// A stored record failed its checksum or could not be decoded.
+    #[error("corrupt record ({what}): {detail}")]
+    CorruptRecord { what: String, detail: String },
+
+    /// A sample or version that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+
+    /// The operation is not allowed in the store's current state (deleting
+    /// the current or the shipped version, rolling back to a head trained on
+    /// another encoder).
+    #[error("not allowed: {0}")]
+    InvalidState(String),
+
+    /// An export file that cannot be imported; the store is unchanged.
+    #[error("cannot import: {0}")]
+    Import(String),
 }
 
 /// Shorthand used across the crate.
@@ -79,6 +111,14 @@ impl Error {
             // The DOM's name for a cancelled operation, which is what an
             // AbortSignal-driven caller checks for.
             Error::Cancelled => "AbortError",
+            Error::InvalidSample(_) => "InvalidSampleError",
+            Error::Storage { .. } => "StorageError",
+            // The DOMException name IndexedDB itself uses.
+            Error::QuotaExceeded { .. } => "QuotaExceededError",
+            Error::CorruptRecord { .. } => "CorruptRecordError",
+            Error::NotFound(_) => "NotFoundError",
+            Error::InvalidState(_) => "InvalidStateError",
+            Error::Import(_) => "ImportError",
         }
     }
 }

@@ -10,6 +10,7 @@
 pub mod encoder;
 pub mod error;
 pub mod head;
+pub mod store;
 
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;

@@ -2,10 +2,12 @@
 //! feature vector, the only part of the model that learns on the device.
 //!
 //! - [`Head`]: weights, string labels, prediction, growing a new label;
+//! - [`codec`]: the head as bytes (stored versions, exports, bundles);
 //! - [`network`]: forward and backward passes and the training objective;
 //! - [`train`]: the update task (optimizers, early stopping, events);
 //! - [`kernels`]: the simd128 / scalar inner loops everything above runs on.
 
+pub mod codec;
 pub mod kernels;
 pub mod network;
 pub mod train;
@@ -302,7 +304,7 @@ impl Head {
     }
 }
 
-fn check_label(label: &str) -> Result<()> {
+pub(crate) fn check_label(label: &str) -> Result<()> {
     if label.trim().is_empty() {
         return Err(Error::Config(
             "a label must not be empty or only whitespace".into(),

@@ -1,0 +1,191 @@
+//! The export file: everything a user owns (samples, head versions, the
+//! current pointer) in one file that can be checked before it is trusted.
+//!
+//! ```text
+//! {"format":"localtune-export","schemaVersion":1,"payloadBytes":N,"payloadSha256":"…"}\n
+//! payload: JSON {"exportedMs", "samples", "versions", "weights": [{"version", "checksum", "bytes" (base64)}], "current"}
+//! ```
+//!
+//! The first line is readable on its own, so a file from a newer schema is
+//! refused by name rather than misread. Cached feature vectors are not
+//! exported: any encoder recomputes them, and they would triple the size.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::backend::{Sample, Snapshot, VersionInfo, VersionNumber, WeightsRecord};
+use super::sha256_hex;
+use crate::error::{Error, Result};
+use crate::head::{check_label, codec};
+
+pub const FORMAT: &str = "localtune-export";
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    format: String,
+    schema_version: u32,
+    payload_bytes: usize,
+    payload_sha256: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload {
+    exported_ms: f64,
+    samples: Vec<Sample>,
+    versions: Vec<VersionInfo>,
+    weights: Vec<ExportedWeights>,
+    current: Option<VersionNumber>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExportedWeights {
+    version: VersionNumber,
+    checksum: String,
+    bytes: String,
+}
+
+/// Writes `snapshot` as an export file.
+pub fn write(snapshot: &Snapshot, exported_ms: f64) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let payload = Payload {
+        exported_ms,
+        samples: snapshot.samples.clone(),
+        versions: snapshot.versions.clone(),
+        weights: snapshot
+            .weights
+            .iter()
+            .map(|w| ExportedWeights {
+                version: w.version,
+                checksum: w.checksum.clone(),
+                bytes: b64.encode(&w.bytes),
+            })
+            .collect(),
+        current: snapshot.current,
+    };
+    let payload = serde_json::to_vec(&payload).expect("plain data serialises");
+    let header = Header {
+        format: FORMAT.into(),
+        schema_version: SCHEMA_VERSION,
+        payload_bytes: payload.len(),
+        payload_sha256: sha256_hex(&payload),
+    };
+    let mut file = serde_json::to_vec(&header).expect("plain data serialises");
+    file.push(b'\n');
+    file.extend_from_slice(&payload);
+    file
+}
+
+/// Reads and fully checks an export file: its checksum, every weights
+/// record against its own checksum and its version, and the references
+/// between records. Nothing is returned unless all of it holds.
+pub fn read(file: &[u8]) -> Result<Snapshot> {
+    let bad = |m: String| Error::Import(m);
+    let newline = file
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| bad("not a localtune export file (no header line)".into()))?;
+    let header: Header = serde_json::from_slice(&file[..newline])
+        .map_err(|e| bad(format!("not a localtune export file (header: {e})")))?;
+    if header.format != FORMAT {
+        return Err(bad(format!(
+            "format is {:?}, expected {FORMAT:?}",
+            header.format
+        )));
+    }
+    if header.schema_version != SCHEMA_VERSION {
+        return Err(bad(format!(
+            "export schema version {} is not supported (this build reads version {SCHEMA_VERSION})",
+            header.schema_version
+        )));
+    }
+    let payload = &file[newline + 1..];
+    if payload.len() != header.payload_bytes {
+        return Err(bad(format!(
+            "the file is truncated or padded: payload is {} bytes, header says {}",
+            payload.len(),
+            header.payload_bytes
+        )));
+    }
+    let actual = sha256_hex(payload);
+    if actual != header.payload_sha256 {
+        return Err(bad(format!(
+            "integrity check failed: payload sha256 is {actual}, header says {}",
+            header.payload_sha256
+        )));
+    }
+    let payload: Payload =
+        serde_json::from_slice(payload).map_err(|e| bad(format!("payload: {e}")))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut weights = Vec::with_capacity(payload.weights.len());
+    for w in payload.weights {
+        let bytes = b64
+            .decode(&w.bytes)
+            .map_err(|e| bad(format!("weights of version {}: {e}", w.version)))?;
+        weights.push(WeightsRecord {
+            version: w.version,
+            checksum: w.checksum,
+            bytes,
+        });
+    }
+    let snapshot = Snapshot {
+        samples: payload.samples,
+        versions: payload.versions,
+        weights,
+        current: payload.current,
+    };
+    check_consistent(&snapshot)?;
+    Ok(snapshot)
+}
+
+/// The references and checksums an import relies on.
+fn check_consistent(snapshot: &Snapshot) -> Result<()> {
+    let bad = |m: String| Error::Import(m);
+    let mut sample_ids = BTreeSet::new();
+    for sample in &snapshot.samples {
+        if !sample_ids.insert(sample.id) {
+            return Err(bad(format!("sample id {} appears twice", sample.id)));
+        }
+        check_label(&sample.label).map_err(|e| bad(format!("sample {}: {e}", sample.id)))?;
+    }
+    let weights: BTreeMap<VersionNumber, &WeightsRecord> =
+        snapshot.weights.iter().map(|w| (w.version, w)).collect();
+    let mut versions = BTreeSet::new();
+    for info in &snapshot.versions {
+        if !versions.insert(info.version) {
+            return Err(bad(format!("version {} appears twice", info.version)));
+        }
+        let record = weights
+            .get(&info.version)
+            .ok_or_else(|| bad(format!("version {} has no weights", info.version)))?;
+        let actual = sha256_hex(&record.bytes);
+        if actual != info.checksum || record.checksum != info.checksum {
+            return Err(bad(format!(
+                "weights of version {} fail their checksum (sha256 {actual}, recorded {})",
+                info.version, info.checksum
+            )));
+        }
+        let head = codec::decode(&record.bytes)
+            .map_err(|e| bad(format!("version {}: {e}", info.version)))?;
+        if head.labels() != info.labels.as_slice() {
+            return Err(bad(format!(
+                "version {}: weights and metadata disagree on the labels",
+                info.version
+            )));
+        }
+    }
+    if weights.len() != versions.len() {
+        return Err(bad("weights records without a version".into()));
+    }
+    if let Some(current) = snapshot.current {
+        if !versions.contains(&current) {
+            return Err(bad(format!("current version {current} is not in the file")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The store's logic on the in-memory backend (the same cases run on
+//! IndexedDB in `tests/store_in_browser.rs`), plus what only a memory
+//! backend can fake natively: a full disk.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod store_cases;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use localtune::store::memory::MemoryBackend;
+use localtune::store::{SaveDetails, Store, StoreBackend, StorePolicy};
+use localtune::{Head, HeadArchitecture};
+use store_cases::Fixture;
+
+#[derive(Default)]
+struct Memory(RefCell<HashMap<String, Rc<MemoryBackend>>>);
+
+impl Fixture for Memory {
+    type Backend = Rc<MemoryBackend>;
+    async fn fresh(&self, name: &str) -> Self::Backend {
+        let backend = Rc::new(MemoryBackend::new());
+        self.0.borrow_mut().insert(name.into(), backend.clone());
+        backend
+    }
+    async fn reopen(&self, name: &str) -> Self::Backend {
+        self.0.borrow()[name].clone()
+    }
+}
+
+/// The memory backend never waits, so its futures finish on the first poll
+/// (the join of two of them on the second).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("a memory-backend future did not finish");
+}
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {$(
+        #[test]
+        fn $name() {
+            block_on(store_cases::$name(&Memory::default()));
+        }
+    )*};
+}
+
+cases!(
+    samples_are_added_listed_and_really_deleted,
+    bad_samples_are_refused_and_store_nothing,
+    odd_text_and_labels_round_trip_exactly,
+    past_the_cap_the_largest_labels_oldest_sample_goes,
+    the_shipped_head_is_stored_once_and_current,
+    versions_save_load_roll_back_and_reset,
+    a_rejected_version_is_kept_but_not_current,
+    current_and_shipped_versions_cannot_be_deleted,
+    retention_keeps_the_newest_the_current_and_the_shipped,
+    a_corrupt_weight_record_falls_back_and_is_reported,
+    a_reopened_store_has_everything,
+    two_connections_saving_at_once_both_keep_their_versions,
+    a_new_encoder_never_uses_old_heads_and_retrains,
+    export_then_import_into_a_fresh_profile_predicts_the_same,
+    head_bytes_round_trip_and_damage_is_detected,
+);
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_nothing_is_half_written() {
+    let shipped =
+        Head::new_seeded(8, HeadArchitecture::Linear, vec!["a".into(), "b".into()], 0).unwrap();
+    let backend = MemoryBackend::with_quota(4_000);
+    let store = block_on(Store::open(
+        backend,
+        "e",
+        &shipped,
+        StorePolicy::default(),
+        0.0,
+    ))
+    .unwrap();
+    let mut added = 0;
+    let error = loop {
+        match block_on(store.add_sample(
+            &format!("sample number {added} {}", "x".repeat(200)),
+            "a",
+            0.0,
+            Some(&[0.5; 8]),
+        )) {
+            Ok(_) => added += 1,
+            Err(e) => break e,
+        }
+        assert!(added < 100, "the quota never ran out");
+    };
+    assert_eq!(error.code(), "QuotaExceededError");
+    assert!(error.to_string().contains("nothing was written"), "{error}");
+    assert_eq!(
+        block_on(store.sample_count()).unwrap(),
+        added,
+        "the refused sample is not there"
+    );
+    assert_eq!(
+        block_on(store.backend().features("e")).unwrap().len(),
+        added,
+        "nor its vector"
+    );
+
+    let before = block_on(store.backend().snapshot()).unwrap();
+    let big = Head::new_seeded(
+        8,
+        HeadArchitecture::Linear,
+        (0..200).map(|i| format!("label {i}")).collect(),
+        0,
+    )
+    .unwrap();
+    let error = block_on(store.save_version(&big, SaveDetails::default(), 1.0)).unwrap_err();
+    assert_eq!(error.code(), "QuotaExceededError");
+    assert_eq!(
+        block_on(store.backend().snapshot()).unwrap(),
+        before,
+        "no version, no weights, same current"
+    );
+}
+
+#[test]
+fn eviction_order_is_stated_and_stable() {
+    use localtune::store::{eviction_victims, Sample};
+    let s = |id, label: &str, time| Sample {
+        id,
+        text: String::new(),
+        label: label.into(),
+        time_ms: time,
+    };
+    // Equal counts: the label whose oldest sample is older loses it first.
+    let samples = [
+        s(1, "a", 5.0),
+        s(2, "b", 1.0),
+        s(3, "a", 6.0),
+        s(4, "b", 7.0),
+        s(5, "c", 0.0),
+    ];
+    assert_eq!(eviction_victims(&samples, 4), [2]);
+    assert_eq!(eviction_victims(&samples, 3), [2, 1]);
+    assert_eq!(eviction_victims(&samples, 5), Vec::<u64>::new());
+}
