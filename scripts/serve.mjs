@@ -6,6 +6,8 @@
 //   /bench/    → bench/        (the in-browser benchmark page)
 //   /ort/      → node_modules/onnxruntime-web/dist/ (benchmark reference)
 //   /tfjs/, /tfjs-wasm/ → TensorFlow.js and its wasm backend (benchmark reference)
+//   /test-pages/ → tests/js/pages/ (bare pages the browser tests drive)
+//   /fixtures/  → tests/fixtures/ (the tiny test encoder)
 // It counts requests so tests can assert what the page fetched.
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -20,6 +22,8 @@ const ROUTES = [
   ['/ort/', 'node_modules/onnxruntime-web/dist'],
   ['/tfjs/', 'node_modules/@tensorflow/tfjs/dist'],
   ['/tfjs-wasm/', 'node_modules/@tensorflow/tfjs-backend-wasm/dist'],
+  ['/test-pages/', 'tests/js/pages'],
+  ['/fixtures/', 'tests/fixtures'],
   ['/', 'www'],
 ];
 const TYPES = {

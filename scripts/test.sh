@@ -34,5 +34,5 @@ cargo test --target wasm32-unknown-unknown --tests
 step "npm package (release build, wasm-opt, SIMD check)"
 bash scripts/build-pkg.sh
 
-step "package and demo page in Node and headless Chromium"
+step "package, store and demo page in Node and headless Chromium"
 node --test tests/js/

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::head::{check_label, codec, Head};
-use crate::{run_update, TrainingSet, UpdateConfig, UpdateOutcome};
+use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
 pub use backend::*;
 
 /// A sample's text is what the user typed or pasted; the encoder reads only
@@ -529,13 +529,15 @@ impl<B: StoreBackend> Store<B> {
     /// After an encoder change: embeds the samples that have no vector under
     /// this encoder (`embed` gets texts, returns `texts.len() × dim` floats),
     /// caches the vectors, trains the shipped head on all samples (labels it
-    /// lacks are added) and saves the result as the current version.
+    /// lacks are added; `observer` sees the update's events and may cancel)
+    /// and saves the result as the current version.
     /// Returns `None` if there are no samples to learn from.
     pub async fn retrain_for_encoder(
         &self,
         embed: &mut dyn FnMut(&[&str]) -> Result<Vec<f32>>,
         config: &UpdateConfig,
         now_ms: &dyn Fn() -> f64,
+        observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
     ) -> Result<Option<(VersionInfo, UpdateOutcome)>> {
         let data = self.training_data().await?;
         for chunk in data.missing.chunks(32) {
@@ -575,7 +577,7 @@ impl<B: StoreBackend> Store<B> {
             },
             config,
             now_ms,
-            &mut |_| ControlFlow::Continue(()),
+            observer,
         )?;
         let details = SaveDetails {
             parent: Some(self.shipped().version),

@@ -2,6 +2,8 @@
 
 use js_sys::{Float32Array, Object, Reflect, Uint32Array};
 use serde::Deserialize;
+use std::rc::Rc;
+
 use wasm_bindgen::prelude::*;
 
 use super::{config_error, js_error, read_options};
@@ -49,7 +51,9 @@ impl EncoderOptions {
 /// feature vectors.
 #[wasm_bindgen(js_name = Encoder)]
 pub struct JsEncoder {
-    inner: Encoder,
+    /// Shared so an async task (re-embedding samples for a store) can keep
+    /// using the encoder without holding a borrow of this JS object.
+    pub(crate) inner: Rc<Encoder>,
 }
 
 #[wasm_bindgen(js_class = Encoder)]
@@ -74,7 +78,9 @@ impl JsEncoder {
                 .unwrap_or(defaults.gather_before_dequantize),
         };
         let inner = Encoder::from_bytes(model, tokenizer_json, config).map_err(js_error)?;
-        Ok(JsEncoder { inner })
+        Ok(JsEncoder {
+            inner: Rc::new(inner),
+        })
     }
 
     /// Feature vectors of `texts`, concatenated: `texts.length × dim` floats.

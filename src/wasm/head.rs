@@ -2,7 +2,6 @@
 //! update (training) over cached vectors. The promise-based, Worker-side
 //! API is built on top of this.
 
-use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use js_sys::{Float32Array, Function, Reflect};
@@ -112,7 +111,7 @@ const UPDATE_FIELDS: &[&str] = &[
 /// A classifier head over feature vectors (see the crate docs).
 #[wasm_bindgen(js_name = Head)]
 pub struct JsHead {
-    inner: Head,
+    pub(crate) inner: Head,
 }
 
 #[wasm_bindgen(js_class = Head)]
@@ -188,46 +187,12 @@ impl JsHead {
         options: Option<UpdateOptionsArg>,
         on_event: Option<UpdateEventCallback>,
     ) -> Result<UpdateResultJs, JsValue> {
-        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let config: UpdateConfig = read_options("update options", options.clone(), UPDATE_FIELDS)?;
-        let signal = if options.is_object() {
-            Reflect::get(&options, &"signal".into())?
-        } else {
-            JsValue::UNDEFINED
-        };
+        let (config, mut observer) = read_update_options(options, on_event)?;
         let label_indices = labels
             .iter()
             .map(|l| self.inner.label_index(l))
             .collect::<Result<Vec<_>, Error>>()
             .map_err(js_error)?;
-        let callback: Option<Function> = on_event.map(|f| f.unchecked_into());
-        let thrown: RefCell<Option<JsValue>> = RefCell::new(None);
-        let mut observer = |event: &UpdateEvent| -> ControlFlow<()> {
-            if let Some(callback) = &callback {
-                let event = match to_js(event) {
-                    Ok(event) => event,
-                    Err(e) => {
-                        *thrown.borrow_mut() = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                };
-                match callback.call1(&JsValue::NULL, &event) {
-                    Ok(answer) if answer == JsValue::FALSE => return ControlFlow::Break(()),
-                    Ok(_) => {}
-                    Err(e) => {
-                        *thrown.borrow_mut() = Some(e);
-                        return ControlFlow::Break(());
-                    }
-                }
-            }
-            let aborted = !signal.is_undefined()
-                && Reflect::get(&signal, &"aborted".into()).is_ok_and(|a| a.is_truthy());
-            if aborted {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        };
         let samples = TrainingSet {
             features,
             labels: &label_indices,
@@ -238,11 +203,9 @@ impl JsHead {
             samples,
             &config,
             &performance_now,
-            &mut observer,
+            &mut |event| observer.observe(event),
         );
-        if let Some(thrown) = thrown.into_inner() {
-            return Err(thrown);
-        }
+        observer.rethrow()?;
         let outcome = outcome.map_err(js_error)?;
         let report = to_js(&outcome)?;
         Reflect::set(
@@ -257,6 +220,67 @@ impl JsHead {
     }
 }
 
+/// Reads `UpdateOptions` and the event callback of an update.
+pub(crate) fn read_update_options(
+    options: Option<UpdateOptionsArg>,
+    on_event: Option<UpdateEventCallback>,
+) -> Result<(UpdateConfig, JsObserver), JsValue> {
+    let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+    let config: UpdateConfig = read_options("update options", options.clone(), UPDATE_FIELDS)?;
+    let signal = if options.is_object() {
+        Reflect::get(&options, &"signal".into())?
+    } else {
+        JsValue::UNDEFINED
+    };
+    let observer = JsObserver {
+        callback: on_event.map(|f| f.unchecked_into()),
+        signal,
+        thrown: None,
+    };
+    Ok((config, observer))
+}
+
+/// Passes update events to a JS callback and checks an `AbortSignal`:
+/// `false` from the callback, an exception in it, or an aborted signal
+/// stops the update between mini-batches.
+pub(crate) struct JsObserver {
+    callback: Option<Function>,
+    signal: JsValue,
+    thrown: Option<JsValue>,
+}
+
+impl JsObserver {
+    pub(crate) fn observe(&mut self, event: &UpdateEvent) -> ControlFlow<()> {
+        if let Some(callback) = &self.callback {
+            let answer = to_js(event).and_then(|event| callback.call1(&JsValue::NULL, &event));
+            match answer {
+                Ok(answer) if answer == JsValue::FALSE => return ControlFlow::Break(()),
+                Ok(_) => {}
+                Err(e) => {
+                    self.thrown = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        let aborted = !self.signal.is_undefined()
+            && Reflect::get(&self.signal, &"aborted".into()).is_ok_and(|a| a.is_truthy());
+        if aborted {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// The exception the callback threw, if it did: the caller's error wins
+    /// over our `AbortError`.
+    pub(crate) fn rethrow(&mut self) -> Result<(), JsValue> {
+        match self.thrown.take() {
+            Some(thrown) => Err(thrown),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The settings an update uses when `UpdateOptions` leaves them out.
 #[wasm_bindgen(js_name = defaultUpdateOptions)]
 pub fn default_update_options() -> Result<UpdateOptionsArg, JsValue> {
@@ -264,7 +288,7 @@ pub fn default_update_options() -> Result<UpdateOptionsArg, JsValue> {
 }
 
 /// Serialises plain data for JS: structs become objects, `None` undefined.
-fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
+pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| JsValue::from(js_sys::Error::new(&e.to_string())))

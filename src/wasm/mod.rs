@@ -3,10 +3,12 @@
 //! `name` is a stable code (see [`Error::code`]).
 //!
 //! - [`encoder`]: the `Encoder` class (text → feature vectors);
-//! - [`head`]: the `Head` class and its synchronous `update` (training).
+//! - [`head`]: the `Head` class and its synchronous `update` (training);
+//! - [`store`]: the `Store` class, the IndexedDB store as promises.
 
 mod encoder;
 mod head;
+mod store;
 
 use js_sys::Object;
 use wasm_bindgen::prelude::*;

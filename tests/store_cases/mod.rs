@@ -5,10 +5,12 @@
 #![allow(dead_code)] // each harness runs the cases its backend supports
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use localtune::error::Error;
+use localtune::head::train::UpdateEventKind;
 use localtune::store::{
     CachedFeatures, SaveDetails, Store, StoreBackend, StorePolicy, VersionStatus,
     MAX_SAMPLE_TEXT_BYTES,
@@ -697,12 +699,22 @@ pub async fn a_new_encoder_never_uses_old_heads_and_retrains<F: Fixture>(f: &F) 
         validation_fraction: 0.0,
         ..UpdateConfig::default()
     };
+    let mut events = Vec::new();
     let (info, outcome) = store
-        .retrain_for_encoder(&mut embed_new, &config, &|| 0.0)
+        .retrain_for_encoder(&mut embed_new, &config, &|| 0.0, &mut |event| {
+            events.push(event.kind);
+            ControlFlow::Continue(())
+        })
         .await
         .unwrap()
         .expect("samples exist");
     assert_eq!(calls, 1, "8 texts, one batch");
+    assert_eq!(
+        events.first(),
+        Some(&UpdateEventKind::Began),
+        "the update's events reach the caller"
+    );
+    assert_eq!(events.last(), Some(&UpdateEventKind::Done));
     assert_eq!(info.encoder_sha256, ENCODER_B);
     assert_eq!(info.parent, Some(store.shipped().version));
     assert_eq!(info.sample_count, texts.len());
@@ -726,7 +738,12 @@ pub async fn a_new_encoder_never_uses_old_heads_and_retrains<F: Fixture>(f: &F) 
     // A store with no samples has nothing to retrain.
     store.delete_all_samples().await.unwrap();
     assert!(store
-        .retrain_for_encoder(&mut |b: &[&str]| Ok(embed(b, NEW_DIM)), &config, &|| 0.0)
+        .retrain_for_encoder(
+            &mut |b: &[&str]| Ok(embed(b, NEW_DIM)),
+            &config,
+            &|| 0.0,
+            &mut |_| { ControlFlow::Continue(()) }
+        )
         .await
         .unwrap()
         .is_none());

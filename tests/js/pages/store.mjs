@@ -1,0 +1,42 @@
+// Loads the built package the way a user's page does and exposes it to the
+// store tests (window.lt), with the two encoders they use.
+import init, * as lt from '/pkg/localtune.js';
+
+await init();
+
+async function bytes(url) {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+let tinyEncoder;
+let realEncoder;
+window.lt = lt;
+/** The tiny test encoder the repository ships (8-d vectors, fast). */
+window.tinyEncoder = async () =>
+  (tinyEncoder ??= new lt.Encoder(await bytes('/fixtures/tiny/encoder.onnx'), await bytes('/fixtures/tiny/tokenizer.json')));
+/** The real int8 MiniLM encoder (fetched by scripts/fetch-model.sh). */
+window.realEncoder = async () =>
+  (realEncoder ??= new lt.Encoder(
+    await bytes('/models/all-minilm-l6-v2-int8/model.onnx'),
+    await bytes('/models/all-minilm-l6-v2-int8/tokenizer.json'),
+  ));
+/** Row i of a batch of vectors. */
+window.row = (vectors, dim, i) => vectors.subarray(i * dim, (i + 1) * dim);
+/** Writes to the raw IndexedDB database behind the library's back. */
+window.tamper = (dbName, storeName, key, change) =>
+  new Promise((resolve, reject) => {
+    const open = indexedDB.open(dbName);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(storeName, 'readwrite');
+      const store = tx.objectStore(storeName);
+      const get = store.get(key);
+      get.onsuccess = () => store.put(change(get.result));
+      tx.oncomplete = () => { db.close(); resolve(); };
+      tx.onerror = () => reject(tx.error);
+    };
+  });
+document.body.dataset.ready = 'true';
