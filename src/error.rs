@@ -86,6 +86,10 @@ pub enum Error {
     #[error("not allowed: {0}")]
     InvalidState(String),
 
+    /// A model bundle that cannot be used: `field` is the manifest field.
+    #[error("bundle: {field}: {problem}")]
+    Bundle { field: String, problem: String },
+
     /// An export file that cannot be imported; the store is unchanged.
     #[error("cannot import: {0}")]
     Import(String),
@@ -119,6 +123,7 @@ impl Error {
             Error::NotFound(_) => "NotFoundError",
             Error::InvalidState(_) => "InvalidStateError",
             Error::Import(_) => "ImportError",
+            Error::Bundle { .. } => "BundleError",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! the device. The `wasm` module is the thin JavaScript binding layer over
 //! this pure-Rust core.
 
+pub mod bundle;
 pub mod encoder;
 pub mod error;
 pub mod head;

@@ -1,0 +1,422 @@
+//! The model bundle: what Core ML calls an updatable `.mlpackage`. A
+//! manifest (JSON, versioned schema) and the files it names:
+//!
+//! | file | what |
+//! |---|---|
+//! | `manifest.json` | [`Manifest`]: identities, shapes, labels, training defaults and ranges |
+//! | encoder (`encoder.onnx`) | the frozen sentence encoder |
+//! | tokenizer (`tokenizer.json`) | its tokenizer |
+//! | head (`head.bin`) | the shipped (generic) head, [`crate::head::codec`] bytes |
+//! | rehearsal (`rehearsal.bin`, optional) | a few cached feature vectors per label from the bundle's training data, mixed into every on-device update so the labels the user never corrects are not forgotten |
+//!
+//! [`Bundle::load`] checks everything before anything is used, and every
+//! error names the manifest field and what is wrong with it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::encoder::{Encoder, EncoderConfig};
+use crate::error::{Error, Result};
+use crate::head::{codec, Head, HeadArchitecture};
+use crate::store::sha256_hex;
+use crate::UpdateConfig;
+
+/// The manifest schema this build reads and writes.
+pub const SCHEMA_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Manifest {
+    pub schema_version: u32,
+    /// The bundle's name: also the default name of the user's store.
+    pub name: String,
+    /// The bundle's own version (free text, e.g. "2026.11.28").
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    pub encoder: EncoderSpec,
+    pub tokenizer: FileRef,
+    /// The labels the shipped head predicts, in its output order.
+    pub labels: Vec<String>,
+    pub head: HeadSpec,
+    pub training: TrainingSpec,
+}
+
+/// A file of the bundle and its sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileRef {
+    /// A path relative to the manifest.
+    pub file: String,
+    /// Lowercase hex.
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Pooling {
+    /// Mean of the last hidden state over the attention mask.
+    Mean,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncoderSpec {
+    pub file: String,
+    pub sha256: String,
+    pub pooling: Pooling,
+    /// L2-normalised vectors (the only kind this build produces).
+    pub normalize: bool,
+    pub max_seq_len: usize,
+    /// Length of the feature vector: the encoder's output and the head's input.
+    pub feature_size: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeadSpec {
+    pub file: String,
+    pub sha256: String,
+    pub architecture: HeadArchitecture,
+    /// Which dense layers an update may change, by name: `"output"`, and
+    /// `"hidden"` for an MLP head.
+    pub updatable_layers: Vec<String>,
+}
+
+/// A closed range a setting may take on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Range {
+    fn check(&self, field: &str, value: f64) -> Result<()> {
+        // NaN bounds fail this too.
+        if !self.min.is_finite() || !self.max.is_finite() || self.min > self.max {
+            return Err(bundle_error(
+                field,
+                format!("min {} is above max {}", self.min, self.max),
+            ));
+        }
+        // Settings are f32: compare there, so a bound written as 1e-4 admits
+        // the f32 nearest to 1e-4.
+        let (value, min, max) = (value as f32, self.min as f32, self.max as f32);
+        if value < min || value > max {
+            return Err(Error::Config(format!(
+                "{field} must be in [{}, {}] for this bundle; found {value}",
+                self.min, self.max
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The ranges an app may choose the update's main settings in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AllowedRanges {
+    pub learning_rate: Range,
+    pub epochs: Range,
+    pub batch_size: Range,
+    pub l2_sp: Range,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrainingSpec {
+    /// What an update reads: the encoder's cached feature vectors of the
+    /// user's texts (the only input kind of this schema version).
+    pub inputs: TrainingInputs,
+    /// The loss, optimizer and every other setting of an on-device update
+    /// when the app does not override them.
+    pub defaults: UpdateConfig,
+    pub allowed: AllowedRanges,
+    /// Feedback samples that trigger an automatic update (the seed's 50).
+    pub auto_update_threshold: usize,
+    /// Share of the user's samples held out to decide whether a new head
+    /// may replace the current one.
+    pub validation_gate_fraction: f32,
+    #[serde(default)]
+    pub rehearsal: Option<FileRef>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TrainingInputs {
+    FeatureVectors,
+}
+
+impl TrainingSpec {
+    /// `config` if every setting is within the bundle's allowed ranges.
+    pub fn check_config(&self, config: &UpdateConfig) -> Result<()> {
+        config.validate()?;
+        self.allowed
+            .learning_rate
+            .check("learningRate", config.learning_rate as f64)?;
+        self.allowed.epochs.check("epochs", config.epochs as f64)?;
+        self.allowed
+            .batch_size
+            .check("batchSize", config.batch_size as f64)?;
+        self.allowed.l2_sp.check("l2Sp", config.l2_sp as f64)
+    }
+}
+
+/// Labelled feature vectors shipped with the bundle.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rehearsal {
+    pub dim: usize,
+    pub features: Vec<f32>,
+    /// Label indices into the manifest's labels.
+    pub labels: Vec<u32>,
+}
+
+const REHEARSAL_MAGIC: &[u8; 8] = b"LTREHE01";
+
+impl Rehearsal {
+    /// `"LTREHE01"`, rows and dim (u32 LE), the rows' label indices (u32
+    /// LE), then the vectors (f32 LE, row-major).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + 4 * (self.labels.len() + self.features.len()));
+        out.extend_from_slice(REHEARSAL_MAGIC);
+        out.extend_from_slice(&(self.labels.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(self.dim as u32).to_le_bytes());
+        for l in &self.labels {
+            out.extend_from_slice(&l.to_le_bytes());
+        }
+        for v in &self.features {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let bad = |p: &str| bundle_error("training.rehearsal", p.to_string());
+        let rest = bytes
+            .strip_prefix(REHEARSAL_MAGIC.as_slice())
+            .ok_or_else(|| bad("not a rehearsal file (no LTREHE01 signature)"))?;
+        if rest.len() < 8 {
+            return Err(bad("truncated header"));
+        }
+        let word =
+            |i: usize| u32::from_le_bytes(rest[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (rows, dim) = (word(0) as usize, word(1) as usize);
+        if rest.len() != 8 + 4 * rows + 4 * rows * dim {
+            return Err(bad(&format!(
+                "{rows} rows of {dim} floats need {} bytes; found {}",
+                8 + 4 * rows * (dim + 1),
+                rest.len()
+            )));
+        }
+        let labels = (0..rows).map(|i| word(2 + i)).collect();
+        let features = rest[8 + 4 * rows..]
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+            .collect::<Vec<_>>();
+        crate::head::check_finite("rehearsal vectors", &features)?;
+        Ok(Rehearsal {
+            dim,
+            features,
+            labels,
+        })
+    }
+}
+
+/// A loaded, fully checked bundle.
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub encoder: Encoder,
+    pub head: Head,
+    pub rehearsal: Rehearsal,
+}
+
+pub(crate) fn bundle_error(field: &str, problem: String) -> Error {
+    Error::Bundle {
+        field: field.into(),
+        problem,
+    }
+}
+
+impl Bundle {
+    /// Loads a bundle from its manifest and a way to read the files it
+    /// names (`read(path)` → bytes, or `None` if there is no such file).
+    pub fn load(manifest: &[u8], read: &mut dyn FnMut(&str) -> Option<Vec<u8>>) -> Result<Self> {
+        let manifest = parse_manifest(manifest)?;
+        let mut file = |field: &str, path: &str, sha256: &str| -> Result<Vec<u8>> {
+            let bytes = read(path)
+                .ok_or_else(|| bundle_error(field, format!("the file {path:?} is missing")))?;
+            let actual = sha256_hex(&bytes);
+            if actual != sha256.to_ascii_lowercase() {
+                return Err(bundle_error(
+                    &format!("{field}.sha256"),
+                    format!("{path:?} has sha256 {actual}; the manifest says {sha256}"),
+                ));
+            }
+            Ok(bytes)
+        };
+        let m = &manifest;
+        let model = file("encoder", &m.encoder.file, &m.encoder.sha256)?;
+        let tokenizer = file("tokenizer", &m.tokenizer.file, &m.tokenizer.sha256)?;
+        let head_bytes = file("head", &m.head.file, &m.head.sha256)?;
+        let rehearsal = match &m.training.rehearsal {
+            Some(r) => Rehearsal::decode(&file("training.rehearsal", &r.file, &r.sha256)?)?,
+            None => Rehearsal::default(),
+        };
+        let encoder = Encoder::from_bytes(
+            &model,
+            &tokenizer,
+            EncoderConfig {
+                max_seq_len: m.encoder.max_seq_len,
+                ..EncoderConfig::default()
+            },
+        )?;
+        let head =
+            codec::decode(&head_bytes).map_err(|e| bundle_error("head.file", e.to_string()))?;
+        check_fits(m, encoder.dim(), &head, &rehearsal)?;
+        Ok(Bundle {
+            manifest,
+            encoder,
+            head,
+            rehearsal,
+        })
+    }
+}
+
+/// Parses and checks a manifest on its own (schema, names, ranges).
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Versioned {
+        schema_version: Option<serde_json::Value>,
+    }
+    let versioned: Versioned = serde_json::from_slice(bytes)
+        .map_err(|e| bundle_error("manifest.json", format!("not JSON: {e}")))?;
+    match versioned.schema_version {
+        None => return Err(bundle_error("schemaVersion", "missing".into())),
+        Some(v) if v.as_u64() == Some(SCHEMA_VERSION as u64) => {}
+        Some(v) => {
+            return Err(bundle_error(
+                "schemaVersion",
+                format!("{v} is not supported; this build reads schema version {SCHEMA_VERSION}"),
+            ))
+        }
+    }
+    let manifest: Manifest =
+        serde_json::from_slice(bytes).map_err(|e| bundle_error("manifest.json", e.to_string()))?;
+    let m = &manifest;
+    if m.name.trim().is_empty() {
+        return Err(bundle_error("name", "must not be empty".into()));
+    }
+    if m.encoder.max_seq_len < 2 || m.encoder.max_seq_len > 512 {
+        return Err(bundle_error(
+            "encoder.maxSeqLen",
+            format!("must be in [2, 512]; found {}", m.encoder.max_seq_len),
+        ));
+    }
+    if !m.encoder.normalize {
+        return Err(bundle_error(
+            "encoder.normalize",
+            "only L2-normalised vectors (true) are supported".into(),
+        ));
+    }
+    let layers: &[&str] = match m.head.architecture {
+        HeadArchitecture::Linear => &["output"],
+        HeadArchitecture::Mlp { .. } => &["hidden", "output"],
+    };
+    for name in &m.head.updatable_layers {
+        if !layers.contains(&name.as_str()) {
+            return Err(bundle_error(
+                "head.updatableLayers",
+                format!("{name:?} is not a layer of this head (it has {layers:?})"),
+            ));
+        }
+    }
+    if m.head.updatable_layers.len() != layers.len() {
+        return Err(bundle_error(
+            "head.updatableLayers",
+            format!("this version updates every layer of the head; list all of {layers:?}"),
+        ));
+    }
+    let t = &m.training;
+    t.check_config(&t.defaults)
+        .map_err(|e| bundle_error("training.defaults", e.to_string()))?;
+    if t.auto_update_threshold == 0 {
+        return Err(bundle_error(
+            "training.autoUpdateThreshold",
+            "must be at least 1".into(),
+        ));
+    }
+    if !(0.0..=0.5).contains(&t.validation_gate_fraction) {
+        return Err(bundle_error(
+            "training.validationGateFraction",
+            format!("must be in [0, 0.5]; found {}", t.validation_gate_fraction),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// The sizes that must agree between the parts.
+fn check_fits(m: &Manifest, encoder_dim: usize, head: &Head, rehearsal: &Rehearsal) -> Result<()> {
+    if encoder_dim != m.encoder.feature_size {
+        return Err(bundle_error(
+            "encoder.featureSize",
+            format!(
+                "the manifest says {}; the encoder outputs {encoder_dim}",
+                m.encoder.feature_size
+            ),
+        ));
+    }
+    if head.input_dim() != m.encoder.feature_size {
+        return Err(bundle_error(
+            "head",
+            format!(
+                "the head reads {} features; the encoder outputs {}",
+                head.input_dim(),
+                m.encoder.feature_size
+            ),
+        ));
+    }
+    if head.architecture() != m.head.architecture {
+        return Err(bundle_error(
+            "head.architecture",
+            format!(
+                "the manifest says {:?}; the head file is {:?}",
+                m.head.architecture,
+                head.architecture()
+            ),
+        ));
+    }
+    if head.labels() != m.labels.as_slice() {
+        return Err(bundle_error(
+            "labels",
+            "differ from the head file's labels (order matters)".into(),
+        ));
+    }
+    if !rehearsal.labels.is_empty() {
+        if rehearsal.dim != m.encoder.feature_size {
+            return Err(bundle_error(
+                "training.rehearsal",
+                format!(
+                    "vectors have {} values; features have {}",
+                    rehearsal.dim, m.encoder.feature_size
+                ),
+            ));
+        }
+        if let Some(bad) = rehearsal
+            .labels
+            .iter()
+            .find(|&&l| l as usize >= m.labels.len())
+        {
+            return Err(bundle_error(
+                "training.rehearsal",
+                format!(
+                    "label index {bad} is out of range ({} labels)",
+                    m.labels.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
