@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod encoder;
 pub mod error;
 pub mod head;
+pub mod personalize;
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

@@ -3,6 +3,7 @@
 //! backend can fake natively: a full disk.
 #![cfg(not(target_arch = "wasm32"))]
 
+#[macro_use]
 mod store_cases;
 
 use std::cell::RefCell;
@@ -53,23 +54,7 @@ macro_rules! cases {
     )*};
 }
 
-cases!(
-    samples_are_added_listed_and_really_deleted,
-    bad_samples_are_refused_and_store_nothing,
-    odd_text_and_labels_round_trip_exactly,
-    past_the_cap_the_largest_labels_oldest_sample_goes,
-    the_shipped_head_is_stored_once_and_current,
-    versions_save_load_roll_back_and_reset,
-    a_rejected_version_is_kept_but_not_current,
-    current_and_shipped_versions_cannot_be_deleted,
-    retention_keeps_the_newest_the_current_and_the_shipped,
-    a_corrupt_weight_record_falls_back_and_is_reported,
-    a_reopened_store_has_everything,
-    two_connections_saving_at_once_both_keep_their_versions,
-    a_new_encoder_never_uses_old_heads_and_retrains,
-    export_then_import_into_a_fresh_profile_predicts_the_same,
-    head_bytes_round_trip_and_damage_is_detected,
-);
+all_store_cases!(cases);
 
 #[test]
 fn a_full_disk_is_a_clear_error_and_nothing_is_half_written() {

@@ -6,6 +6,7 @@
 
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+#[macro_use]
 mod store_cases;
 
 use localtune::store::indexed_db::IndexedDbBackend;
@@ -34,23 +35,7 @@ macro_rules! cases {
     )*};
 }
 
-cases!(
-    samples_are_added_listed_and_really_deleted,
-    bad_samples_are_refused_and_store_nothing,
-    odd_text_and_labels_round_trip_exactly,
-    past_the_cap_the_largest_labels_oldest_sample_goes,
-    the_shipped_head_is_stored_once_and_current,
-    versions_save_load_roll_back_and_reset,
-    a_rejected_version_is_kept_but_not_current,
-    current_and_shipped_versions_cannot_be_deleted,
-    retention_keeps_the_newest_the_current_and_the_shipped,
-    a_corrupt_weight_record_falls_back_and_is_reported,
-    a_reopened_store_has_everything,
-    two_connections_saving_at_once_both_keep_their_versions,
-    a_new_encoder_never_uses_old_heads_and_retrains,
-    export_then_import_into_a_fresh_profile_predicts_the_same,
-    head_bytes_round_trip_and_damage_is_detected,
-);
+all_store_cases!(cases);
 
 #[wasm_bindgen_test]
 async fn the_schema_is_created_at_its_version() {

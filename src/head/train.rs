@@ -524,7 +524,7 @@ fn check_same_shape(head: &Head, anchor: &Head) -> Result<()> {
 
 /// Holds out `validation_fraction` of each label's samples (at least one,
 /// never all), for labels with enough samples; returns (train, validation).
-fn split_validation(
+pub(crate) fn split_validation(
     labels: &[usize],
     label_count: usize,
     config: &UpdateConfig,

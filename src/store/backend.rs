@@ -64,6 +64,12 @@ pub struct VersionMetrics {
     pub validation_accuracy: Option<f32>,
     pub epochs: Option<usize>,
     pub steps: Option<usize>,
+    /// The validation gate: this head's accuracy on the held-out slice of
+    /// the user's samples, the replaced head's on the same slice, and the
+    /// slice's size.
+    pub gate_accuracy: Option<f32>,
+    pub previous_gate_accuracy: Option<f32>,
+    pub gate_samples: Option<usize>,
 }
 
 /// A head version's metadata. Its weights live in a separate
@@ -80,6 +86,9 @@ pub struct VersionInfo {
     pub architecture: HeadArchitecture,
     /// Samples the update trained on (0 for a shipped head).
     pub sample_count: usize,
+    /// The newest sample the update saw: later samples are "pending".
+    #[serde(default)]
+    pub trained_through_sample: Option<SampleId>,
     pub metrics: VersionMetrics,
     pub created_ms: f64,
     /// sha256 (hex) of the weights record's bytes.
@@ -95,6 +104,7 @@ pub struct VersionDraft {
     pub labels: Vec<String>,
     pub architecture: HeadArchitecture,
     pub sample_count: usize,
+    pub trained_through_sample: Option<SampleId>,
     pub metrics: VersionMetrics,
     pub created_ms: f64,
     pub checksum: String,
@@ -110,6 +120,7 @@ impl VersionDraft {
             labels: self.labels,
             architecture: self.architecture,
             sample_count: self.sample_count,
+            trained_through_sample: self.trained_through_sample,
             metrics: self.metrics,
             created_ms: self.created_ms,
             checksum: self.checksum,

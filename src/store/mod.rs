@@ -123,6 +123,7 @@ pub struct SaveDetails {
     pub parent: Option<VersionNumber>,
     pub rejected: bool,
     pub sample_count: usize,
+    pub trained_through_sample: Option<SampleId>,
     pub metrics: backend::VersionMetrics,
 }
 
@@ -135,6 +136,7 @@ impl From<&UpdateOutcome> for backend::VersionMetrics {
             validation_accuracy: o.validation_accuracy,
             epochs: Some(o.epochs),
             steps: Some(o.steps),
+            ..Default::default()
         }
     }
 }
@@ -320,6 +322,7 @@ impl<B: StoreBackend> Store<B> {
             labels: head.labels().to_vec(),
             architecture: head.architecture(),
             sample_count: details.sample_count,
+            trained_through_sample: details.trained_through_sample,
             metrics: details.metrics,
             created_ms: now_ms,
             checksum: sha256_hex(&bytes),
@@ -583,6 +586,7 @@ impl<B: StoreBackend> Store<B> {
             parent: Some(self.shipped().version),
             rejected: false,
             sample_count: data.labels.len(),
+            trained_through_sample: data.sample_ids.iter().copied().max(),
             metrics: (&outcome).into(),
         };
         let info = self.save_version(&outcome.head, details, now_ms()).await?;
@@ -657,6 +661,7 @@ async fn ensure_shipped<B: StoreBackend>(
         labels: shipped.labels().to_vec(),
         architecture: shipped.architecture(),
         sample_count: 0,
+        trained_through_sample: None,
         metrics: Default::default(),
         created_ms: now_ms,
         checksum,

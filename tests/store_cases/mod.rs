@@ -863,3 +863,27 @@ pub async fn head_bytes_round_trip_and_damage_is_detected<F: Fixture>(_: &F) {
     nan[at..].copy_from_slice(&f32::NAN.to_le_bytes());
     assert_eq!(decode(&nan).unwrap_err().code(), "NonFiniteError");
 }
+
+/// Calls `$m!(case, case, …)` with every case above, so each harness runs
+/// all of them without keeping its own list.
+macro_rules! all_store_cases {
+    ($m:ident) => {
+        $m!(
+            samples_are_added_listed_and_really_deleted,
+            bad_samples_are_refused_and_store_nothing,
+            odd_text_and_labels_round_trip_exactly,
+            past_the_cap_the_largest_labels_oldest_sample_goes,
+            the_shipped_head_is_stored_once_and_current,
+            versions_save_load_roll_back_and_reset,
+            a_rejected_version_is_kept_but_not_current,
+            current_and_shipped_versions_cannot_be_deleted,
+            retention_keeps_the_newest_the_current_and_the_shipped,
+            a_corrupt_weight_record_falls_back_and_is_reported,
+            a_reopened_store_has_everything,
+            two_connections_saving_at_once_both_keep_their_versions,
+            a_new_encoder_never_uses_old_heads_and_retrains,
+            export_then_import_into_a_fresh_profile_predicts_the_same,
+            head_bytes_round_trip_and_damage_is_detected,
+        );
+    };
+}

@@ -1,0 +1,473 @@
+//! The personalizer: one object that ties a bundle's encoder and shipped
+//! head to the user's store — predict, take corrections, update through a
+//! validation gate, keep versions. Pure Rust over any store backend; the
+//! `Classifier` JS class and its Web Worker are thin layers over this.
+
+use std::cell::RefCell;
+use std::ops::ControlFlow;
+
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::head::train::split_validation;
+use crate::head::{Head, LabelProbability};
+use crate::store::{
+    AddedSample, CachedFeatures, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy,
+    StoreProblem, VersionInfo, VersionMetrics, VersionNumber,
+};
+use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
+
+/// One text's prediction: every label, most probable first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Prediction {
+    pub label: String,
+    pub probability: f32,
+    pub probabilities: Vec<LabelProbability>,
+}
+
+/// A correction that was stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Feedback {
+    #[serde(flatten)]
+    pub added: AddedSample,
+    /// Samples not yet learned by the current head.
+    pub pending: usize,
+}
+
+/// How an update went and whether its head became current.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateReport {
+    /// The new head passed the validation gate and is now current.
+    pub accepted: bool,
+    /// Why the gate decided as it did, in words.
+    pub gate: String,
+    /// The new version (rejected candidates are kept too).
+    pub version: VersionInfo,
+    /// Accuracy on the held-out slice of the user's samples, of the new head
+    /// and of the head it would replace (`None` without a held-out slice).
+    pub candidate_accuracy: Option<f32>,
+    pub current_accuracy: Option<f32>,
+    pub held_out_samples: usize,
+    pub user_samples: usize,
+    /// Bundle vectors trained on alongside, and those left out because a
+    /// correction of another label is their nearest neighbour.
+    pub rehearsal_samples: usize,
+    pub rehearsal_overridden: usize,
+    pub outcome: UpdateOutcome,
+}
+
+/// A trained head and the gate's verdict, not stored yet.
+pub struct Candidate {
+    accepted: bool,
+    gate: String,
+    details: SaveDetails,
+    candidate_accuracy: Option<f32>,
+    current_accuracy: Option<f32>,
+    held_out_samples: usize,
+    user_samples: usize,
+    rehearsal_samples: usize,
+    rehearsal_overridden: usize,
+    outcome: UpdateOutcome,
+}
+
+/// Counts for a status line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub sample_count: usize,
+    pub pending_count: usize,
+    pub current_version: VersionInfo,
+    pub version_count: usize,
+    pub auto_update_threshold: usize,
+}
+
+pub struct Personalizer<B> {
+    bundle: Bundle,
+    store: Store<B>,
+    /// The head in use and its version. Borrowed only between awaits.
+    current: RefCell<(VersionInfo, Head)>,
+    problems: RefCell<Vec<StoreProblem>>,
+    encoder_changed: bool,
+}
+
+impl<B: StoreBackend> Personalizer<B> {
+    /// Opens the user's store for `bundle` and loads the current head.
+    pub async fn open(
+        bundle: Bundle,
+        backend: B,
+        policy: StorePolicy,
+        now_ms: f64,
+    ) -> Result<Self> {
+        let store = Store::open(
+            backend,
+            bundle.encoder.sha256(),
+            &bundle.head,
+            policy,
+            now_ms,
+        )
+        .await?;
+        let LoadedHead {
+            info,
+            head,
+            problems,
+            encoder_changed,
+        } = store.load_current().await?;
+        Ok(Personalizer {
+            bundle,
+            store,
+            current: RefCell::new((info, head)),
+            problems: RefCell::new(problems),
+            encoder_changed,
+        })
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    pub fn store(&self) -> &Store<B> {
+        &self.store
+    }
+
+    /// What loading found wrong (corrupt records skipped, an encoder change).
+    pub fn problems(&self) -> Vec<StoreProblem> {
+        self.problems.borrow().clone()
+    }
+
+    /// The stored heads were trained for another encoder; see
+    /// [`Store::retrain_for_encoder`].
+    pub fn encoder_changed(&self) -> bool {
+        self.encoder_changed
+    }
+
+    pub fn current_version(&self) -> VersionInfo {
+        self.current.borrow().0.clone()
+    }
+
+    pub fn current_head(&self) -> Head {
+        self.current.borrow().1.clone()
+    }
+
+    /// Labels, most probable first, for each text.
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
+        let vectors = self.bundle.encoder.embed(texts)?;
+        let current = self.current.borrow();
+        vectors
+            .rows()
+            .map(|row| {
+                let probabilities = current.1.predict(row)?;
+                Ok(Prediction {
+                    label: probabilities[0].label.clone(),
+                    probability: probabilities[0].probability,
+                    probabilities,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores "`text` is `label`" with its feature vector. A label the head
+    /// does not know yet is fine: the next update adds it.
+    pub async fn add_feedback(&self, text: &str, label: &str, now_ms: f64) -> Result<Feedback> {
+        let vector = self.bundle.encoder.embed(&[text])?;
+        let added = self
+            .store
+            .add_sample(text, label, now_ms, Some(vector.as_slice()))
+            .await?;
+        Ok(Feedback {
+            added,
+            pending: self.pending_count().await?,
+        })
+    }
+
+    /// Samples added since the current head was trained.
+    pub async fn pending_count(&self) -> Result<usize> {
+        let through = self.current.borrow().0.trained_through_sample.unwrap_or(0);
+        Ok(self
+            .store
+            .samples()
+            .await?
+            .iter()
+            .filter(|s| s.id > through)
+            .count())
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        Ok(Stats {
+            sample_count: self.store.sample_count().await?,
+            pending_count: self.pending_count().await?,
+            current_version: self.current_version(),
+            version_count: self.store.versions().await?.len(),
+            auto_update_threshold: self.bundle.manifest.training.auto_update_threshold,
+        })
+    }
+
+    /// Trains a new head on every stored sample plus the bundle's rehearsal
+    /// vectors, starting from the shipped head (with any new labels), and
+    /// lets it replace the current head only if its accuracy on a held-out
+    /// slice of the user's samples is not below the current head's.
+    /// `config` must be within the bundle's allowed ranges.
+    pub async fn update(
+        &self,
+        config: &UpdateConfig,
+        now_ms: &dyn Fn() -> f64,
+        observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+    ) -> Result<UpdateReport> {
+        let candidate = self.train_candidate(config, now_ms, observer).await?;
+        self.commit(candidate, now_ms()).await
+    }
+
+    /// The first half of [`Personalizer::update`]: trains the candidate and
+    /// runs the validation gate, storing nothing. A caller that cannot
+    /// cancel during training (a Web Worker busy in it cannot receive the
+    /// message) can still drop the candidate here, before [`Personalizer::commit`].
+    pub async fn train_candidate(
+        &self,
+        config: &UpdateConfig,
+        now_ms: &dyn Fn() -> f64,
+        observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+    ) -> Result<Candidate> {
+        self.bundle.manifest.training.check_config(config)?;
+        let mut data = self.store.training_data().await?;
+        if !data.missing.is_empty() {
+            // Samples imported or stored without a vector: embed them once.
+            let texts: Vec<&str> = data.missing.iter().map(|s| s.text.as_str()).collect();
+            let vectors = self.bundle.encoder.embed(&texts)?;
+            let rows: Vec<CachedFeatures> = data
+                .missing
+                .iter()
+                .zip(vectors.rows())
+                .map(|(s, v)| CachedFeatures {
+                    sample_id: s.id,
+                    values: v.to_vec(),
+                })
+                .collect();
+            self.store.cache_features(&rows).await?;
+            data = self.store.training_data().await?;
+        }
+        if data.labels.is_empty() {
+            return Err(Error::Training(
+                "there is no feedback to learn from yet".into(),
+            ));
+        }
+        let dim = self.bundle.head.input_dim();
+        let mut start = self.bundle.head.clone();
+        let mut user_labels = Vec::with_capacity(data.labels.len());
+        for label in &data.labels {
+            user_labels.push(start.add_label(label)?);
+        }
+        let label_count = start.labels().len();
+        let gate_config = UpdateConfig {
+            validation_fraction: self.bundle.manifest.training.validation_gate_fraction,
+            min_samples_per_label_for_validation: 3,
+            ..config.clone()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6761_7465);
+        let (train_rows, gate_rows) =
+            split_validation(&user_labels, label_count, &gate_config, &mut rng);
+
+        // User samples, then the rehearsal vectors the user has not
+        // overridden (see `rehearsal_rows_to_keep`).
+        let rehearsal = &self.bundle.rehearsal;
+        let train_user: Vec<(&[f32], usize)> = train_rows
+            .iter()
+            .map(|&row| (&data.features[row * dim..(row + 1) * dim], user_labels[row]))
+            .collect();
+        let kept = rehearsal_rows_to_keep(&rehearsal.features, &rehearsal.labels, dim, &train_user);
+        let mut features = Vec::with_capacity((train_user.len() + kept.len()) * dim);
+        let mut labels = Vec::with_capacity(train_user.len() + kept.len());
+        for (vector, label) in &train_user {
+            features.extend_from_slice(vector);
+            labels.push(*label);
+        }
+        for &row in &kept {
+            features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
+            labels.push(rehearsal.labels[row] as usize);
+        }
+
+        let outcome = run_update(
+            &start,
+            None,
+            TrainingSet {
+                features: &features,
+                labels: &labels,
+            },
+            config,
+            now_ms,
+            observer,
+        )?;
+
+        let (current_info, current_head) = self.current.borrow().clone();
+        let accuracy = |head: &Head| -> Option<f32> {
+            if gate_rows.is_empty() {
+                return None;
+            }
+            let correct = gate_rows
+                .iter()
+                .filter(|&&row| {
+                    let vector = &data.features[row * dim..(row + 1) * dim];
+                    head.predict(vector)
+                        .is_ok_and(|p| p[0].label == data.labels[row])
+                })
+                .count();
+            Some(correct as f32 / gate_rows.len() as f32)
+        };
+        let candidate_accuracy = accuracy(&outcome.head);
+        let current_accuracy = accuracy(&current_head);
+        let (accepted, gate) = match (candidate_accuracy, current_accuracy) {
+            (Some(new), Some(old)) if new >= old => (
+                true,
+                format!(
+                    "accepted: {:.1}% on {} held-out samples, the current head {:.1}%",
+                    100.0 * new,
+                    gate_rows.len(),
+                    100.0 * old
+                ),
+            ),
+            (Some(new), Some(old)) => (
+                false,
+                format!(
+                    "rejected: {:.1}% on {} held-out samples, below the current head's {:.1}%",
+                    100.0 * new,
+                    gate_rows.len(),
+                    100.0 * old
+                ),
+            ),
+            _ => (
+                true,
+                "accepted without a gate: no label has the 3 samples a held-out slice needs"
+                    .to_string(),
+            ),
+        };
+        let details = SaveDetails {
+            parent: Some(current_info.version),
+            rejected: !accepted,
+            sample_count: data.labels.len(),
+            trained_through_sample: data.sample_ids.iter().copied().max(),
+            metrics: VersionMetrics {
+                gate_accuracy: candidate_accuracy,
+                previous_gate_accuracy: current_accuracy,
+                gate_samples: Some(gate_rows.len()),
+                ..VersionMetrics::from(&outcome)
+            },
+        };
+        Ok(Candidate {
+            accepted,
+            gate,
+            details,
+            candidate_accuracy,
+            current_accuracy,
+            held_out_samples: gate_rows.len(),
+            user_samples: train_rows.len(),
+            rehearsal_samples: kept.len(),
+            rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+            outcome,
+        })
+    }
+
+    /// The second half of [`Personalizer::update`]: stores the candidate as
+    /// a version, current if the gate accepted it.
+    pub async fn commit(&self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
+        let Candidate {
+            accepted,
+            gate,
+            details,
+            candidate_accuracy,
+            current_accuracy,
+            held_out_samples,
+            user_samples,
+            rehearsal_samples,
+            rehearsal_overridden,
+            outcome,
+        } = candidate;
+        let version = self
+            .store
+            .save_version(&outcome.head, details, now_ms)
+            .await?;
+        if accepted {
+            *self.current.borrow_mut() = (version.clone(), outcome.head.clone());
+        }
+        Ok(UpdateReport {
+            accepted,
+            gate,
+            version,
+            candidate_accuracy,
+            current_accuracy,
+            held_out_samples,
+            user_samples,
+            rehearsal_samples,
+            rehearsal_overridden,
+            outcome,
+        })
+    }
+
+    /// Makes an earlier version current (and the head in use).
+    pub async fn rollback(&self, version: VersionNumber) -> Result<VersionInfo> {
+        self.store.rollback(version).await?;
+        self.reload().await
+    }
+
+    pub async fn reset_to_shipped(&self) -> Result<VersionInfo> {
+        self.store.reset_to_shipped().await?;
+        self.reload().await
+    }
+
+    /// Replaces everything with an export file's contents and loads its
+    /// current head.
+    pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
+        let counts = self.store.import(file, now_ms).await?;
+        self.reload().await?;
+        Ok(counts)
+    }
+
+    /// Re-reads the current head from the store (another tab may have
+    /// saved one).
+    pub async fn reload(&self) -> Result<VersionInfo> {
+        let loaded = self.store.load_current().await?;
+        *self.problems.borrow_mut() = loaded.problems;
+        let info = loaded.info.clone();
+        *self.current.borrow_mut() = (loaded.info, loaded.head);
+        Ok(info)
+    }
+}
+
+/// Which rehearsal rows an update trains on. The bundle's vectors keep the
+/// head from forgetting labels the user never corrects; but where the user
+/// has taught otherwise (relabelled an intent), the shipped examples there
+/// would argue with the user. A rehearsal row is left out when its nearest
+/// neighbour (cosine; the vectors are unit length) among all other rows is
+/// a user sample of another label: corrections override the shipped
+/// examples they sit closest to, and nothing else.
+pub fn rehearsal_rows_to_keep(
+    features: &[f32],
+    labels: &[u32],
+    dim: usize,
+    user: &[(&[f32], usize)],
+) -> Vec<usize> {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let rows = labels.len();
+    (0..rows)
+        .filter(|&r| {
+            let v = &features[r * dim..(r + 1) * dim];
+            let nearest_rehearsal = (0..rows)
+                .filter(|&o| o != r)
+                .map(|o| dot(v, &features[o * dim..(o + 1) * dim]))
+                .fold(f32::NEG_INFINITY, f32::max);
+            let nearest_user = user
+                .iter()
+                .map(|(u, label)| (dot(v, u), *label))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match nearest_user {
+                Some((similarity, label)) => {
+                    !(similarity > nearest_rehearsal && label != labels[r] as usize)
+                }
+                None => true,
+            }
+        })
+        .collect()
+}
