@@ -3,11 +3,13 @@
 //   /          → www/          (the demo page)
 //   /pkg/      → pkg/          (the built npm package)
 //   /models/   → models/       (fetched by scripts/fetch-model.sh)
+//   /bundles/  → bundles/      (built by scripts/build-bundle.sh)
 //   /bench/    → bench/        (the in-browser benchmark page)
 //   /ort/      → node_modules/onnxruntime-web/dist/ (benchmark reference)
 //   /tfjs/, /tfjs-wasm/ → TensorFlow.js and its wasm backend (benchmark reference)
 //   /test-pages/ → tests/js/pages/ (bare pages the browser tests drive)
 //   /fixtures/  → tests/fixtures/ (the tiny test encoder)
+//   /artifacts/ → tests/artifacts/ (what tests build, e.g. the Vite app)
 // It counts requests so tests can assert what the page fetched.
 import { createServer } from 'node:http';
 import { createReadStream, statSync } from 'node:fs';
@@ -18,12 +20,14 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ROUTES = [
   ['/pkg/', 'pkg'],
   ['/models/', 'models'],
+  ['/bundles/', 'bundles'],
   ['/bench/', 'bench'],
   ['/ort/', 'node_modules/onnxruntime-web/dist'],
   ['/tfjs/', 'node_modules/@tensorflow/tfjs/dist'],
   ['/tfjs-wasm/', 'node_modules/@tensorflow/tfjs-backend-wasm/dist'],
   ['/test-pages/', 'tests/js/pages'],
   ['/fixtures/', 'tests/fixtures'],
+  ['/artifacts/', 'tests/artifacts'],
   ['/', 'www'],
 ];
 const TYPES = {
@@ -36,6 +40,7 @@ const TYPES = {
   '.onnx': 'application/octet-stream',
   '.ts': 'text/plain; charset=utf-8',
   '.png': 'image/png',
+  '.bin': 'application/octet-stream',
   '.svg': 'image/svg+xml',
 };
 

@@ -34,5 +34,8 @@ cargo test --target wasm32-unknown-unknown --tests
 step "npm package (release build, wasm-opt, SIMD check)"
 bash scripts/build-pkg.sh
 
-step "package, store and demo page in Node and headless Chromium"
+step "default bundle (localtune-bundle on the intents data)"
+bash scripts/build-bundle.sh
+
+step "package, store, classifier and demo page in Node and headless Chromium"
 node --test tests/js/

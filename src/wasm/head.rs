@@ -262,13 +262,17 @@ impl JsObserver {
                 }
             }
         }
-        let aborted = !self.signal.is_undefined()
-            && Reflect::get(&self.signal, &"aborted".into()).is_ok_and(|a| a.is_truthy());
-        if aborted {
+        if self.aborted() {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
+    }
+
+    /// The `AbortSignal` has fired.
+    pub(crate) fn aborted(&self) -> bool {
+        !self.signal.is_undefined()
+            && Reflect::get(&self.signal, &"aborted".into()).is_ok_and(|a| a.is_truthy())
     }
 
     /// The exception the callback threw, if it did: the caller's error wins

@@ -4,8 +4,11 @@
 //!
 //! - [`encoder`]: the `Encoder` class (text → feature vectors);
 //! - [`head`]: the `Head` class and its synchronous `update` (training);
-//! - [`store`]: the `Store` class, the IndexedDB store as promises.
+//! - [`store`]: the `Store` class, the IndexedDB store as promises;
+//! - [`classifier`]: the `Classifier` class — bundle, predictions,
+//!   feedback, automatic updates through a validation gate, versions.
 
+mod classifier;
 mod encoder;
 mod head;
 mod store;

@@ -40,7 +40,14 @@ export interface VersionInfo {
   labels: string[];
   architecture: HeadArchitecture;
   sampleCount: number;
-  metrics: { trainLoss: number | null; trainAccuracy: number | null; validationLoss: number | null; validationAccuracy: number | null; epochs: number | null; steps: number | null };
+  /** The newest sample the head was trained with; later samples are pending. */
+  trainedThroughSample: number | null;
+  metrics: {
+    trainLoss: number | null; trainAccuracy: number | null; validationLoss: number | null; validationAccuracy: number | null;
+    epochs: number | null; steps: number | null;
+    /** Validation gate: this head's and the replaced head's accuracy on the held-out slice of the user's samples. */
+    gateAccuracy: number | null; previousGateAccuracy: number | null; gateSamples: number | null;
+  };
   createdMs: number;
   checksum: string;
 }
@@ -51,6 +58,7 @@ export interface SaveOptions {
   /** Keep the version but do not make it current (a candidate that failed a validation gate). */
   rejected?: boolean;
   sampleCount?: number;
+  trainedThroughSample?: number;
   metrics?: Partial<VersionInfo["metrics"]>;
 }
 
@@ -78,6 +86,7 @@ struct SaveOptions {
     parent: Option<VersionNumber>,
     rejected: bool,
     sample_count: usize,
+    trained_through_sample: Option<u64>,
     metrics: VersionMetrics,
 }
 
@@ -277,7 +286,13 @@ impl JsStore {
         let options: SaveOptions = read_options(
             "save options",
             options.map_or(JsValue::UNDEFINED, Into::into),
-            &["parent", "rejected", "sampleCount", "metrics"],
+            &[
+                "parent",
+                "rejected",
+                "sampleCount",
+                "trainedThroughSample",
+                "metrics",
+            ],
         )?;
         let head = head.inner.clone();
         Ok(spawn(&self.inner, |store| async move {
@@ -285,6 +300,7 @@ impl JsStore {
                 parent: options.parent,
                 rejected: options.rejected,
                 sample_count: options.sample_count,
+                trained_through_sample: options.trained_through_sample,
                 metrics: options.metrics,
             };
             to_js(
@@ -435,56 +451,14 @@ impl JsStore {
     /// pressure) and what `navigator.storage.estimate()` reports.
     #[wasm_bindgen(js_name = storageStatus, unchecked_return_type = "Promise<StorageStatus>")]
     pub fn storage_status(&self) -> Promise {
-        future_to_promise(async move {
-            let Some(manager) = storage_manager() else {
-                return to_js(&StorageStatus {
-                    persisted: false,
-                    usage_bytes: None,
-                    quota_bytes: None,
-                });
-            };
-            let persisted = match manager.persisted() {
-                Ok(p) => JsFuture::from(p)
-                    .await
-                    .map(|v| v.is_truthy())
-                    .unwrap_or(false),
-                Err(_) => false,
-            };
-            let estimate = match manager.estimate() {
-                Ok(p) => JsFuture::from(p).await.ok(),
-                Err(_) => None,
-            };
-            let field = |name: &str| {
-                estimate
-                    .as_ref()
-                    .and_then(|e| Reflect::get(e, &name.into()).ok())
-                    .and_then(|v| v.as_f64())
-            };
-            to_js(&StorageStatus {
-                persisted,
-                usage_bytes: field("usage"),
-                quota_bytes: field("quota"),
-            })
-        })
+        storage_status()
     }
 
     /// Asks the browser to keep this origin's storage under pressure
     /// (`navigator.storage.persist()`); resolves to whether it agreed.
     #[wasm_bindgen(js_name = requestPersistence, unchecked_return_type = "Promise<boolean>")]
     pub fn request_persistence(&self) -> Promise {
-        future_to_promise(async move {
-            let Some(manager) = storage_manager() else {
-                return Ok(JsValue::FALSE);
-            };
-            match manager.persist() {
-                Ok(p) => Ok(JsFuture::from(p)
-                    .await
-                    .map(|v| v.is_truthy())
-                    .unwrap_or(false)
-                    .into()),
-                Err(_) => Ok(JsValue::FALSE),
-            }
-        })
+        request_persistence()
     }
 
     /// Closes the database connection; later calls fail with a StorageError.
@@ -498,4 +472,56 @@ fn storage_manager() -> Option<web_sys::StorageManager> {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
     let storage = Reflect::get(&navigator, &"storage".into()).ok()?;
     storage.dyn_into().ok()
+}
+
+/// `navigator.storage.persisted()` and `estimate()`.
+pub(crate) fn storage_status() -> Promise {
+    future_to_promise(async move {
+        let Some(manager) = storage_manager() else {
+            return to_js(&StorageStatus {
+                persisted: false,
+                usage_bytes: None,
+                quota_bytes: None,
+            });
+        };
+        let persisted = match manager.persisted() {
+            Ok(p) => JsFuture::from(p)
+                .await
+                .map(|v| v.is_truthy())
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        let estimate = match manager.estimate() {
+            Ok(p) => JsFuture::from(p).await.ok(),
+            Err(_) => None,
+        };
+        let field = |name: &str| {
+            estimate
+                .as_ref()
+                .and_then(|e| Reflect::get(e, &name.into()).ok())
+                .and_then(|v| v.as_f64())
+        };
+        to_js(&StorageStatus {
+            persisted,
+            usage_bytes: field("usage"),
+            quota_bytes: field("quota"),
+        })
+    })
+}
+
+/// `navigator.storage.persist()`; false where there is no storage manager.
+pub(crate) fn request_persistence() -> Promise {
+    future_to_promise(async move {
+        let Some(manager) = storage_manager() else {
+            return Ok(JsValue::FALSE);
+        };
+        match manager.persist() {
+            Ok(p) => Ok(JsFuture::from(p)
+                .await
+                .map(|v| v.is_truthy())
+                .unwrap_or(false)
+                .into()),
+            Err(_) => Ok(JsValue::FALSE),
+        }
+    })
 }

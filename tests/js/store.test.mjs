@@ -17,7 +17,7 @@ async function openPage(context) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
   page.errors = errors;
-  await page.goto(`${env.url}test-pages/store.html`);
+  await page.goto(`${env.url}test-pages/bare.html`);
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
   return page;
 }

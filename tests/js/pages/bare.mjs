@@ -1,5 +1,5 @@
-// Loads the built package the way a user's page does and exposes it to the
-// store tests (window.lt), with the two encoders they use.
+// Loads the built package the way a user's page does (plain ESM, no bundler)
+// and exposes it to the tests (window.lt), with the two encoders they use.
 import init, * as lt from '/pkg/localtune.js';
 
 await init();

@@ -1,0 +1,217 @@
+// The Classifier, the way a web app uses it: the built package imported by a
+// plain ESM page in headless Chromium, the default bundle (scripts/
+// build-bundle.sh), 50 corrections that relabel one intent, the automatic
+// update they trigger, and a reload that finds the same version and
+// predictions. Plus bad bundles and overlapping calls.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { openBrowser } from './browser.mjs';
+
+const env = await openBrowser();
+after(() => env.close());
+
+/** A small RFC 4180 reader: the dataset quotes fields with commas. */
+function parseCsv(text) {
+  const rows = [];
+  let row = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') { row.push(field); field = ''; }
+    else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; }
+    else if (c !== '\r') field += c;
+  }
+  if (field || row.length) { row.push(field); rows.push(row); }
+  const [header, ...body] = rows;
+  return body.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
+}
+
+const DATA = parseCsv(readFileSync(new URL('../../bench/data/home-assistant-intents-en.csv', import.meta.url), 'utf8'));
+// The user renames what the bundle calls HassGetWeather: 50 corrections from
+// the training templates, and 20 texts from the test templates (never
+// corrected) to see the prediction change.
+const INTENT = 'HassGetWeather';
+const texts = (split) => DATA.filter((r) => r.intent === INTENT && r.split === split).map((r) => r.text);
+const CORRECTIONS = texts('train').slice(0, 50);
+const PROBES = texts('test').slice(0, 20);
+const NEW_LABEL = 'Forecast';
+
+async function openPage(context) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  await page.goto(`${env.url}test-pages/bare.html`);
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+  return page;
+}
+
+test('50 corrections relabel an intent through an automatic update that survives a reload', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const learned = await page.evaluate(
+    async ({ corrections, probes, label }) => {
+      const phases = [];
+      let finished;
+      const done = new Promise((resolve) => { finished = resolve; });
+      const classifier = await lt.Classifier.load('/bundles/default/', {
+        onAutoUpdate: (event) => {
+          phases.push(event.phase);
+          if (event.phase === 'finished' || event.phase === 'failed') finished(event);
+        },
+      });
+      const shippedVersion = classifier.currentVersion.version;
+      const before = probes.map((t) => classifier.predict(t).label);
+      const pendings = [];
+      for (const text of corrections) pendings.push((await classifier.addFeedback(text, label)).pending);
+      const outcome = await done;
+      const after = probes.map((t) => classifier.predict(t));
+      return {
+        shippedVersion,
+        labelsBefore: classifier.manifest.labels.length,
+        before,
+        pendings: [pendings[0], pendings[48], pendings[49]],
+        phases: [...new Set(phases)],
+        progressEvents: phases.filter((p) => p === 'progress').length,
+        outcome: outcome.phase === 'failed' ? String(outcome.error) : outcome.report,
+        after: after.map((p) => p.label),
+        probabilities: after.map((p) => p.probability),
+        version: classifier.currentVersion,
+        stats: await classifier.stats(),
+      };
+    },
+    { corrections: CORRECTIONS, probes: PROBES, label: NEW_LABEL },
+  );
+  const count = (labels, l) => labels.filter((x) => x === l).length;
+  assert.ok(count(learned.before, INTENT) >= 16, `shipped head: ${learned.before}`);
+  assert.deepEqual(learned.pendings, [1, 49, 50]);
+  assert.deepEqual(learned.phases, ['started', 'progress', 'finished'], JSON.stringify(learned.outcome));
+  assert.ok(learned.progressEvents > 10);
+  const report = learned.outcome;
+  assert.equal(report.accepted, true, report.gate);
+  assert.equal(report.version.parent, learned.shippedVersion);
+  assert.equal(report.heldOutSamples, 10);
+  assert.equal(report.userSamples, 40);
+  assert.ok(report.candidateAccuracy >= 0.9 && report.currentAccuracy === 0, report.gate);
+  assert.ok(count(learned.after, NEW_LABEL) >= 16, `after the update: ${learned.after}`);
+  assert.equal(learned.version.version, report.version.version);
+  assert.equal(learned.stats.pendingCount, 0);
+  assert.equal(learned.stats.sampleCount, 50);
+  assert.ok(learned.stats.storage.usageBytes > 0);
+
+  // Reload: the same version, the same predictions, nothing pending.
+  await page.reload();
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+  const reloaded = await page.evaluate(async (probes) => {
+    const classifier = await lt.Classifier.load('/bundles/default/');
+    return {
+      version: classifier.currentVersion,
+      after: probes.map((t) => classifier.predict(t)),
+      stats: await classifier.stats(),
+      problems: classifier.problems,
+    };
+  }, PROBES);
+  assert.deepEqual(reloaded.version, learned.version);
+  assert.deepEqual(reloaded.after.map((p) => p.label), learned.after);
+  assert.deepEqual(reloaded.after.map((p) => p.probability), learned.probabilities);
+  assert.equal(reloaded.stats.pendingCount, 0);
+  assert.deepEqual(reloaded.problems, []);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('a bundle that does not fit is refused with the field and the problem', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const errors = await page.evaluate(async () => {
+    const names = ['manifest.json', 'encoder.onnx', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const files = {};
+    for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
+    const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
+    const withManifest = (change) => {
+      const m = structuredClone(manifest);
+      change(m);
+      return { ...files, 'manifest.json': new TextEncoder().encode(JSON.stringify(m)) };
+    };
+    const attempt = async (source) => {
+      try {
+        await lt.Classifier.load(source, { storeName: 'bad-bundles' });
+        return 'loaded';
+      } catch (e) {
+        return `${e.name}: ${e.message}`;
+      }
+    };
+    const tiny = new Uint8Array(await (await fetch('/fixtures/tiny/encoder.onnx')).arrayBuffer());
+    const sha = async (bytes) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', bytes))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    const tinySha = await sha(tiny);
+    const flipped = files['head.bin'].slice();
+    flipped[100] ^= 1;
+    const { 'head.bin': _, ...noHead } = files;
+    return {
+      ok: await attempt(files),
+      wrongSha: await attempt({ ...files, 'head.bin': flipped }),
+      schema: await attempt(withManifest((m) => { m.schemaVersion = 2; })),
+      missing: await attempt(noHead),
+      sizes: await attempt({ ...withManifest((m) => { m.encoder.file = 'tiny.onnx'; m.encoder.sha256 = tinySha; }), 'tiny.onnx': tiny }),
+      range: await attempt(withManifest((m) => { m.training.defaults.learningRate = 5; })),
+      unknownField: await attempt(withManifest((m) => { m.encoder.poolling = 'mean'; })),
+      notJson: await attempt({ ...files, 'manifest.json': new TextEncoder().encode('{"schemaVersion": 1,') }),
+    };
+  });
+  assert.equal(errors.ok, 'loaded');
+  assert.match(errors.wrongSha, /^BundleError: bundle: head\.sha256: "head\.bin" has sha256 [0-9a-f]{64}; the manifest says/);
+  assert.match(errors.schema, /^BundleError: bundle: schemaVersion: 2 is not supported/);
+  assert.match(errors.missing, /^BundleError: bundle: head: the file "head\.bin" is missing/);
+  assert.match(errors.sizes, /^BundleError: bundle: encoder\.featureSize: the manifest says 384; the encoder outputs 8/);
+  assert.match(errors.range, /^BundleError: bundle: training\.defaults: .*learningRate must be in \[0\.0001, 1\]/);
+  assert.match(errors.unknownField, /^BundleError: bundle: manifest\.json: unknown field `poolling`/);
+  assert.match(errors.notJson, /^BundleError: bundle: manifest\.json: not JSON/);
+  await context.close();
+});
+
+test('overlapping calls settle, and a second update while one runs is refused', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const found = await page.evaluate(async (texts) => {
+    const classifier = await lt.Classifier.load('/bundles/default/', { storeName: 'overlap', autoUpdate: { enabled: false } });
+    const calls = texts.map((t, i) => classifier.addFeedback(t, i % 2 ? 'A' : 'B'));
+    calls.push(classifier.versions(), classifier.stats());
+    const settled = await Promise.allSettled(calls);
+    const first = classifier.update({ epochs: 20 });
+    let second;
+    try {
+      await classifier.update();
+      second = 'ran';
+    } catch (e) {
+      second = e.name;
+    }
+    const report = await first;
+    await classifier.whenIdle();
+    let empty;
+    try {
+      await classifier.addFeedback('   ', 'A');
+    } catch (e) {
+      empty = e.name;
+    }
+    return {
+      rejected: settled.filter((s) => s.status === 'rejected').map((s) => String(s.reason)),
+      second,
+      accepted: report.accepted,
+      empty,
+      count: (await classifier.stats()).sampleCount,
+    };
+  }, CORRECTIONS.slice(0, 12));
+  assert.deepEqual(found.rejected, []);
+  assert.equal(found.second, 'InvalidStateError');
+  assert.equal(typeof found.accepted, 'boolean');
+  assert.equal(found.empty, 'InvalidSampleError');
+  assert.equal(found.count, 12);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
