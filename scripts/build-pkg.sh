@@ -59,12 +59,20 @@ cat > pkg/package.json <<JSON
       "types": "./localtune.d.ts",
       "default": "./localtune.js"
     },
+    "./client": {
+      "types": "./client.d.ts",
+      "default": "./client.js"
+    },
+    "./worker": "./worker.js",
     "./localtune_bg.wasm": "./localtune_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts"],
-  "sideEffects": false
+  "files": ["localtune_bg.wasm", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
+  "sideEffects": ["./worker.js"]
 }
 JSON
+# The Web Worker entry and its main-thread client (localtune/worker,
+# localtune/client): plain ES modules next to the glue they import.
+cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
 cp README.md pkg/README.md 2>/dev/null || true
 
 bash scripts/check-simd.sh pkg/localtune_bg.wasm

@@ -68,3 +68,15 @@ test('errors are Error objects with a stable name', () => {
     assert.throws(make, (e) => e instanceof Error && e.name === name && e.message.length > 10);
   }
 });
+
+test('package.json exports the main module, the worker client and the worker, with types', async () => {
+  const pkg = JSON.parse(await read('pkg/package.json'));
+  assert.equal(pkg.name, 'localtune');
+  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './localtune_bg.wasm']);
+  for (const file of pkg.files) await read(`pkg/${file}`); // every listed file is there
+  const types = String(await read('pkg/localtune.d.ts'));
+  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource']) {
+    assert.ok(types.includes(name), `localtune.d.ts declares ${name}`);
+  }
+  assert.match(String(await read('pkg/client.d.ts')), /export declare class WorkerClassifier/);
+});

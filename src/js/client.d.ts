@@ -1,0 +1,33 @@
+// Types of localtune/client: the Classifier API, served by a Web Worker.
+import type {
+  AutoUpdateEvent, BundleSource, ClassifierOptions, ClassifierStats, Feedback, Prediction, StoreProblem,
+  UpdateEvent, UpdateOptions, UpdateReport, VersionInfo,
+} from './localtune.js';
+
+export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAutoUpdate'> {
+  onAutoUpdate?: (event: AutoUpdateEvent) => void;
+  /** A worker running localtune/worker (default: started from next to this module). */
+  worker?: Worker;
+}
+
+export declare class WorkerClassifier {
+  static load(source: BundleSource, options?: WorkerClassifierOptions): Promise<WorkerClassifier>;
+  readonly labels: string[];
+  readonly currentVersion: VersionInfo;
+  readonly problems: StoreProblem[];
+  readonly manifest: Record<string, unknown>;
+  predict(text: string): Promise<Prediction>;
+  predictMany(texts: string[]): Promise<Prediction[]>;
+  addFeedback(text: string, label: string): Promise<Feedback>;
+  update(options?: UpdateOptions, onProgress?: (event: UpdateEvent) => boolean | void): Promise<UpdateReport>;
+  whenIdle(): Promise<void>;
+  versions(): Promise<VersionInfo[]>;
+  rollback(version: number): Promise<VersionInfo>;
+  resetToShipped(): Promise<VersionInfo>;
+  reload(): Promise<VersionInfo>;
+  exportData(): Promise<Uint8Array>;
+  importData(bytes: Uint8Array): Promise<{ samples: number; versions: number }>;
+  stats(): Promise<ClassifierStats>;
+  requestPersistence(): Promise<boolean>;
+  terminate(): void;
+}

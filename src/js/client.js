@@ -1,0 +1,148 @@
+// localtune/client: the Classifier API from the page, running in a Web
+// Worker (localtune/worker), so typing never waits for the encoder or for
+// training. Every method returns a Promise; errors arrive as Error objects
+// with the same `name` as on the main thread.
+//
+//   import { WorkerClassifier } from 'localtune/client';
+//   const classifier = await WorkerClassifier.load('/bundles/default/');
+//   await classifier.predict('pause the music');
+
+/** Rebuilds an Error with its stable name. */
+function toError({ name, message }) {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+/** Transfers the buffers of a bundle given as bytes instead of copying them. */
+function transferables(value) {
+  if (value instanceof Uint8Array) return [value.buffer];
+  if (value instanceof Map) return [...value.values()].flatMap(transferables);
+  if (value && typeof value === 'object') return Object.values(value).flatMap(transferables);
+  return [];
+}
+
+export class WorkerClassifier {
+  #worker;
+  #next = 1;
+  #pending = new Map();
+  #onAutoUpdate;
+  #described;
+
+  constructor(worker, onAutoUpdate) {
+    this.#worker = worker;
+    this.#onAutoUpdate = onAutoUpdate;
+    worker.onmessage = ({ data }) => {
+      if (data.event === 'autoUpdate') {
+        const event = data.data.phase === 'failed' ? { ...data.data, error: toError(data.data.error) } : data.data;
+        if (event.phase === 'finished' && event.report.accepted) {
+          this.#described = { ...this.#described, currentVersion: event.report.version };
+        }
+        this.#onAutoUpdate?.(event);
+        return;
+      }
+      const call = this.#pending.get(data.id);
+      if (!call) return;
+      if (data.event === 'progress') {
+        // Once cancelled, later events (already on their way) are dropped.
+        if (!call.cancelled && call.onProgress?.(data.data) === false) this.#cancel(data.id);
+        return;
+      }
+      this.#pending.delete(data.id);
+      if (data.error) call.reject(toError(data.error));
+      else call.resolve(data.result);
+    };
+    worker.onerror = (e) => {
+      for (const call of this.#pending.values()) call.reject(toError({ name: 'WorkerError', message: e.message }));
+      this.#pending.clear();
+    };
+  }
+
+  #call(method, args = [], { onProgress, signal, flag, transfer = [] } = {}) {
+    const id = this.#next++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, onProgress, flag });
+      if (signal) {
+        if (signal.aborted) this.#cancel(id);
+        signal.addEventListener('abort', () => this.#cancel(id), { once: true });
+      }
+      this.#worker.postMessage({ id, method, args }, transfer);
+    });
+  }
+
+  /**
+   * Cancels request `id`. With a shared flag (cross-origin isolated pages)
+   * the worker sees it between mini-batches; otherwise the message reaches
+   * the worker when training ends and the candidate is dropped unsaved.
+   */
+  #cancel(id) {
+    const call = this.#pending.get(id);
+    if (!call || call.cancelled) return;
+    call.cancelled = true;
+    if (call.flag) Atomics.store(call.flag, 0, 1);
+    this.#worker.postMessage({ cancel: id });
+  }
+
+  /**
+   * Starts a worker and loads a bundle in it: `source` is a manifest URL
+   * (resolved against the page) or the files' bytes (transferred, so the
+   * caller's buffers are emptied). Options as for `Classifier.load`.
+   */
+  static async load(source, options = {}) {
+    const { onAutoUpdate, worker: given, ...rest } = options;
+    const worker = given ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const client = new WorkerClassifier(worker, onAutoUpdate);
+    const absolute = typeof source === 'string' ? new URL(source, globalThis.location?.href).href : source;
+    try {
+      client.#described = await client.#call('load', [absolute, rest], { transfer: transferables(source) });
+    } catch (e) {
+      worker.terminate();
+      throw e;
+    }
+    return client;
+  }
+
+  get labels() { return this.#described.labels; }
+  get currentVersion() { return this.#described.currentVersion; }
+  get problems() { return this.#described.problems; }
+  get manifest() { return this.#described.manifest; }
+
+  predict(text) { return this.#call('predict', [text]); }
+  predictMany(texts) { return this.#call('predictMany', [texts]); }
+  addFeedback(text, label) { return this.#call('addFeedback', [text, label]); }
+
+  /** As `Classifier.update`; `options.signal` and `onProgress` work across the worker boundary. */
+  async update(options = {}, onProgress) {
+    const { signal, ...rest } = options;
+    const flag = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+    const report = await this.#call('update', [rest, flag], { onProgress, signal, flag });
+    if (report.accepted) this.#described = { ...this.#described, currentVersion: report.version };
+    return report;
+  }
+
+  whenIdle() { return this.#call('whenIdle'); }
+  versions() { return this.#call('versions'); }
+  async rollback(version) { return this.#refresh(await this.#call('rollback', [version])); }
+  async resetToShipped() { return this.#refresh(await this.#call('resetToShipped')); }
+  async reload() { return this.#refresh(await this.#call('reload')); }
+  exportData() { return this.#call('exportData'); }
+  async importData(bytes) {
+    const counts = await this.#call('importData', [bytes]);
+    this.#described = await this.#call('describe');
+    return counts;
+  }
+  stats() { return this.#call('stats'); }
+  requestPersistence() { return this.#call('requestPersistence'); }
+
+  /** Stops the worker; pending calls are rejected. */
+  terminate() {
+    this.#worker.terminate();
+    for (const call of this.#pending.values()) call.reject(toError({ name: 'AbortError', message: 'the worker was terminated' }));
+    this.#pending.clear();
+  }
+
+  #refresh(version) {
+    this.#described = { ...this.#described, currentVersion: version };
+    return version;
+  }
+}

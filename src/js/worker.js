@@ -1,0 +1,90 @@
+// localtune/worker: a Web Worker that holds one Classifier, so encoding and
+// training never block the page. Started by the client (localtune/client);
+// speaks a small request/response protocol:
+//   → { id, method, args }            ← { id, result } | { id, error: { name, message } }
+//   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data }
+//   → { cancel: id }                  (aborts that request's update; see update())
+// Results that hold big buffers (exports) are transferred, not copied.
+import init, { Classifier } from './localtune.js';
+
+const ready = init();
+let classifier = null;
+const controllers = new Map();
+
+/** The structured-clone-safe form of an error. */
+function errorData(e) {
+  return { name: e?.name ?? 'Error', message: e?.message ?? String(e) };
+}
+
+/** Auto-update events carry an Error on failure; posts need plain data. */
+function autoUpdateData(event) {
+  return event.phase === 'failed' ? { ...event, error: errorData(event.error) } : event;
+}
+
+const methods = {
+  async load(source, options = {}) {
+    if (classifier) throw Object.assign(new Error('this worker already holds a classifier'), { name: 'InvalidStateError' });
+    classifier = await Classifier.load(source, {
+      ...options,
+      onAutoUpdate: (event) => self.postMessage({ event: 'autoUpdate', data: autoUpdateData(event) }),
+    });
+    return methods.describe();
+  },
+  describe() {
+    return {
+      labels: classifier.labels,
+      currentVersion: classifier.currentVersion,
+      problems: classifier.problems,
+      manifest: classifier.manifest,
+    };
+  },
+  predict: (text) => classifier.predict(text),
+  predictMany: (texts) => classifier.predictMany(texts),
+  addFeedback: (text, label) => classifier.addFeedback(text, label),
+  // `flag`: an Int32Array on a SharedArrayBuffer the client sets to cancel
+  // (cross-origin isolated pages), read between mini-batches while this
+  // worker is too busy training to receive messages.
+  async update(id, options = {}, flag) {
+    const controller = new AbortController();
+    controllers.set(id, controller);
+    try {
+      return await classifier.update({ ...options, signal: controller.signal }, (data) => {
+        self.postMessage({ id, event: 'progress', data });
+        if (flag && Atomics.load(flag, 0) === 1) return false;
+      });
+    } finally {
+      controllers.delete(id);
+    }
+  },
+  whenIdle: () => classifier.whenIdle(),
+  versions: () => classifier.versions(),
+  rollback: (version) => classifier.rollback(version),
+  resetToShipped: () => classifier.resetToShipped(),
+  reload: () => classifier.reload(),
+  exportData: () => classifier.exportData(),
+  importData: (bytes) => classifier.importData(bytes),
+  stats: () => classifier.stats(),
+  requestPersistence: () => classifier.requestPersistence(),
+};
+
+self.onmessage = async ({ data }) => {
+  if (data.cancel !== undefined) {
+    controllers.get(data.cancel)?.abort();
+    return;
+  }
+  const { id, method, args = [] } = data;
+  try {
+    await ready;
+    if (!Object.hasOwn(methods, method)) {
+      throw Object.assign(new Error(`unknown method ${JSON.stringify(method)}`), { name: 'ConfigError' });
+    }
+    if (method !== 'load' && !classifier) {
+      throw Object.assign(new Error('load a bundle first'), { name: 'InvalidStateError' });
+    }
+    const result = method === 'update' ? await methods.update(id, ...args) : await methods[method](...args);
+    const transfer = result instanceof Uint8Array ? [result.buffer] : [];
+    self.postMessage({ id, result }, transfer);
+  } catch (e) {
+    self.postMessage({ id, error: errorData(e) });
+  }
+};

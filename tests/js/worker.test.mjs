@@ -1,0 +1,114 @@
+// localtune/client and localtune/worker in headless Chromium: the Classifier
+// API from the page with the model and training in a Web Worker — loading
+// by URL and by transferred bytes, automatic updates reported back to the
+// page, progress and cancelling across the boundary, errors with their names.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { openBrowser } from './browser.mjs';
+
+const env = await openBrowser();
+after(() => env.close());
+
+async function openPage(context) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  await page.goto(`${env.url}test-pages/bare.html`);
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+  return page;
+}
+
+test('the worker client predicts, learns automatically, reports progress and cancels', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const found = await page.evaluate(async () => {
+    const { WorkerClassifier } = await import('/pkg/client.js');
+    const phases = [];
+    let finished;
+    const done = new Promise((resolve) => { finished = resolve; });
+    const classifier = await WorkerClassifier.load('/bundles/default/', {
+      storeName: 'worker',
+      autoUpdate: { threshold: 6 },
+      onAutoUpdate: (e) => {
+        phases.push(e.phase);
+        if (e.phase === 'finished' || e.phase === 'failed') finished(e);
+      },
+    });
+    const before = await classifier.predict('tell me the forecast for the weekend');
+    const texts = ['forecast for the weekend', 'weekend forecast please', 'what is the forecast', 'give me the forecast',
+      'forecast for tomorrow', 'the forecast for saturday'];
+    const main = lt; // the page's own module: the worker must agree with it
+    for (const t of texts) await classifier.addFeedback(t, 'Forecast');
+    const auto = await done;
+    const after = await classifier.predict('tell me the forecast for the weekend');
+
+    // Progress events cross the boundary; returning false cancels. The
+    // worker is busy training and sees the cancel when the loop ends: the
+    // candidate is dropped, nothing is stored.
+    const versionsBefore = (await classifier.versions()).length;
+    let progress = 0;
+    let cancelled;
+    try {
+      await classifier.update({ epochs: 200 }, () => (++progress < 5 ? undefined : false));
+    } catch (e) {
+      cancelled = e.name;
+    }
+    // An AbortSignal cancels too.
+    const controller = new AbortController();
+    const aborting = classifier.update({ epochs: 400, signal: controller.signal }, () => controller.abort());
+    let aborted;
+    try {
+      await aborting;
+    } catch (e) {
+      aborted = e.name;
+    }
+    const versionsAfter = (await classifier.versions()).length;
+    let badLabel;
+    try {
+      await classifier.addFeedback('x', '   ');
+    } catch (e) {
+      badLabel = e.name;
+    }
+
+    // Loading from bytes transfers them to the worker instead of copying.
+    const names = ['manifest.json', 'encoder.onnx', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const files = {};
+    for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
+    const fromBytes = await WorkerClassifier.load(files, { storeName: 'worker-bytes' });
+    const transferred = files['encoder.onnx'].byteLength === 0;
+    const fromBytesPrediction = await fromBytes.predict('tell me the forecast for the weekend');
+    fromBytes.terminate();
+    return {
+      beforeLabel: before.label,
+      phases: [...new Set(phases)],
+      auto: auto.phase === 'finished' ? { accepted: auto.report.accepted, version: auto.report.version.version } : String(auto.error),
+      afterLabel: after.label,
+      currentVersion: classifier.currentVersion.version,
+      progress,
+      cancelled,
+      versionsBefore,
+      versionsAfter,
+      aborted,
+      badLabel,
+      transferred,
+      fromBytesLabel: fromBytesPrediction.label,
+      hasMain: typeof main.Classifier === 'function',
+      stats: await classifier.stats(),
+    };
+  });
+  assert.equal(found.beforeLabel, 'HassGetWeather');
+  assert.deepEqual(found.phases, ['started', 'progress', 'finished']);
+  assert.equal(found.auto.accepted, true, JSON.stringify(found.auto));
+  assert.equal(found.afterLabel, 'Forecast');
+  assert.equal(found.currentVersion, found.auto.version, `the client follows the automatic update: ${JSON.stringify(found)}`);
+  assert.equal(found.progress, 5, 'no events after the one that cancelled');
+  assert.equal(found.versionsAfter, found.versionsBefore, 'cancelled updates store nothing');
+  assert.equal(found.cancelled, 'AbortError');
+  assert.equal(found.aborted, 'AbortError');
+  assert.equal(found.badLabel, 'ConfigError');
+  assert.equal(found.transferred, true, 'the bundle bytes were transferred, not copied');
+  assert.equal(found.fromBytesLabel, 'HassGetWeather', 'a fresh store starts from the shipped head');
+  assert.equal(found.stats.pendingCount, 0);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
