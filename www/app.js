@@ -1,16 +1,43 @@
-// The demo page: loads the encoder with visible progress, then embeds what
-// the user types, showing the time each embedding took. Everything runs here,
-// in this tab; the only requests are the page's own assets and model files.
-import init, { Encoder, simd128Enabled, wasmMemoryBytes } from '/pkg/localtune.js';
+// The demo page: a classifier that learns the user's labels from their
+// corrections. The model and all training run in a Web Worker
+// (localtune/client), so typing never waits for them; everything is stored
+// in this origin's IndexedDB. The page counts every network request it and
+// the worker make after loading, to show that nothing leaves the device.
+import { WorkerClassifier } from '/pkg/client.js';
 
-const MODEL_URL = '/models/all-minilm-l6-v2-int8/model.onnx';
-const TOKENIZER_URL = '/models/all-minilm-l6-v2-int8/tokenizer.json';
-
+const BUNDLE = '/bundles/default/';
+const BUNDLE_FILES = ['manifest.json', 'encoder.onnx', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
 const $ = (id) => document.getElementById(id);
-const state = { encoder: null, busy: false };
+const state = { classifier: null, text: '', prediction: null, updating: false, curve: [] };
 
-/** Fetches a file as bytes, reporting progress through onBytes(received). */
-async function fetchBytes(url, onBytes) {
+// ---- the network indicator -----------------------------------------------
+let loaded = false;
+let requestsAfterLoad = 0; // the page's own
+let workerRequests = 0; // the model worker's, polled
+new PerformanceObserver((list) => {
+  if (loaded) requestsAfterLoad += list.getEntries().length;
+  showNetwork();
+}).observe({ type: 'resource', buffered: false });
+function showNetwork() {
+  const badge = $('network');
+  if (!loaded) return;
+  const requests = requestsAfterLoad + workerRequests;
+  badge.textContent = requests === 0
+    ? '● Nothing leaves this device — 0 network requests since the model loaded'
+    : `● ${requests} network request${requests === 1 ? '' : 's'} since the model loaded`;
+  badge.classList.toggle('warn', requests > 0);
+  document.body.dataset.requestsAfterLoad = String(requests);
+}
+
+function showError(e) {
+  const el = $('error');
+  if (!e) { el.hidden = true; return; }
+  el.textContent = e.name ? `${e.name}: ${e.message}` : String(e);
+  el.hidden = false;
+}
+
+// ---- loading, with progress ------------------------------------------------
+async function fetchWithProgress(url, onBytes) {
   const res = await fetch(url);
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   const total = Number(res.headers.get('content-length')) || 0;
@@ -31,81 +58,237 @@ async function fetchBytes(url, onBytes) {
 }
 
 async function load() {
-  const progress = $('load-progress');
-  const sizes = { model: [0, 0], tokenizer: [0, 0], wasm: [0, 1] };
-  const update = () => {
+  const sizes = Object.fromEntries(BUNDLE_FILES.map((f) => [f, [0, 0]]));
+  const progress = () => {
     const got = Object.values(sizes).reduce((a, [r]) => a + r, 0);
     const all = Object.values(sizes).reduce((a, [r, t]) => a + Math.max(r, t), 0);
-    progress.value = all ? got / all : 0;
-    $('load-status').textContent = `Loading the encoder… ${(got / 1e6).toFixed(1)} of ${(all / 1e6).toFixed(1)} MB`;
+    $('load-progress').value = all ? got / all : 0;
+    $('load-status').textContent = `Loading the model… ${(got / 1e6).toFixed(1)} of ${(all / 1e6).toFixed(1)} MB`;
   };
-  const [model, tokenizer] = await Promise.all([
-    fetchBytes(MODEL_URL, (r, t) => { sizes.model = [r, t]; update(); }),
-    fetchBytes(TOKENIZER_URL, (r, t) => { sizes.tokenizer = [r, t]; update(); }),
-    init().then(() => { sizes.wasm = [1, 1]; update(); }),
-  ]);
-  $('load-status').textContent = 'Preparing the model…';
-  await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0)));
-  const t0 = performance.now();
-  state.encoder = new Encoder(model, tokenizer);
-  const coldMs = performance.now() - t0;
-
-  $('model-sha').textContent = state.encoder.sha256;
-  $('cold-start').textContent = `${coldMs.toFixed(0)} ms (bytes → runnable)`;
-  $('simd').textContent = simd128Enabled() ? 'simd128 on' : 'off';
+  const files = {};
+  await Promise.all(BUNDLE_FILES.map(async (f) => {
+    files[f] = await fetchWithProgress(BUNDLE + f, (r, t) => { sizes[f] = [r, t]; progress(); });
+  }));
+  $('load-status').textContent = 'Starting the model and your saved versions…';
+  state.classifier = await WorkerClassifier.load(files, { onAutoUpdate });
+  loaded = true;
+  showNetwork();
   $('loading').hidden = true;
-  $('encoder').hidden = false;
+  $('app').hidden = false;
+  const m = state.classifier.manifest;
+  $('model').textContent = `${m.name} ${m.version} · ${m.labels.length} labels · encoder ${m.encoder.sha256.slice(0, 12)}…`;
+  for (const p of state.classifier.problems) showError({ name: p.name, message: p.message });
+  await Promise.all([predict(), refresh()]);
   document.body.dataset.ready = 'true';
-  embed();
 }
 
-function embed() {
+// ---- predicting and correcting --------------------------------------------
+let predictTimer;
+let predictSeq = 0;
+async function predict() {
   const text = $('text').value;
-  const error = $('error');
-  error.hidden = true;
+  const seq = ++predictSeq;
+  const t0 = performance.now();
+  const prediction = await state.classifier.predict(text);
+  if (seq !== predictSeq) return; // a newer keystroke already asked
+  state.text = text;
+  state.prediction = prediction;
+  $('prediction').textContent = prediction.label;
+  $('predict-time').textContent = `${(prediction.probability * 100).toFixed(0)}% · ${(performance.now() - t0).toFixed(0)} ms`;
+  const bars = $('bars');
+  bars.replaceChildren(...prediction.probabilities.slice(0, 6).map(({ label, probability }) => {
+    const li = document.createElement('li');
+    li.innerHTML = '<span class="name"></span><span class="bar"><span></span></span><span class="pct"></span><button type="button">✓ this</button>';
+    li.querySelector('.name').textContent = label;
+    li.querySelector('.name').title = label;
+    li.querySelector('.bar span').style.width = `${(probability * 100).toFixed(1)}%`;
+    li.querySelector('.pct').textContent = `${(probability * 100).toFixed(1)}%`;
+    const button = li.querySelector('button');
+    button.dataset.label = label;
+    button.setAttribute('aria-label', `the right label is ${label}`);
+    button.addEventListener('click', () => correct(label));
+    return li;
+  }));
+  document.body.dataset.predictions = String(Number(document.body.dataset.predictions ?? 0) + 1);
+}
+
+async function correct(label) {
+  showError(null);
+  const text = $('text').value;
+  if (!text.trim()) {
+    $('feedback-status').textContent = 'Type something first: there is nothing to learn from an empty text.';
+    return;
+  }
   try {
-    // Tokenize once: the batch gives both the vector and the token count.
-    const t0 = performance.now();
-    const batch = state.encoder.tokenize([text]);
-    const vector = state.encoder.embedTokenIds(batch.inputIds, batch.attentionMask, batch.rows, batch.seqLen);
-    const ms = performance.now() - t0;
-    const tokens = batch.seqLen;
-    const norm = Math.sqrt(vector.reduce((a, x) => a + x * x, 0));
-    $('result-time').textContent = `${ms.toFixed(1)} ms`;
-    $('result-tokens').textContent = `${tokens}${tokens === state.encoder.maxSeqLen ? ' (truncated)' : ''}`;
-    $('result-dim').textContent = `${vector.length} floats`;
-    $('result-norm').textContent = norm.toFixed(4);
-    $('memory').textContent = `${(wasmMemoryBytes() / 2 ** 20).toFixed(0)} MiB`;
-    plot(vector);
-    document.body.dataset.embedded = String(Number(document.body.dataset.embedded ?? 0) + 1);
+    const { pending, evicted } = await state.classifier.addFeedback(text, label);
+    $('feedback-status').textContent = `Saved: “${text.length > 60 ? `${text.slice(0, 60)}…` : text}” is ${label}. ${pending} pending.`
+      + (evicted.length ? ` (${evicted.length} oldest correction${evicted.length > 1 ? 's' : ''} of the largest label made room.)` : '');
+    await refresh();
   } catch (e) {
-    error.textContent = `${e.name}: ${e.message}`;
-    error.hidden = false;
+    // The text stays in the box: nothing the user typed is lost.
+    showError(e);
   }
 }
 
-function plot(vector) {
-  const canvas = $('result-plot');
-  const ctx = canvas.getContext('2d');
-  const { width, height } = canvas;
-  ctx.clearRect(0, 0, width, height);
-  const max = Math.max(...vector.map(Math.abs)) || 1;
-  const w = width / vector.length;
-  vector.forEach((x, i) => {
-    const h = (Math.abs(x) / max) * (height / 2);
-    ctx.fillStyle = x >= 0 ? '#2f6fde' : '#e07a2f';
-    ctx.fillRect(i * w, x >= 0 ? height / 2 - h : height / 2, Math.max(w, 1), h);
-  });
+$('text').addEventListener('input', () => {
+  clearTimeout(predictTimer);
+  predictTimer = setTimeout(() => predict().catch(showError), 120);
+});
+$('new-label-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const label = $('new-label').value.trim();
+  if (!label) {
+    $('feedback-status').textContent = 'Type the new label first.';
+    return;
+  }
+  correct(label).then(() => { $('new-label').value = ''; });
+});
+
+// ---- updating --------------------------------------------------------------
+function onProgress(event) {
+  if (event.kind === 'began') state.curve = [];
+  if (event.kind === 'epochEnd' || event.kind === 'done') {
+    state.curve.push([event.trainLoss, event.trainAccuracy]);
+    drawCurve();
+  }
+  const epochs = state.classifier.manifest.training.defaults.epochs;
+  $('update-progress').value = event.kind === 'done' ? 1 : Math.min(0.99, (event.epoch + 1) / epochs);
 }
 
-let timer;
-$('text').addEventListener('input', () => {
-  clearTimeout(timer);
-  timer = setTimeout(embed, 150);
+function drawCurve() {
+  const points = state.curve;
+  const maxLoss = Math.max(...points.map(([l]) => l), 1e-6);
+  const x = (i) => (points.length < 2 ? 0 : (i / (points.length - 1)) * 300);
+  $('curve-loss').setAttribute('points', points.map(([l], i) => `${x(i)},${80 - (l / maxLoss) * 76}`).join(' '));
+  $('curve-accuracy').setAttribute('points', points.map(([, a], i) => `${x(i)},${80 - a * 76}`).join(' '));
+}
+
+function showReport(report) {
+  const pct = (v) => (v === null || v === undefined ? '–' : `${(v * 100).toFixed(0)}%`);
+  $('update-status').textContent = `${report.accepted ? 'New version' : 'Candidate kept but not used'} #${report.version.version}: ${report.gate}`
+    + ` (${report.userSamples} corrections + ${report.rehearsalSamples} shipped examples, held-out ${pct(report.candidateAccuracy)}).`;
+  document.body.dataset.lastUpdate = report.accepted ? 'accepted' : 'rejected';
+}
+
+function setUpdating(on, message) {
+  state.updating = on;
+  $('update').disabled = on;
+  if (message) $('update-status').textContent = message;
+  document.body.dataset.updating = String(on);
+}
+
+function onAutoUpdate(event) {
+  if (event.phase === 'started') setUpdating(true, `Updating automatically on ${event.pending} new corrections…`);
+  else if (event.phase === 'progress') onProgress(event.event);
+  else {
+    setUpdating(false);
+    if (event.phase === 'finished') showReport(event.report);
+    else showError(event.error);
+    refresh().then(predict);
+  }
+}
+
+$('update').addEventListener('click', async () => {
+  if (state.updating) return; // a double click starts one update
+  showError(null);
+  setUpdating(true, 'Updating…');
+  try {
+    showReport(await state.classifier.update({}, onProgress));
+  } catch (e) {
+    showError(e);
+    $('update-status').textContent = '';
+  } finally {
+    setUpdating(false);
+    await refresh();
+    await predict();
+  }
 });
-$('embed').addEventListener('click', embed);
+
+// ---- versions and storage -------------------------------------------------
+async function refresh() {
+  const [stats, versions, fromWorker] = await Promise.all([
+    state.classifier.stats(), state.classifier.versions(), state.classifier.networkRequests(),
+  ]);
+  workerRequests = fromWorker;
+  showNetwork();
+  $('pending').textContent = stats.pendingCount;
+  $('threshold').textContent = stats.autoUpdateThreshold;
+  $('pending-progress').value = Math.min(1, stats.pendingCount / stats.autoUpdateThreshold);
+  $('sample-count').textContent = stats.sampleCount;
+  const mb = (b) => (b === null ? 'unknown' : b >= 1e9 ? `${(b / 1e9).toFixed(1)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+  $('usage').textContent = `${mb(stats.storage.usageBytes)} of ${mb(stats.storage.quotaBytes)}`;
+  $('persisted').textContent = stats.storage.persisted ? 'kept even when the disk is full' : 'the browser may clear it when space runs low';
+  $('persist').hidden = stats.storage.persisted;
+  const current = stats.currentVersion.version;
+  $('versions').replaceChildren(...versions.slice().reverse().map((v) => {
+    const tr = document.createElement('tr');
+    tr.className = v.version === current ? 'current' : '';
+    const acc = v.metrics.gateAccuracy;
+    const cells = [
+      `${v.version}`,
+      new Date(v.createdMs).toLocaleString([], { dateStyle: 'short', timeStyle: 'short' }),
+      v.status === 'shipped' ? '–' : `${v.sampleCount}`,
+      acc === null ? '–' : `${(acc * 100).toFixed(0)}%`,
+      v.version === current ? `${v.status} · current` : v.status,
+    ];
+    for (const c of cells) {
+      const td = document.createElement('td');
+      td.textContent = c;
+      tr.append(td);
+    }
+    tr.cells[4].className = `status-${v.status}`;
+    const td = document.createElement('td');
+    if (v.version !== current && v.encoderSha256 === state.classifier.manifest.encoder.sha256) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'secondary';
+      button.textContent = 'use this';
+      button.dataset.version = String(v.version);
+      button.addEventListener('click', () => rollback(v.version));
+      td.append(button);
+    }
+    tr.append(td);
+    return tr;
+  }));
+  document.body.dataset.currentVersion = String(current);
+}
+
+async function rollback(version) {
+  showError(null);
+  try {
+    await state.classifier.rollback(version);
+    $('update-status').textContent = `Now using version ${version}.`;
+  } catch (e) {
+    showError(e);
+  }
+  await refresh();
+  await predict();
+}
+
+$('reset').addEventListener('click', async () => {
+  showError(null);
+  try {
+    const v = await state.classifier.resetToShipped();
+    $('update-status').textContent = `Back to the shipped model (version ${v.version}); your corrections are kept.`;
+  } catch (e) {
+    showError(e);
+  }
+  await refresh();
+  await predict();
+});
+
+$('persist').addEventListener('click', async () => {
+  const granted = await state.classifier.requestPersistence();
+  $('feedback-status').textContent = granted ? 'The browser will keep your data.' : 'The browser declined to promise it (it may still keep it).';
+  await refresh();
+});
 
 load().catch((e) => {
-  $('load-status').textContent = `The encoder could not be loaded: ${e.name}: ${e.message}`;
+  const storage = e.name === 'StorageError' || e.name === 'QuotaExceededError';
+  $('load-status').textContent = storage
+    ? `This browser will not let the page store anything (${e.message}). In a private window, storage is often switched off; open the page in a normal window to keep what it learns.`
+    : `The model could not be loaded: ${e.name}: ${e.message}`;
   $('load-status').classList.add('error');
+  $('network').textContent = 'Not loaded';
+  document.body.dataset.failed = e.name;
 });

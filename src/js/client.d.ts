@@ -29,5 +29,7 @@ export declare class WorkerClassifier {
   importData(bytes: Uint8Array): Promise<{ samples: number; versions: number }>;
   stats(): Promise<ClassifierStats>;
   requestPersistence(): Promise<boolean>;
+  /** Network requests the worker has made since its bundle loaded. */
+  networkRequests(): Promise<number>;
   terminate(): void;
 }

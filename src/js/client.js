@@ -133,6 +133,8 @@ export class WorkerClassifier {
   }
   stats() { return this.#call('stats'); }
   requestPersistence() { return this.#call('requestPersistence'); }
+  /** Network requests the worker has made since its bundle loaded. */
+  networkRequests() { return this.#call('networkRequests'); }
 
   /** Stops the worker; pending calls are rejected. */
   terminate() {

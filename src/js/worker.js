@@ -11,6 +11,13 @@ const ready = init();
 let classifier = null;
 const controllers = new Map();
 
+// Requests this worker makes after its bundle loaded (none, by design):
+// the page shows them next to its own in the "nothing leaves" indicator.
+let requestsAfterLoad = 0;
+new PerformanceObserver((list) => {
+  if (classifier) requestsAfterLoad += list.getEntries().length;
+}).observe({ type: 'resource' });
+
 /** The structured-clone-safe form of an error. */
 function errorData(e) {
   return { name: e?.name ?? 'Error', message: e?.message ?? String(e) };
@@ -65,6 +72,7 @@ const methods = {
   importData: (bytes) => classifier.importData(bytes),
   stats: () => classifier.stats(),
   requestPersistence: () => classifier.requestPersistence(),
+  networkRequests: () => requestsAfterLoad,
 };
 
 self.onmessage = async ({ data }) => {

@@ -1,44 +1,144 @@
-// The demo page, as the README's main command serves it, in headless Chromium:
-// it loads the encoder with progress, embeds a typed sentence, shows the
-// time, and fetches nothing but its own assets from 127.0.0.1.
+// The demo page end to end, as a person uses it, in headless Chromium at a
+// phone-sized viewport: load with progress, predict, correct 50 texts so an
+// intent gets a new name, watch the automatic update, see the prediction
+// change, reload, roll back — with no network request after the page's
+// own assets — and the bad input a person produces. Screenshots of the
+// main states go to tests/artifacts/.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFileSync } from 'node:fs';
 import { openBrowser } from './browser.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
+mkdir('tests/artifacts', { recursive: true }, () => {});
 
-test('the demo page embeds a typed sentence and shows the time', async () => {
-  const page = await env.browser.newPage({ viewport: { width: 390, height: 844 } });
-  const origins = new Set();
-  page.on('request', (r) => origins.add(new URL(r.url()).origin));
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e));
+const rows = readFileSync(new URL('../../bench/data/home-assistant-intents-en.csv', import.meta.url), 'utf8')
+  .split('\n').slice(1).filter(Boolean)
+  .map((line) => line.match(/^(?:"((?:[^"]|"")*)"|([^,]*)),([^,]*),[^,]*,(\w+)$/))
+  .filter(Boolean)
+  .map((m) => ({ text: (m[1] ?? m[2]).replaceAll('""', '"'), intent: m[3], split: m[4] }));
+const weather = (split) => rows.filter((r) => r.intent === 'HassGetWeather' && r.split === split).map((r) => r.text);
+const CORRECTIONS = weather('train').slice(0, 50);
+const PROBE = weather('test')[0];
 
+/** Opens the demo in a fresh profile and counts requests after it is ready. */
+async function openDemo(context) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  page.lateRequests = [];
+  page.ready = false;
+  page.on('request', (r) => { if (page.ready) page.lateRequests.push(r.url()); });
   await page.goto(env.url);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 120_000 });
-  assert.match(await page.textContent('#simd'), /simd128 on/);
-  assert.match(await page.textContent('#model-sha'), /^8199be6f/);
+  await waitReady(page);
+  return page;
+}
 
-  const before = Number(await page.getAttribute('body', 'data-embedded'));
-  await page.fill('#text', '请把客厅的灯关掉 🔥 and set the temperature to 21 degrees');
-  await page.click('#embed');
-  await page.waitForFunction((n) => Number(document.body.dataset.embedded) > n, before);
-  assert.equal(await page.textContent('#result-dim'), '384 floats');
-  assert.equal(await page.textContent('#result-norm'), '1.0000');
-  assert.match(await page.textContent('#result-time'), /^\d+(\.\d)? ms$/);
-  assert.equal(await page.isHidden('#error'), true);
+async function waitReady(page) {
+  page.ready = false;
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 120_000 });
+  page.ready = true;
+}
 
-  // An empty text still gives a vector.
-  await page.fill('#text', '');
-  await page.click('#embed');
-  await page.waitForFunction(() => document.getElementById('result-tokens').textContent === '2');
-  assert.equal(await page.textContent('#result-norm'), '1.0000');
+async function typeAndPredict(page, text) {
+  const before = Number(await page.getAttribute('body', 'data-predictions'));
+  await page.fill('#text', text);
+  await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, before);
+  return page.textContent('#prediction');
+}
 
-  await mkdir('tests/artifacts', { recursive: true });
-  await page.screenshot({ path: 'tests/artifacts/demo.png', fullPage: true });
-  assert.deepEqual([...origins], [new URL(env.url).origin]);
-  assert.deepEqual(errors, []);
-  await page.close();
+test('predict, correct 50 texts, watch the update, reload, roll back — offline after load', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await openDemo(context);
+  await page.screenshot({ path: 'tests/artifacts/demo-loaded.png', fullPage: true });
+  assert.equal(await typeAndPredict(page, PROBE), 'HassGetWeather');
+  assert.match(await page.textContent('#network'), /0 network requests/);
+
+  for (const [i, text] of CORRECTIONS.entries()) {
+    await typeAndPredict(page, text);
+    await page.fill('#new-label', 'Forecast');
+    await page.click('#new-label-form button');
+    await page.waitForFunction((n) => document.getElementById('feedback-status').textContent.includes(`${n} pending`) || document.body.dataset.updating === 'true' || document.body.dataset.lastUpdate, i + 1);
+  }
+  await page.waitForSelector('body[data-last-update="accepted"]', { state: 'attached', timeout: 120_000 });
+  await page.waitForSelector('body[data-updating="false"]', { state: 'attached' });
+  assert.match(await page.textContent('#update-status'), /^New version #2: accepted/);
+  assert.notEqual(await page.getAttribute('#curve-loss', 'points'), '', 'the loss curve was drawn');
+  assert.equal(await typeAndPredict(page, PROBE), 'Forecast');
+  await page.screenshot({ path: 'tests/artifacts/demo-learned.png', fullPage: true });
+  assert.equal(await page.textContent('#pending'), '0');
+
+  page.ready = false;
+  await page.reload();
+  await waitReady(page);
+  assert.equal(await page.getAttribute('body', 'data-current-version'), '2');
+  assert.equal(await typeAndPredict(page, PROBE), 'Forecast', 'the learned version survived the reload');
+
+  await page.click('button[data-version="1"]');
+  await page.waitForFunction(() => document.body.dataset.currentVersion === '1');
+  assert.equal(await typeAndPredict(page, PROBE), 'HassGetWeather', 'rolling back brings the old prediction back');
+  await page.screenshot({ path: 'tests/artifacts/demo-rolled-back.png', fullPage: true });
+
+  assert.deepEqual(page.lateRequests, [], 'no network request after the page and model loaded');
+  assert.match(await page.textContent('#network'), /0 network requests/);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('bad input: empty text, a 100 KB paste, odd labels, double clicks, a closed tab, no storage', async () => {
+  const context = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
+  let page = await openDemo(context);
+
+  await typeAndPredict(page, '');
+  await page.click('#bars li button');
+  assert.match(await page.textContent('#feedback-status'), /nothing to learn from an empty text/);
+
+  const paste = 'turn on the lights '.repeat(5500); // ~100 KB
+  assert.ok(await typeAndPredict(page, paste), 'a 100 KB paste still gets a prediction');
+  await page.fill('#new-label', 'Lights');
+  await page.click('#new-label-form button');
+  await page.waitForSelector('#error:not([hidden])');
+  assert.match(await page.textContent('#error'), /^InvalidSampleError: invalid sample: the text is 104500 bytes/);
+  assert.equal((await page.inputValue('#text')).length, paste.length, 'the pasted text is still there');
+
+  const odd = 'Küche / "lights" <b>&amp; 🔥';
+  await typeAndPredict(page, 'turn on the kitchen lights');
+  await page.fill('#new-label', odd);
+  await page.click('#new-label-form button');
+  await page.waitForFunction(() => document.getElementById('feedback-status').textContent.includes('1 pending'));
+  assert.ok((await page.textContent('#feedback-status')).includes(odd), 'shown as text, not markup');
+
+  // Double click on "update now": one update, one new version.
+  await page.dblclick('#update');
+  await page.waitForSelector('body[data-updating="false"][data-last-update]', { state: 'attached', timeout: 60_000 });
+  const rowsAfter = await page.$$eval('#versions tr', (trs) => trs.length);
+  assert.equal(rowsAfter, 2, 'shipped + one update');
+
+  // Close the tab in the middle of an update: the store stays whole.
+  await typeAndPredict(page, 'lights on in the hall');
+  await page.fill('#new-label', odd);
+  await page.click('#new-label-form button');
+  await page.waitForFunction(() => document.getElementById('feedback-status').textContent.includes('pending'));
+  await page.click('#update');
+  await page.waitForSelector('body[data-updating="true"]', { state: 'attached' });
+  await page.close({ runBeforeUnload: false });
+  page = await openDemo(context);
+  const versions = await page.$$eval('#versions tr', (trs) => trs.map((tr) => tr.cells[4].textContent));
+  assert.ok(versions.length === 2 || versions.length === 3, `${versions}`);
+  assert.equal(versions.filter((s) => s.includes('current')).length, 1);
+  assert.ok(await page.isHidden('#error'), await page.textContent('#error'));
+  assert.equal(await page.textContent('#sample-count'), '2', 'both corrections are stored');
+  await context.close();
+
+  // Next to no storage (a tiny quota, as some private modes give): a clear message.
+  const denied = await env.browser.newContext();
+  const blocked = await denied.newPage();
+  const cdp = await denied.newCDPSession(blocked);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.url).origin, quotaSize: 1000 });
+  await blocked.goto(env.url);
+  await blocked.waitForSelector('body[data-failed]', { state: 'attached', timeout: 120_000 });
+  assert.match(await blocked.textContent('#load-status'), /will not let the page store anything/);
+  await blocked.screenshot({ path: 'tests/artifacts/demo-no-storage.png', fullPage: true });
+  await denied.close();
 });
