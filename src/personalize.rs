@@ -233,21 +233,29 @@ impl<B: StoreBackend> Personalizer<B> {
         observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
     ) -> Result<Candidate> {
         self.bundle.manifest.training.check_config(config)?;
+        // The bundle decides which layers may learn, whatever the app asks.
+        let config = &UpdateConfig {
+            freeze_hidden_layer: config.freeze_hidden_layer
+                || self.bundle.manifest.head.hidden_layer_frozen(),
+            ..config.clone()
+        };
         let mut data = self.store.training_data().await?;
         if !data.missing.is_empty() {
-            // Samples imported or stored without a vector: embed them once.
-            let texts: Vec<&str> = data.missing.iter().map(|s| s.text.as_str()).collect();
-            let vectors = self.bundle.encoder.embed(&texts)?;
-            let rows: Vec<CachedFeatures> = data
-                .missing
-                .iter()
-                .zip(vectors.rows())
-                .map(|(s, v)| CachedFeatures {
-                    sample_id: s.id,
-                    values: v.to_vec(),
-                })
-                .collect();
-            self.store.cache_features(&rows).await?;
+            // Samples imported or stored without a vector: embed them once,
+            // a batch at a time (one padded batch of thousands would not fit).
+            for chunk in data.missing.chunks(32) {
+                let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
+                let vectors = self.bundle.encoder.embed(&texts)?;
+                let rows: Vec<CachedFeatures> = chunk
+                    .iter()
+                    .zip(vectors.rows())
+                    .map(|(s, v)| CachedFeatures {
+                        sample_id: s.id,
+                        values: v.to_vec(),
+                    })
+                    .collect();
+                self.store.cache_features(&rows).await?;
+            }
             data = self.store.training_data().await?;
         }
         if data.labels.is_empty() {

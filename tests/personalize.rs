@@ -217,7 +217,11 @@ fn a_bundle_loads_and_every_misfit_names_its_field() {
             Box::new(|m| {
                 m["head"]["architecture"] = serde_json::json!({"kind": "mlp", "hidden": 4})
             }),
-            "bundle: head.updatableLayers: this version updates every layer",
+            "bundle: head.architecture: the manifest says Mlp { hidden: 4 }; the head file is Linear",
+        ),
+        (
+            Box::new(|m| m["head"]["updatableLayers"] = serde_json::json!([])),
+            "bundle: head.updatableLayers: must include \"output\"",
         ),
         (
             Box::new(|m| m["encoder"]["normalize"] = false.into()),
@@ -336,6 +340,31 @@ fn feedback_counts_as_pending_until_an_update_learns_it() {
     // The labels nobody corrected are still there, thanks to rehearsal.
     assert_eq!(p.predict(&["weather today"]).unwrap()[0].label, "weather");
     assert_eq!(p.predict(&["play music"]).unwrap()[0].label, "music");
+
+    // Moved to another profile: same predictions; the imported samples
+    // have no vectors until the next update embeds them, in batches.
+    let file = block_on(p.store().export(1.0)).unwrap();
+    let q = open();
+    block_on(q.import(&file, 2.0)).unwrap();
+    assert_eq!(q.current_version(), p.current_version());
+    assert_eq!(
+        q.predict(&["open the garage"]).unwrap(),
+        p.predict(&["open the garage"]).unwrap()
+    );
+    assert_eq!(
+        block_on(q.store().training_data()).unwrap().missing.len(),
+        6
+    );
+    block_on(q.add_feedback("lock the garage", "doors", 20.0)).unwrap();
+    let report = block_on(q.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert_eq!(report.user_samples + report.held_out_samples, 7);
+    assert!(block_on(q.store().training_data())
+        .unwrap()
+        .missing
+        .is_empty());
 }
 
 #[test]
@@ -501,6 +530,64 @@ fn the_bundle_tool_trains_reports_and_writes_a_bundle_that_loads() {
         HeadArchitecture::Mlp { hidden: 16 }
     );
     assert_eq!(bundle.manifest.head.updatable_layers, ["hidden", "output"]);
+
+    // A bundle whose hidden layer stays fixed on the device.
+    let frozen = run(&[
+        "--split-column",
+        "split",
+        "--epochs",
+        "40",
+        "--architecture",
+        "mlp:16",
+        "--freeze-hidden",
+        "yes",
+    ]);
+    assert!(
+        frozen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&frozen.stderr)
+    );
+    let manifest = std::fs::read(out.join("manifest.json")).unwrap();
+    let bundle = Bundle::load(&manifest, &mut |f| std::fs::read(out.join(f)).ok()).unwrap();
+    assert_eq!(bundle.manifest.head.updatable_layers, ["output"]);
+    let shipped_hidden = bundle.head.layers()[0].clone();
+    let p = block_on(Personalizer::open(
+        bundle,
+        MemoryBackend::new(),
+        StorePolicy::default(),
+        0.0,
+    ))
+    .unwrap();
+    for (i, text) in [
+        "open the garage door",
+        "close the garage door",
+        "lock the door",
+        "unlock the garage",
+    ]
+    .iter()
+    .enumerate()
+    {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    let newest = block_on(p.store().versions())
+        .unwrap()
+        .last()
+        .unwrap()
+        .version;
+    let (_, trained) = block_on(p.store().load_version(newest)).unwrap();
+    assert_eq!(
+        trained.layers()[0],
+        shipped_hidden,
+        "the hidden layer did not move"
+    );
+    assert_ne!(
+        trained.layers()[1].weights[..16],
+        p.bundle().head.layers()[1].weights[..16]
+    );
 
     let bad = run(&["--label-column", "intent"]);
     assert!(!bad.status.success());

@@ -55,6 +55,7 @@ options:
   --name NAME               bundle name, also the user's store name (default: DIR's name)
   --version TEXT            bundle version (default: 0.1.0)
   --architecture linear|mlp:H   head shape (default: linear)
+  --freeze-hidden yes       an MLP head's hidden layer does not learn on the device
   --max-seq-len N           encoder truncation (default: 128)
   --epochs N                epochs for the generic head (default: the update default)
   --seed N                  seed for the split, the head and the rehearsal pick (default: 0)
@@ -72,6 +73,7 @@ options:
         name: Option<String>,
         version: String,
         architecture: HeadArchitecture,
+        freeze_hidden: bool,
         max_seq_len: usize,
         epochs: Option<usize>,
         seed: u64,
@@ -125,6 +127,14 @@ options:
             name: take("name"),
             version: take("version").unwrap_or_else(|| "0.1.0".into()),
             architecture,
+            freeze_hidden: match take("freeze-hidden").as_deref() {
+                None | Some("no") => false,
+                Some("yes") if matches!(architecture, HeadArchitecture::Mlp { .. }) => true,
+                Some("yes") => return Err("--freeze-hidden yes needs --architecture mlp:H".into()),
+                Some(other) => {
+                    return Err(format!("--freeze-hidden: {other:?} is neither yes nor no"))
+                }
+            },
             max_seq_len: number(take("max-seq-len"), "max-seq-len", 128)?,
             epochs: take("epochs")
                 .map(|s| {
@@ -397,8 +407,10 @@ options:
                 sha256: head_file.sha256,
                 architecture: args.architecture,
                 updatable_layers: match args.architecture {
-                    HeadArchitecture::Linear => vec!["output".into()],
-                    HeadArchitecture::Mlp { .. } => vec!["hidden".into(), "output".into()],
+                    HeadArchitecture::Mlp { .. } if !args.freeze_hidden => {
+                        vec!["hidden".into(), "output".into()]
+                    }
+                    _ => vec!["output".into()],
                 },
             },
             training: TrainingSpec {

@@ -79,9 +79,18 @@ pub struct HeadSpec {
     pub file: String,
     pub sha256: String,
     pub architecture: HeadArchitecture,
-    /// Which dense layers an update may change, by name: `"output"`, and
-    /// `"hidden"` for an MLP head.
+    /// Which dense layers an update may change, by name: `"output"`
+    /// (always), and `"hidden"` for an MLP head whose hidden layer learns
+    /// on the device too.
     pub updatable_layers: Vec<String>,
+}
+
+impl HeadSpec {
+    /// An MLP head whose hidden layer the device must not change.
+    pub fn hidden_layer_frozen(&self) -> bool {
+        matches!(self.architecture, HeadArchitecture::Mlp { .. })
+            && !self.updatable_layers.iter().any(|l| l == "hidden")
+    }
 }
 
 /// A closed range a setting may take on the device.
@@ -333,10 +342,10 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             ));
         }
     }
-    if m.head.updatable_layers.len() != layers.len() {
+    if !m.head.updatable_layers.iter().any(|l| l == "output") {
         return Err(bundle_error(
             "head.updatableLayers",
-            format!("this version updates every layer of the head; list all of {layers:?}"),
+            "must include \"output\": new labels and corrections live in the output layer".into(),
         ));
     }
     let t = &m.training;

@@ -112,6 +112,9 @@ pub struct UpdateConfig {
     /// Stop after this much wall time (milliseconds). Makes the result depend
     /// on the machine's speed, unlike every other setting.
     pub time_budget_ms: Option<f64>,
+    /// Keep an MLP head's hidden layer as it is and train only the output
+    /// layer (a bundle whose `updatableLayers` is `["output"]`).
+    pub freeze_hidden_layer: bool,
 }
 
 impl Default for UpdateConfig {
@@ -132,6 +135,7 @@ impl Default for UpdateConfig {
             early_stopping_patience: 0,
             max_steps: None,
             time_budget_ms: None,
+            freeze_hidden_layer: false,
         }
     }
 }
@@ -283,6 +287,13 @@ pub fn run_update(
     check_samples(head, samples)?;
     let anchor = anchor.unwrap_or(head);
     check_same_shape(head, anchor)?;
+    if config.freeze_hidden_layer && head.layers().len() < 2 {
+        return Err(Error::Config(
+            "freezeHiddenLayer: a linear head has no hidden layer to freeze".into(),
+        ));
+    }
+    // Layers before this one keep their weights.
+    let first_trained = usize::from(config.freeze_hidden_layer);
 
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let (train_rows, validation_rows) =
@@ -368,7 +379,12 @@ pub fn run_update(
                 )));
             }
             steps += 1;
-            state.step(&mut layers, &grads, config.learning_rate, steps as u32);
+            state.step(
+                &mut layers[first_trained..],
+                &grads.layers[first_trained..],
+                config.learning_rate,
+                steps as u32,
+            );
             epoch_totals.loss_sum += totals.loss_sum;
             epoch_totals.correct += totals.correct;
             epoch_totals.samples += totals.samples;
@@ -601,6 +617,13 @@ enum OptimizerState {
 }
 
 impl OptimizerState {
+    fn layer_count(&self) -> usize {
+        match self {
+            OptimizerState::Sgd { velocity, .. } => velocity.len(),
+            OptimizerState::Adam { first_moment, .. } => first_moment.len(),
+        }
+    }
+
     fn new(layers: &[DenseLayer], optimizer: Optimizer) -> Self {
         let zeros = || Gradients::zeros_like(layers).layers;
         match optimizer {
@@ -622,17 +645,24 @@ impl OptimizerState {
         }
     }
 
-    /// Step `step` (1-based) over every layer's weights and biases.
+    /// Step `step` (1-based) over the weights and biases of `layers`, the
+    /// trained tail of the head (its state is kept for every layer; a frozen
+    /// head layer's is never used).
     fn step(
         &mut self,
         layers: &mut [DenseLayer],
-        grads: &Gradients,
+        grads: &[DenseLayer],
         learning_rate: f32,
         step: u32,
     ) {
+        let skip = self.layer_count() - layers.len();
         match self {
             OptimizerState::Sgd { momentum, velocity } => {
-                for ((layer, grad), v) in layers.iter_mut().zip(&grads.layers).zip(velocity) {
+                for ((layer, grad), v) in layers
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(velocity.iter_mut().skip(skip))
+                {
                     let sgd = kernels::sgd_momentum_step;
                     sgd(
                         &mut layer.weights,
@@ -658,8 +688,11 @@ impl OptimizerState {
                 second_moment,
             } => {
                 let adam = AdamStep::new(learning_rate, *beta1, *beta2, *epsilon, step);
-                let state = first_moment.iter_mut().zip(second_moment.iter_mut());
-                for ((layer, grad), (m, v)) in layers.iter_mut().zip(&grads.layers).zip(state) {
+                let state = first_moment
+                    .iter_mut()
+                    .zip(second_moment.iter_mut())
+                    .skip(skip);
+                for ((layer, grad), (m, v)) in layers.iter_mut().zip(grads).zip(state) {
                     kernels::adam_step(
                         &mut layer.weights,
                         &grad.weights,

@@ -35,6 +35,8 @@ export interface UpdateOptions {
   earlyStoppingPatience?: number;
   maxSteps?: number;
   timeBudgetMs?: number;
+  /** Train only the output layer of an MLP head. */
+  freezeHiddenLayer?: boolean;
   /** Checked between mini-batches; an aborted signal cancels with an `AbortError`. */
   signal?: AbortSignal;
 }
@@ -105,6 +107,7 @@ const UPDATE_FIELDS: &[&str] = &[
     "earlyStoppingPatience",
     "maxSteps",
     "timeBudgetMs",
+    "freezeHiddenLayer",
     "signal",
 ];
 

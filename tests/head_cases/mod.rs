@@ -1030,3 +1030,48 @@ fn l2_sp_holds_the_head_near_its_anchor() {
         distance(&free)
     );
 }
+
+#[test]
+fn a_frozen_hidden_layer_keeps_its_weights_while_the_output_layer_learns() {
+    let (features, targets) = clustered(3, 10, 8, 5);
+    let head = Head::new_seeded(
+        8,
+        HeadArchitecture::Mlp { hidden: 16 },
+        labels(&["a", "b", "c"]),
+        2,
+    )
+    .unwrap();
+    for optimizer in [Optimizer::default(), Optimizer::Sgd { momentum: 0.9 }] {
+        let config = UpdateConfig {
+            optimizer,
+            epochs: 30,
+            freeze_hidden_layer: true,
+            ..UpdateConfig::default()
+        };
+        let out = train(&head, &features, &targets, &config).unwrap();
+        assert_eq!(
+            out.head.layers()[0],
+            head.layers()[0],
+            "{optimizer:?}: the hidden layer is bit-identical"
+        );
+        assert_ne!(
+            out.head.layers()[1],
+            head.layers()[1],
+            "{optimizer:?}: the output layer learned"
+        );
+        assert!(
+            out.train_accuracy > 0.9,
+            "{optimizer:?}: {}",
+            out.train_accuracy
+        );
+    }
+    let linear =
+        Head::new_seeded(8, HeadArchitecture::Linear, labels(&["a", "b", "c"]), 0).unwrap();
+    let config = UpdateConfig {
+        freeze_hidden_layer: true,
+        ..UpdateConfig::default()
+    };
+    let err = train(&linear, &features, &targets, &config).unwrap_err();
+    assert_eq!(err.code(), "ConfigError");
+    assert!(err.to_string().contains("no hidden layer"), "{err}");
+}
