@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use std::task::{Context, Poll, Waker};
 
 use localtune::bundle::{
-    AllowedRanges, Bundle, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Range, Rehearsal,
+    AllowedRanges, Bundle, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Rehearsal,
     TrainingInputs, TrainingSpec, SCHEMA_VERSION,
 };
 use localtune::head::codec;
@@ -112,24 +112,7 @@ fn bundle_files() -> HashMap<String, Vec<u8>> {
         training: TrainingSpec {
             inputs: TrainingInputs::FeatureVectors,
             defaults: UpdateConfig::default(),
-            allowed: AllowedRanges {
-                learning_rate: Range {
-                    min: 1e-4,
-                    max: 1.0,
-                },
-                epochs: Range {
-                    min: 1.0,
-                    max: 500.0,
-                },
-                batch_size: Range {
-                    min: 1.0,
-                    max: 256.0,
-                },
-                l2_sp: Range {
-                    min: 0.0,
-                    max: 100.0,
-                },
-            },
+            allowed: AllowedRanges::default(),
             auto_update_threshold: 5,
             validation_gate_fraction: 0.2,
             rehearsal: Some(rehearsal_file),

@@ -28,7 +28,7 @@ mod cli {
     use std::time::Instant;
 
     use localtune::bundle::{
-        AllowedRanges, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Range, Rehearsal,
+        AllowedRanges, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Rehearsal,
         TrainingInputs, TrainingSpec, MANIFEST_FILE, SCHEMA_VERSION,
     };
     use localtune::head::codec;
@@ -416,24 +416,7 @@ options:
             training: TrainingSpec {
                 inputs: TrainingInputs::FeatureVectors,
                 defaults: UpdateConfig::default(),
-                allowed: AllowedRanges {
-                    learning_rate: Range {
-                        min: 1e-4,
-                        max: 1.0,
-                    },
-                    epochs: Range {
-                        min: 1.0,
-                        max: 500.0,
-                    },
-                    batch_size: Range {
-                        min: 1.0,
-                        max: 256.0,
-                    },
-                    l2_sp: Range {
-                        min: 0.0,
-                        max: 100.0,
-                    },
-                },
+                allowed: AllowedRanges::default(),
                 auto_update_threshold: args.auto_update_threshold,
                 validation_gate_fraction: 0.2,
                 rehearsal: Some(rehearsal_file),

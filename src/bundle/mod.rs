@@ -133,6 +133,31 @@ pub struct AllowedRanges {
     pub l2_sp: Range,
 }
 
+impl Default for AllowedRanges {
+    /// Wide enough for any setting the quality sweep found useful, narrow
+    /// enough that an app cannot ask a phone for 10,000 epochs.
+    fn default() -> Self {
+        AllowedRanges {
+            learning_rate: Range {
+                min: 1e-4,
+                max: 1.0,
+            },
+            epochs: Range {
+                min: 1.0,
+                max: 500.0,
+            },
+            batch_size: Range {
+                min: 1.0,
+                max: 256.0,
+            },
+            l2_sp: Range {
+                min: 0.0,
+                max: 100.0,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrainingSpec {

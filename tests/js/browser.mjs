@@ -9,6 +9,19 @@ export const CHROMIUM_ARGS = JSON.parse(
   readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
 )['goog:chromeOptions'].args;
 
+/**
+ * Opens the bare test page (tests/js/pages/bare.html: the built package as
+ * window.lt) in `context`; `page.errors` collects uncaught page errors.
+ */
+export async function openTestPage(context, url) {
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e));
+  await page.goto(`${url}test-pages/bare.html`);
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+  return page;
+}
+
 export async function openBrowser() {
   const served = await startServer();
   const browser = await chromium.launch({

@@ -6,7 +6,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { openBrowser } from './browser.mjs';
+import { openBrowser, openTestPage } from './browser.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
@@ -43,14 +43,7 @@ const CORRECTIONS = texts('train').slice(0, 50);
 const PROBES = texts('test').slice(0, 20);
 const NEW_LABEL = 'Forecast';
 
-async function openPage(context) {
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e));
-  await page.goto(`${env.url}test-pages/bare.html`);
-  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
-  return page;
-}
+const openPage = (context) => openTestPage(context, env.url);
 
 test('50 corrections relabel an intent through an automatic update that survives a reload', async () => {
   const context = await env.browser.newContext();

@@ -7,20 +7,12 @@
 // tests/store.rs and tests/store_in_browser.rs.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openBrowser } from './browser.mjs';
+import { openBrowser, openTestPage } from './browser.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
 
-async function openPage(context) {
-  const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e));
-  page.errors = errors;
-  await page.goto(`${env.url}test-pages/bare.html`);
-  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
-  return page;
-}
+const openPage = (context) => openTestPage(context, env.url);
 
 // Runs in the page: a store on the tiny encoder with a few samples and one
 // trained version. Returns what a later page should find.

@@ -4,19 +4,12 @@
 // page, progress and cancelling across the boundary, errors with their names.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { openBrowser } from './browser.mjs';
+import { openBrowser, openTestPage } from './browser.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
 
-async function openPage(context) {
-  const page = await context.newPage();
-  page.errors = [];
-  page.on('pageerror', (e) => page.errors.push(e));
-  await page.goto(`${env.url}test-pages/bare.html`);
-  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
-  return page;
-}
+const openPage = (context) => openTestPage(context, env.url);
 
 test('the worker client predicts, learns automatically, reports progress and cancels', async () => {
   const context = await env.browser.newContext();
