@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability};
 use crate::store::{
-    AddedSample, CachedFeatures, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy,
-    StoreProblem, VersionInfo, VersionMetrics, VersionNumber,
+    AddedSample, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy, StoreProblem,
+    VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
 
@@ -239,25 +239,11 @@ impl<B: StoreBackend> Personalizer<B> {
                 || self.bundle.manifest.head.hidden_layer_frozen(),
             ..config.clone()
         };
-        let mut data = self.store.training_data().await?;
-        if !data.missing.is_empty() {
-            // Samples imported or stored without a vector: embed them once,
-            // a batch at a time (one padded batch of thousands would not fit).
-            for chunk in data.missing.chunks(32) {
-                let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
-                let vectors = self.bundle.encoder.embed(&texts)?;
-                let rows: Vec<CachedFeatures> = chunk
-                    .iter()
-                    .zip(vectors.rows())
-                    .map(|(s, v)| CachedFeatures {
-                        sample_id: s.id,
-                        values: v.to_vec(),
-                    })
-                    .collect();
-                self.store.cache_features(&rows).await?;
-            }
-            data = self.store.training_data().await?;
-        }
+        let encoder = &self.bundle.encoder;
+        let data = self
+            .store
+            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
+            .await?;
         if data.labels.is_empty() {
             return Err(Error::Training(
                 "there is no feedback to learn from yet".into(),

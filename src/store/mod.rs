@@ -292,6 +292,38 @@ impl<B: StoreBackend> Store<B> {
         Ok(data)
     }
 
+    /// [`Store::training_data`] with no sample missing: samples without a
+    /// vector under this encoder (imported, or stored before an encoder
+    /// change) are embedded by `embed` (texts → `texts.len() × dim` floats)
+    /// 32 at a time, since one padded batch of thousands would not fit, and
+    /// cached.
+    pub async fn training_data_embedding_missing(
+        &self,
+        embed: &mut dyn FnMut(&[&str]) -> Result<Vec<f32>>,
+    ) -> Result<TrainingData> {
+        let data = self.training_data().await?;
+        if data.missing.is_empty() {
+            return Ok(data);
+        }
+        for chunk in data.missing.chunks(32) {
+            let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
+            let vectors = embed(&texts)?;
+            self.check_vectors(&vectors, texts.len())?;
+            let rows: Vec<CachedFeatures> = chunk
+                .iter()
+                .zip(vectors.chunks_exact(self.input_dim))
+                .map(|(s, v)| CachedFeatures {
+                    sample_id: s.id,
+                    values: v.to_vec(),
+                })
+                .collect();
+            self.backend
+                .put_features(&self.encoder_sha256, &rows)
+                .await?;
+        }
+        self.training_data().await
+    }
+
     // ---- versions ------------------------------------------------------
 
     /// Saves `head` as a new version for this store's encoder. Weights,
@@ -542,24 +574,7 @@ impl<B: StoreBackend> Store<B> {
         now_ms: &dyn Fn() -> f64,
         observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
     ) -> Result<Option<(VersionInfo, UpdateOutcome)>> {
-        let data = self.training_data().await?;
-        for chunk in data.missing.chunks(32) {
-            let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
-            let vectors = embed(&texts)?;
-            self.check_vectors(&vectors, texts.len())?;
-            let rows: Vec<CachedFeatures> = chunk
-                .iter()
-                .zip(vectors.chunks_exact(self.input_dim))
-                .map(|(s, v)| CachedFeatures {
-                    sample_id: s.id,
-                    values: v.to_vec(),
-                })
-                .collect();
-            self.backend
-                .put_features(&self.encoder_sha256, &rows)
-                .await?;
-        }
-        let data = self.training_data().await?;
+        let data = self.training_data_embedding_missing(embed).await?;
         if data.labels.is_empty() {
             return Ok(None);
         }
