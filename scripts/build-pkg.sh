@@ -12,6 +12,14 @@ log() { printf '\033[1;34m[build-pkg]\033[0m %s\n' "$*"; }
 log "cargo build --release --target wasm32-unknown-unknown --lib"
 cargo build --release --target wasm32-unknown-unknown --lib --quiet
 raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/localtune.wasm"
+# tract's static constructors must run once (src/encoder/mod.rs,
+# run_static_constructors_once), not at the top of every export: the linker
+# names such wrappers `<export>.command_export` (in the name section, which
+# the raw module still has).
+if grep -qa 'command_export' "$raw"; then
+  echo "build-pkg: the exports are wrapped in static-constructor calls (see run_static_constructors_once)" >&2
+  exit 1
+fi
 
 rm -rf pkg
 # --remove-name-section: function names are for debugging only (2.4 MiB).

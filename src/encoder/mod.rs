@@ -110,6 +110,28 @@ fn runtime_error(stage: &'static str) -> impl Fn(TractError) -> Error {
     }
 }
 
+/// Runs tract's static constructors once. tract registers its kernels and
+/// graph transforms with `inventory`, i.e. static constructors. Natively the
+/// loader runs them; in WebAssembly the linker runs them from
+/// `__wasm_call_ctors`, and when nothing calls that function explicitly it
+/// treats the module as a one-shot "command" and calls it at the top of
+/// **every** exported function — 114 constructors on every `predict`, every
+/// `update` and every store call (0.3–0.5 ms each, most of a 50-sample head
+/// update's fixed cost). Calling it here, once, before tract is used, makes
+/// the linker leave the exports alone.
+fn run_static_constructors_once() {
+    #[cfg(target_family = "wasm")]
+    {
+        extern "C" {
+            fn __wasm_call_ctors();
+        }
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        // SAFETY: the linker-made function that runs every static
+        // constructor; `Once` runs it a single time, before any tract code.
+        ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+    }
+}
+
 impl Encoder {
     /// Builds an encoder from the bytes of an ONNX model and a `tokenizer.json`.
     ///
@@ -118,6 +140,7 @@ impl Encoder {
     /// `last_hidden_state`, float32 `[batch, sequence, hidden]`; anything else
     /// is refused with an error naming what was expected and what was found.
     pub fn from_bytes(model: &[u8], tokenizer_json: &[u8], config: EncoderConfig) -> Result<Self> {
+        run_static_constructors_once();
         if !(2..=MAX_SEQ_LEN_LIMIT).contains(&config.max_seq_len) {
             return Err(Error::Config(format!(
                 "max_seq_len must be between 2 and {MAX_SEQ_LEN_LIMIT} tokens, got {}",
