@@ -89,7 +89,7 @@ pub fn forward_one<'s>(layers: &[DenseLayer], x: &[f32], s: &'s mut Scratch) -> 
     let input: &[f32] = if let [hidden, _] = layers {
         dense(hidden, x, &mut s.hidden_pre);
         s.hidden.clear();
-        s.hidden.extend(s.hidden_pre.iter().map(|&v| v.max(0.0)));
+        s.hidden.extend(s.hidden_pre.iter().map(|&v| relu(v)));
         &s.hidden
     } else {
         x
@@ -119,16 +119,16 @@ const LN_NEGLIGIBLE: f32 = -69.0776;
 /// Numerically stable softmax: subtract the maximum before exponentiating;
 /// probabilities below [`NEGLIGIBLE`] become zero.
 pub fn softmax_in_place(values: &mut [f32]) {
-    let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0;
-    for v in values.iter_mut() {
-        let d = *v - max;
-        // Skip exp where the result would be flushed anyway: wasm's exp is
-        // software, and its underflow path (subnormal results) is slow.
-        // A NaN `d` fails the test and stays NaN.
-        *v = if d < LN_NEGLIGIBLE { 0.0 } else { d.exp() };
-        sum += *v;
-    }
+    // Not `f32::max`: a libm call in WebAssembly. A NaN never wins the
+    // comparison, and the NaN then propagates through `v - max` below.
+    let max = values
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, |m, v| if v > m { v } else { m });
+    // Values this far under the maximum give exactly 0: they would be
+    // flushed anyway, and an exp into the subnormals is slow.
+    kernels::exp_shifted(values, max, LN_NEGLIGIBLE);
+    let sum: f32 = values.iter().sum();
     for v in values.iter_mut() {
         let p = *v / sum;
         // Written so that a NaN (from non-finite logits) stays NaN and the
@@ -222,6 +222,68 @@ struct BlockScratch {
     d_hidden: Vec<f32>,
 }
 
+/// `max(v, 0)`. (`f32::max` is a libm call in WebAssembly, whose `f32.max`
+/// has other NaN rules; here a NaN stays NaN, for the update to report.)
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// Calls `each(unit, [dot(row(unit), xs[k]); 4])` for every output unit of
+/// `layer`, two rows at a time (a 2 × 4 tile loads each chunk of the four
+/// inputs once for both rows).
+#[inline(always)]
+fn for_rows_in_pairs(
+    layer: &DenseLayer,
+    xs: [&[f32]; BLOCK],
+    mut each: impl FnMut(usize, [f32; BLOCK]),
+) {
+    let pairs = layer.outputs / 2;
+    for pair in 0..pairs {
+        let (j0, j1) = (2 * pair, 2 * pair + 1);
+        let [z0, z1] = kernels::dot2x4([layer.row(j0), layer.row(j1)], xs);
+        each(j0, z0);
+        each(j1, z1);
+    }
+    if layer.outputs % 2 == 1 {
+        let last = layer.outputs - 1;
+        each(last, kernels::dot4(layer.row(last), xs));
+    }
+}
+
+/// `grad.weights[unit] += Σ_k deltas(unit)[k] · xs[k]` and `grad.bias[unit]
+/// += Σ_k deltas(unit)[k]` for every unit, two rows at a time (see
+/// [`kernels::axpy4x2`]); the terms are added in order `k = 0..4`.
+#[inline(always)]
+fn add_outer_products(
+    grad: &mut DenseLayer,
+    xs: [&[f32]; BLOCK],
+    deltas: impl Fn(usize) -> [f32; BLOCK],
+) {
+    let inputs = grad.inputs;
+    let mut rows = grad.weights.chunks_exact_mut(inputs).enumerate();
+    while let Some((j0, y0)) = rows.next() {
+        let d0 = deltas(j0);
+        match rows.next() {
+            Some((j1, y1)) => {
+                let d1 = deltas(j1);
+                kernels::axpy4x2([d0, d1], xs, [y0, y1]);
+                for v in d1 {
+                    grad.bias[j1] += v;
+                }
+            }
+            None => kernels::axpy4(d0, xs, y0),
+        }
+        for v in d0 {
+            grad.bias[j0] += v;
+        }
+    }
+}
+
 /// Forward and backward pass over `rows`: adds the gradient of the **mean**
 /// data loss over those rows to `grads` (which the caller zeroes) and
 /// returns the totals measured on the way.
@@ -271,26 +333,24 @@ pub fn accumulate_gradients(
 
         // Forward: hidden layer (ReLU), then output layer and softmax.
         if let Some(h) = hidden_layer {
-            for j in 0..units {
-                let z = kernels::dot4(h.row(j), x);
+            for_rows_in_pairs(h, x, |j, z| {
                 for (k, z) in z.into_iter().enumerate() {
                     let pre = z + h.bias[j];
                     b.hidden_pre[k * units + j] = pre;
-                    b.hidden[k * units + j] = pre.max(0.0);
+                    b.hidden[k * units + j] = relu(pre);
                 }
-            }
+            });
         }
         let inputs: [&[f32]; BLOCK] = if hidden_layer.is_some() {
             std::array::from_fn(|k| &b.hidden[k * units..(k + 1) * units])
         } else {
             x
         };
-        for c in 0..classes {
-            let z = kernels::dot4(out_layer.row(c), inputs);
+        for_rows_in_pairs(out_layer, inputs, |c, z| {
             for (k, z) in z.into_iter().enumerate() {
                 b.probabilities[k * classes + c] = z + out_layer.bias[c];
             }
-        }
+        });
 
         // Loss and ∂loss/∂logits (already divided by the batch size).
         for k in 0..BLOCK {
@@ -326,21 +386,12 @@ pub fn accumulate_gradients(
         }
 
         // Backward through the output layer.
-        let inputs_len = out_layer.inputs;
-        for c in 0..classes {
-            let dz: [f32; BLOCK] = std::array::from_fn(|k| b.d_logits[k * classes + c]);
-            kernels::axpy4(
-                dz,
-                inputs,
-                &mut out_grads.weights[c * inputs_len..(c + 1) * inputs_len],
-            );
-            for v in dz {
-                out_grads.bias[c] += v;
-            }
-        }
+        let d_logits_of =
+            |c: usize| -> [f32; BLOCK] { std::array::from_fn(|k| b.d_logits[k * classes + c]) };
+        add_outer_products(out_grads, inputs, d_logits_of);
 
         // Back through the ReLU into the hidden layer.
-        if let (Some(h), Some(hidden_grads)) = (hidden_layer, hidden_grads.as_deref_mut()) {
+        if let (Some(_), Some(hidden_grads)) = (hidden_layer, hidden_grads.as_deref_mut()) {
             b.d_hidden.fill(0.0);
             for k in 0..n {
                 let dh = &mut b.d_hidden[k * units..(k + 1) * units];
@@ -353,13 +404,9 @@ pub fn accumulate_gradients(
                     }
                 }
             }
-            for j in 0..h.outputs {
-                let dpre: [f32; BLOCK] = std::array::from_fn(|k| b.d_hidden[k * units + j]);
-                kernels::axpy4(dpre, x, &mut hidden_grads.weights[j * dim..(j + 1) * dim]);
-                for v in dpre {
-                    hidden_grads.bias[j] += v;
-                }
-            }
+            let d_pre_of =
+                |j: usize| -> [f32; BLOCK] { std::array::from_fn(|k| b.d_hidden[k * units + j]) };
+            add_outer_products(hidden_grads, x, d_pre_of);
         }
     }
     totals

@@ -451,8 +451,8 @@ pub fn run_update(
         }
         None => epochs,
     };
-    // A ReLU turns NaN into 0, so a hidden layer can go non-finite without
-    // the loss showing it; never hand such a head back.
+    // A hidden unit can go non-finite without the loss showing it (a −∞
+    // pre-activation leaves the ReLU as 0); never hand such a head back.
     for (i, layer) in layers.iter().enumerate() {
         let finite = layer
             .weights

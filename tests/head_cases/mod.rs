@@ -121,7 +121,60 @@ fn simd_and_scalar_kernels_agree() {
                 "dot4 = dot, len {len}"
             );
         }
+        // The 2 × 4 tile: each of its eight sums is `dot`'s, bit for bit.
+        let f = rng.vec(len);
+        let tile = kernels::dot2x4([&a, &f], [&b, &c, &d, &e]);
+        let tile_scalar = scalar::dot2x4([&a, &f], [&b, &c, &d, &e]);
+        for (r, w) in [&a, &f].into_iter().enumerate() {
+            for (k, x) in [&b, &c, &d, &e].into_iter().enumerate() {
+                assert!(close(tile[r][k], tile_scalar[r][k]), "dot2x4, len {len}");
+                assert_eq!(
+                    tile[r][k].to_bits(),
+                    kernels::dot(w, x).to_bits(),
+                    "dot2x4 = dot, len {len}"
+                );
+            }
+        }
+
         let alphas = [0.5, -1.25, 0.0, 2.0];
+        let other_alphas = [-0.75, 0.25, 1.5, 0.0];
+        let (mut t0, mut t1) = (a.clone(), f.clone());
+        let (mut u0, mut u1) = (a.clone(), f.clone());
+        kernels::axpy4x2([alphas, other_alphas], [&b, &c, &d, &e], [&mut t0, &mut t1]);
+        kernels::axpy4(alphas, [&b, &c, &d, &e], &mut u0);
+        kernels::axpy4(other_alphas, [&b, &c, &d, &e], &mut u1);
+        let (mut s0, mut s1) = (a.clone(), f.clone());
+        scalar::axpy4x2([alphas, other_alphas], [&b, &c, &d, &e], [&mut s0, &mut s1]);
+        for (found, expected) in [(&t0, &u0), (&t1, &u1)] {
+            assert!(
+                found
+                    .iter()
+                    .zip(expected)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "axpy4x2 = 2 × axpy4, len {len}"
+            );
+        }
+        assert!(
+            t0.iter()
+                .chain(&t1)
+                .zip(s0.iter().chain(&s1))
+                .all(|(x, y)| close(*x, *y)),
+            "axpy4x2, len {len}"
+        );
+
+        let mut logits: Vec<f32> = a.iter().map(|v| v * 40.0).collect();
+        let shift = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mut logits_scalar = logits.clone();
+        kernels::exp_shifted(&mut logits, shift, -69.0);
+        scalar::exp_shifted(&mut logits_scalar, shift, -69.0);
+        assert!(
+            logits
+                .iter()
+                .zip(&logits_scalar)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "exp_shifted, len {len}"
+        );
+
         let (mut y1, mut y2, mut y3) = (a.clone(), a.clone(), a.clone());
         kernels::axpy4(alphas, [&b, &c, &d, &e], &mut y1);
         scalar::axpy4(alphas, [&b, &c, &d, &e], &mut y2);
@@ -188,6 +241,35 @@ fn simd_and_scalar_kernels_agree() {
             "adam v, len {len}"
         );
     }
+}
+
+#[test]
+fn softmax_exp_is_within_two_ulp_and_keeps_zeros_and_nan() {
+    // Every 1/64 on [-87, 0], plus values just off the grid.
+    let xs: Vec<f32> = (0..=87 * 64)
+        .flat_map(|i| {
+            let x = -(i as f32) / 64.0;
+            [x, x - 0.003_7]
+        })
+        .filter(|x| *x >= -87.0)
+        .collect();
+    let mut found = xs.clone();
+    kernels::exp_shifted(&mut found, 0.0, -87.0);
+    for (x, e) in xs.iter().zip(&found) {
+        let truth = (*x as f64).exp();
+        let ulp = f32::EPSILON as f64 * truth;
+        assert!(
+            ((*e as f64) - truth).abs() <= 2.0 * ulp,
+            "exp({x}) = {e}, true {truth}"
+        );
+    }
+    let mut edge = vec![0.0, -1e-9, -70.0, f32::NAN, -3.0];
+    kernels::exp_shifted(&mut edge, 0.0, -69.0);
+    assert_eq!(edge[0], 1.0);
+    assert!(edge[1] <= 1.0 && edge[1] > 0.999_999);
+    assert_eq!(edge[2], 0.0, "under the floor: exactly zero");
+    assert!(edge[3].is_nan(), "NaN stays visible");
+    assert!((edge[4] as f64 - (-3.0f64).exp()).abs() < 1e-7);
 }
 
 // ---------------------------------------------------------------- gradients

@@ -4,7 +4,7 @@
 //! Two twins with identical signatures: [`simd128`] (WebAssembly SIMD, four
 //! f32 lanes, compiled only for wasm32 with `+simd128`) and [`scalar`] (every
 //! other target, and the reference the SIMD twin is tested against). Both
-//! accumulate in the same order — eight partial sums, combined pairwise — so
+//! accumulate in the same order — four partial sums, combined pairwise — so
 //! they agree to float rounding (in practice bit for bit; wasm's base SIMD
 //! set has no fused multiply-add). The rest of the crate calls the functions
 //! re-exported here and never picks a twin itself.
@@ -30,6 +30,27 @@ pub const ACTIVE: &str = if cfg!(all(target_arch = "wasm32", target_feature = "s
 /// floats, which x86 computes ~100× slower and WebAssembly may not flush;
 /// at this size it no longer moves any weight (Adam's ε is 1e-7).
 pub const FLUSH_BELOW: f32 = 1e-30;
+
+/// `exp` by Cody–Waite range reduction and a degree-5 polynomial (Cephes'
+/// `expf` coefficients): `exp(x) = 2^n · exp(r)`, `n = round(x·log2 e)`,
+/// `|r| ≤ ln2/2`. Both twins evaluate exactly these operations in this
+/// order, so they agree bit for bit; within 2 ulp of the true value on
+/// `[-87, 0]` (tested). WebAssembly has no `exp` instruction: the libm
+/// call this replaces was a tenth of a head update.
+pub(crate) mod exp_poly {
+    pub const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    /// ln 2 split in two so that `n·LN2_HI` is exact for |n| < 2^9.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    pub const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_199_9e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        0.166_666_65,
+        0.5,
+    ];
+}
 
 /// Hyper-parameters of one Adam step, with the bias corrections for the
 /// step number already computed (they are the same for every parameter).

@@ -1,7 +1,8 @@
 //! Scalar kernels: the portable twin of [`super::simd128`], with the same
-//! signatures and the same summation order (eight partial sums, combined
+//! signatures and the same summation order (four partial sums, combined
 //! pairwise), so the two agree to rounding.
 
+use super::exp_poly::{LN2_HI, LN2_LO, LOG2_E, P};
 use super::{AdamStep, FLUSH_BELOW};
 
 /// `x`, or zero when `|x|` is below [`FLUSH_BELOW`] (NaN also gives zero,
@@ -15,24 +16,19 @@ fn flush(x: f32) -> f32 {
     }
 }
 
-/// `Σ a[i]·b[i]`. The slices must have equal length.
+/// `Σ a[i]·b[i]`, summed as the SIMD twin sums it: four running partial
+/// sums (lane `i % 4`), reduced as `(s0 + s2) + (s1 + s3)`, then the tail
+/// in order. The slices must have equal length.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
-    let split = a.len() - a.len() % 8;
-    let mut acc = [0.0f32; 8];
-    for (ca, cb) in a[..split].chunks_exact(8).zip(b[..split].chunks_exact(8)) {
-        for lane in 0..8 {
+    let split = a.len() - a.len() % 4;
+    let mut acc = [0.0f32; 4];
+    for (ca, cb) in a[..split].chunks_exact(4).zip(b[..split].chunks_exact(4)) {
+        for lane in 0..4 {
             acc[lane] += ca[lane] * cb[lane];
         }
     }
-    // Same reduction tree as the SIMD twin: (v0 + v1), then lanes (0+2)+(1+3).
-    let v = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    let mut sum = (v[0] + v[2]) + (v[1] + v[3]);
+    let mut sum = (acc[0] + acc[2]) + (acc[1] + acc[3]);
     for i in split..a.len() {
         sum += a[i] * b[i];
     }
@@ -43,6 +39,11 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// result is summed exactly as [`dot`] sums it.
 pub fn dot4(w: &[f32], xs: [&[f32]; 4]) -> [f32; 4] {
     xs.map(|x| dot(w, x))
+}
+
+/// [`dot4`] for two weight rows: `out[r][k] = dot(ws[r], xs[k])`.
+pub fn dot2x4(ws: [&[f32]; 2], xs: [&[f32]; 4]) -> [[f32; 4]; 2] {
+    ws.map(|w| dot4(w, xs))
 }
 
 /// `y[i] += Σ_k alphas[k]·xs[k][i]`, adding the four terms in order `k = 0..4`
@@ -57,6 +58,36 @@ pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
             v += alphas[k] * xs[k][i];
         }
         *yi = v;
+    }
+}
+
+/// [`axpy4`] into two rows at once: `ys[r] += Σ_k alphas[r][k]·xs[k]`.
+pub fn axpy4x2(alphas: [[f32; 4]; 2], xs: [&[f32]; 4], ys: [&mut [f32]; 2]) {
+    for (alphas, y) in alphas.into_iter().zip(ys) {
+        axpy4(alphas, xs, y);
+    }
+}
+
+/// `exp(x)` for `x` in `[-87, 0]` (or NaN, which stays NaN); see
+/// [`super::exp_poly`].
+#[inline(always)]
+pub fn exp_non_positive(x: f32) -> f32 {
+    let n = (x * LOG2_E).round_ties_even();
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = ((((P[0] * r + P[1]) * r + P[2]) * r + P[3]) * r + P[4]) * r + P[5];
+    let y = (p * (r * r) + r) + 1.0;
+    // 2^n from its bits; NaN gives n = 0 here and NaN in `y`.
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * scale
+}
+
+/// `values[i] = exp(values[i] − shift)`, or exactly 0 where
+/// `values[i] − shift < floor` (`floor` ≥ −87; `shift` ≥ every value). A NaN
+/// stays NaN.
+pub fn exp_shifted(values: &mut [f32], shift: f32, floor: f32) {
+    for v in values {
+        let d = *v - shift;
+        *v = if d < floor { 0.0 } else { exp_non_positive(d) };
     }
 }
 

@@ -5,6 +5,7 @@
 
 use core::arch::wasm32::*;
 
+use super::exp_poly::{LN2_HI, LN2_LO, LOG2_E, P};
 use super::{scalar, AdamStep, FLUSH_BELOW};
 
 /// Lanes with `|x|` below [`FLUSH_BELOW`] (or NaN) set to zero, as
@@ -34,65 +35,94 @@ unsafe fn store(s: &mut [f32], i: usize, v: v128) {
     v128_store(s.as_mut_ptr().add(i) as *mut v128, v)
 }
 
-/// `Σ a[i]·b[i]`. The slices must have equal length.
+/// `(v0 + v2) + (v1 + v3)`: the scalar twin's reduction of four partial sums.
+#[inline(always)]
+fn reduce(v: v128) -> f32 {
+    let halves = f32x4_add(v, i32x4_shuffle::<2, 3, 2, 3>(v, v));
+    f32x4_extract_lane::<0>(halves) + f32x4_extract_lane::<1>(halves)
+}
+
+/// `Σ a[i]·b[i]`: four running partial sums (one vector), reduced, then the
+/// tail in order. The slices must have equal length.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    let split = a.len() - a.len() % 8;
-    let mut acc0 = f32x4_splat(0.0);
-    let mut acc1 = f32x4_splat(0.0);
+    let split = a.len() - a.len() % 4;
+    let mut acc = f32x4_splat(0.0);
     let mut i = 0;
     while i < split {
-        // SAFETY: i + 8 <= split <= len of both slices.
-        unsafe {
-            acc0 = f32x4_add(acc0, f32x4_mul(load(a, i), load(b, i)));
-            acc1 = f32x4_add(acc1, f32x4_mul(load(a, i + 4), load(b, i + 4)));
-        }
-        i += 8;
+        // SAFETY: i + 4 <= split <= len of both slices.
+        unsafe { acc = f32x4_add(acc, f32x4_mul(load(a, i), load(b, i))) };
+        i += 4;
     }
-    let v = f32x4_add(acc0, acc1);
-    // (v0 + v2, v1 + v3), then their sum: the scalar twin's order.
-    let halves = f32x4_add(v, i32x4_shuffle::<2, 3, 2, 3>(v, v));
-    let mut sum = f32x4_extract_lane::<0>(halves) + f32x4_extract_lane::<1>(halves);
+    let mut sum = reduce(acc);
     for j in split..a.len() {
         sum += a[j] * b[j];
     }
     sum
 }
 
-/// `dot(w, xs[k])` for four vectors at once: each weight vector is loaded
-/// once for four samples, and the eight partial sums run as independent
-/// chains. Each result is summed exactly as [`dot`] sums it.
+/// `dot(w, xs[k])` for four vectors at once: each chunk of `w` is loaded
+/// once for four samples. Each result is summed exactly as [`dot`] sums it.
 pub fn dot4(w: &[f32], xs: [&[f32]; 4]) -> [f32; 4] {
     for x in xs {
         assert_eq!(x.len(), w.len());
     }
-    let split = w.len() - w.len() % 8;
-    let zero = f32x4_splat(0.0);
-    let mut lo = [zero; 4];
-    let mut hi = [zero; 4];
+    let split = w.len() - w.len() % 4;
+    let mut acc = [f32x4_splat(0.0); 4];
     let mut i = 0;
     while i < split {
-        // SAFETY: i + 8 <= split <= len of `w` and of every `xs[k]`.
+        // SAFETY: i + 4 <= split <= len of `w` and of every `xs[k]`.
         unsafe {
-            let (w_lo, w_hi) = (load(w, i), load(w, i + 4));
+            let wi = load(w, i);
             for k in 0..4 {
-                lo[k] = f32x4_add(lo[k], f32x4_mul(w_lo, load(xs[k], i)));
-                hi[k] = f32x4_add(hi[k], f32x4_mul(w_hi, load(xs[k], i + 4)));
+                acc[k] = f32x4_add(acc[k], f32x4_mul(wi, load(xs[k], i)));
             }
         }
-        i += 8;
+        i += 4;
     }
-    let mut out = [0.0f32; 4];
-    for k in 0..4 {
-        let v = f32x4_add(lo[k], hi[k]);
-        let halves = f32x4_add(v, i32x4_shuffle::<2, 3, 2, 3>(v, v));
-        let mut sum = f32x4_extract_lane::<0>(halves) + f32x4_extract_lane::<1>(halves);
+    std::array::from_fn(|k| {
+        let mut sum = reduce(acc[k]);
         for j in split..w.len() {
             sum += w[j] * xs[k][j];
         }
-        out[k] = sum;
+        sum
+    })
+}
+
+/// [`dot4`] for two weight rows: `out[r][k] = dot(ws[r], xs[k])`. A 2 × 4
+/// tile: per chunk, six loads feed eight multiply-adds (eight independent
+/// sums, which also hides the adds' latency).
+pub fn dot2x4(ws: [&[f32]; 2], xs: [&[f32]; 4]) -> [[f32; 4]; 2] {
+    let len = ws[0].len();
+    for x in xs.iter().chain(&ws[1..]) {
+        assert_eq!(x.len(), len);
     }
-    out
+    let split = len - len % 4;
+    let mut acc0 = [f32x4_splat(0.0); 4];
+    let mut acc1 = [f32x4_splat(0.0); 4];
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of both rows and every `xs[k]`.
+        unsafe {
+            let (w0, w1) = (load(ws[0], i), load(ws[1], i));
+            for k in 0..4 {
+                let x = load(xs[k], i);
+                acc0[k] = f32x4_add(acc0[k], f32x4_mul(w0, x));
+                acc1[k] = f32x4_add(acc1[k], f32x4_mul(w1, x));
+            }
+        }
+        i += 4;
+    }
+    let finish = |w: &[f32], acc: [v128; 4]| -> [f32; 4] {
+        std::array::from_fn(|k| {
+            let mut sum = reduce(acc[k]);
+            for j in split..len {
+                sum += w[j] * xs[k][j];
+            }
+            sum
+        })
+    };
+    [finish(ws[0], acc0), finish(ws[1], acc1)]
 }
 
 /// `y[i] += Σ_k alphas[k]·xs[k][i]`, adding the four terms in order `k = 0..4`
@@ -103,7 +133,7 @@ pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
         assert_eq!(x.len(), y.len());
     }
     let split = y.len() - y.len() % 4;
-    let a = alphas.map(|alpha| f32x4_splat(alpha));
+    let a = alphas.map(|a| f32x4_splat(a));
     let mut i = 0;
     while i < split {
         // SAFETY: i + 4 <= split <= len of `y` and of every `xs[k]`.
@@ -117,6 +147,72 @@ pub fn axpy4(alphas: [f32; 4], xs: [&[f32]; 4], y: &mut [f32]) {
         i += 4;
     }
     scalar::axpy4(alphas, xs.map(|x| &x[split..]), &mut y[split..]);
+}
+
+/// [`axpy4`] into two rows at once, `ys[r] += Σ_k alphas[r][k]·xs[k]` (same
+/// order): each chunk of the four vectors is loaded once for both rows.
+pub fn axpy4x2(alphas: [[f32; 4]; 2], xs: [&[f32]; 4], ys: [&mut [f32]; 2]) {
+    let [y0, y1] = ys;
+    for x in xs {
+        assert_eq!(x.len(), y0.len());
+    }
+    assert_eq!(y0.len(), y1.len());
+    let split = y0.len() - y0.len() % 4;
+    let a0 = alphas[0].map(|a| f32x4_splat(a));
+    let a1 = alphas[1].map(|a| f32x4_splat(a));
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= len of both rows and every `xs[k]`.
+        unsafe {
+            let mut v0 = load(y0, i);
+            let mut v1 = load(y1, i);
+            for k in 0..4 {
+                let x = load(xs[k], i);
+                v0 = f32x4_add(v0, f32x4_mul(a0[k], x));
+                v1 = f32x4_add(v1, f32x4_mul(a1[k], x));
+            }
+            store(y0, i, v0);
+            store(y1, i, v1);
+        }
+        i += 4;
+    }
+    let tails = xs.map(|x| &x[split..]);
+    scalar::axpy4(alphas[0], tails, &mut y0[split..]);
+    scalar::axpy4(alphas[1], tails, &mut y1[split..]);
+}
+
+/// [`scalar::exp_shifted`], four lanes at a time (the same operations, so
+/// the same bits).
+pub fn exp_shifted(values: &mut [f32], shift: f32, floor: f32) {
+    let split = values.len() - values.len() % 4;
+    let (shift_v, floor_v) = (f32x4_splat(shift), f32x4_splat(floor));
+    let splat = |x: f32| f32x4_splat(x);
+    let mut i = 0;
+    while i < split {
+        // SAFETY: i + 4 <= split <= values.len().
+        unsafe {
+            let d = f32x4_sub(load(values, i), shift_v);
+            // Lanes under the floor compute exp(floor) and are then zeroed;
+            // a NaN lane compares false and stays NaN.
+            let under = f32x4_lt(d, floor_v);
+            let x = v128_bitselect(floor_v, d, under);
+            let n = f32x4_nearest(f32x4_mul(x, splat(LOG2_E)));
+            let r = f32x4_sub(
+                f32x4_sub(x, f32x4_mul(n, splat(LN2_HI))),
+                f32x4_mul(n, splat(LN2_LO)),
+            );
+            let mut p = splat(P[0]);
+            for c in &P[1..] {
+                p = f32x4_add(f32x4_mul(p, r), splat(*c));
+            }
+            let y = f32x4_add(f32x4_add(f32x4_mul(p, f32x4_mul(r, r)), r), splat(1.0));
+            let exponent = i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127));
+            let e = f32x4_mul(y, i32x4_shl(exponent, 23));
+            store(values, i, v128_andnot(e, under));
+        }
+        i += 4;
+    }
+    scalar::exp_shifted(&mut values[split..], shift, floor);
 }
 
 /// `y[i] += alpha·x[i]`. The slices must have equal length.
