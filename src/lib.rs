@@ -8,6 +8,7 @@
 //! this pure-Rust core.
 
 pub mod bundle;
+pub mod checksum;
 pub mod encoder;
 pub mod error;
 pub mod head;

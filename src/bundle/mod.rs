@@ -298,8 +298,10 @@ impl Bundle {
             Some(r) => Rehearsal::decode(&file("training.rehearsal", &r.file, &r.sha256)?)?,
             None => Rehearsal::default(),
         };
-        let encoder = Encoder::from_bytes(
+        // `file` has checked the model against this digest.
+        let encoder = Encoder::from_bytes_with_sha256(
             &model,
+            m.encoder.sha256.to_ascii_lowercase(),
             &tokenizer,
             EncoderConfig {
                 max_seq_len: m.encoder.max_seq_len,

@@ -10,7 +10,6 @@ mod tokenize;
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::internal::DimLike;
 
@@ -140,6 +139,19 @@ impl Encoder {
     /// `last_hidden_state`, float32 `[batch, sequence, hidden]`; anything else
     /// is refused with an error naming what was expected and what was found.
     pub fn from_bytes(model: &[u8], tokenizer_json: &[u8], config: EncoderConfig) -> Result<Self> {
+        let sha256 = crate::checksum::sha256_hex(model);
+        Self::from_bytes_with_sha256(model, sha256, tokenizer_json, config)
+    }
+
+    /// [`Encoder::from_bytes`] for a model whose sha256 the caller has just
+    /// computed (a bundle checks it against its manifest): hashing 23 MB
+    /// again would cost a tenth of a second in WebAssembly.
+    pub(crate) fn from_bytes_with_sha256(
+        model: &[u8],
+        sha256: String,
+        tokenizer_json: &[u8],
+        config: EncoderConfig,
+    ) -> Result<Self> {
         run_static_constructors_once();
         if !(2..=MAX_SEQ_LEN_LIMIT).contains(&config.max_seq_len) {
             return Err(Error::Config(format!(
@@ -147,7 +159,6 @@ impl Encoder {
                 config.max_seq_len
             )));
         }
-        let sha256 = hex(&Sha256::digest(model));
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
 
         let onnx = tract_onnx::onnx().with_ignore_value_info(true);
@@ -167,6 +178,8 @@ impl Encoder {
         } else {
             0
         };
+
+        onnx_graph::fold_constant_dequantization(graph);
 
         let mut inference = onnx
             .model_for_proto_model(&proto)
@@ -326,8 +339,4 @@ impl Encoder {
         let hidden = view.as_slice::<f32>().map_err(runtime_error("read"))?;
         Ok(read(hidden))
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

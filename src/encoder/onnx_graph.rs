@@ -1,6 +1,7 @@
 //! Work on the ONNX protobuf before tract sees it: check that the graph has
-//! a sentence encoder's interface, and rewrite int8 embedding lookups so they
-//! gather first and dequantize only the rows they need.
+//! a sentence encoder's interface, rewrite int8 embedding lookups so they
+//! gather first and dequantize only the rows they need, and fold the
+//! dequantization of int8 weights into f32 constants.
 
 use std::collections::{HashMap, HashSet};
 
@@ -297,6 +298,182 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
     rewritten
 }
 
+/// Replaces every `Mul(Cast(Q), S)` whose operands are initializers — an
+/// int8/uint8 weight `Q` cast to f32, times an f32 scale `S` that broadcasts
+/// (scalar, per row `[rows, 1]` or per column `[1, cols]`/`[cols]`) — by one
+/// f32 initializer holding the product. Returns how many were folded.
+///
+/// Why: tract would fold these too, but during its analysis, evaluating the
+/// cast and the multiplication of ~10 M weights in a few calls that a
+/// WebAssembly engine runs in its baseline tier (it only switches to
+/// optimised code at a later call), plus comparing the folded tensors while
+/// unifying facts: ~0.5 s of the cold start. Here each row is a call of its
+/// own, so the optimised code takes over after the first few. The values are
+/// bit-identical: the same cast and the same single multiplication.
+pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
+    let mut consumers: HashMap<String, usize> = HashMap::new();
+    for node in &graph.node {
+        for input in &node.input {
+            *consumers.entry(input.clone()).or_default() += 1;
+        }
+    }
+    for output in &graph.output {
+        *consumers.entry(output.name.clone()).or_default() += 1;
+    }
+    let initializer_ix: HashMap<String, usize> = graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(ix, t)| (t.name.clone(), ix))
+        .collect();
+    let producer: HashMap<&str, usize> = graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
+        .collect();
+
+    // (mul index, cast index, Q initializer index, S initializer index)
+    let mut plans = Vec::new();
+    for (m_ix, mul) in graph.node.iter().enumerate() {
+        if mul.op_type != "Mul" || mul.input.len() != 2 || mul.output.len() != 1 {
+            continue;
+        }
+        let Some((c_ix, scale_name)) = mul.input.iter().enumerate().find_map(|(k, name)| {
+            let &c_ix = producer.get(name.as_str())?;
+            let cast = &graph.node[c_ix];
+            (cast.op_type == "Cast").then(|| (c_ix, &mul.input[1 - k]))
+        }) else {
+            continue;
+        };
+        let cast = &graph.node[c_ix];
+        if consumers[&cast.output[0]] != 1 || cast_to(cast) != Some(DataType::Float) {
+            continue;
+        }
+        let (Some(&q_ix), Some(&s_ix)) = (
+            initializer_ix.get(&cast.input[0]),
+            initializer_ix.get(scale_name),
+        ) else {
+            continue;
+        };
+        let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
+        if dequantized(q, scale).is_some() {
+            plans.push((m_ix, c_ix, q_ix, s_ix));
+        }
+    }
+
+    let mut new_initializers = Vec::new();
+    let mut removed_nodes = HashSet::new();
+    let mut unused = HashSet::new();
+    for &(m_ix, c_ix, q_ix, s_ix) in &plans {
+        let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
+        let raw_data = dequantized(q, scale).expect("checked when planned");
+        new_initializers.push(TensorProto {
+            name: graph.node[m_ix].output[0].clone(),
+            dims: q.dims.clone(),
+            data_type: DataType::Float as i32,
+            raw_data,
+            ..Default::default()
+        });
+        removed_nodes.extend([m_ix, c_ix]);
+        // The weight was read by the cast alone; a scale may be shared.
+        for ix in [q_ix, s_ix] {
+            let name = &graph.initializer[ix].name;
+            let count = consumers
+                .get_mut(name)
+                .expect("an input of the folded nodes");
+            *count -= 1;
+            if *count == 0 {
+                unused.insert(ix);
+            }
+        }
+    }
+    let old = std::mem::take(&mut graph.node);
+    graph.node = old
+        .into_iter()
+        .enumerate()
+        .filter(|(ix, _)| !removed_nodes.contains(ix))
+        .map(|(_, n)| n)
+        .collect();
+    let old = std::mem::take(&mut graph.initializer);
+    graph.initializer = old
+        .into_iter()
+        .enumerate()
+        .filter(|(ix, _)| !unused.contains(ix))
+        .map(|(_, t)| t)
+        .chain(new_initializers)
+        .collect();
+    plans.len()
+}
+
+/// `Q` cast to f32 times `S`, as little-endian f32 bytes, when `Q` is a 2-D
+/// int8/uint8 tensor and `S` an f32 scalar, per-row or per-column scale.
+fn dequantized(q: &TensorProto, scale: &TensorProto) -> Option<Vec<u8>> {
+    let [rows, cols] = *q.dims.as_slice() else {
+        return None;
+    };
+    let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+    let signed = match DataType::try_from(q.data_type).ok()? {
+        DataType::Int8 => true,
+        DataType::Uint8 => false,
+        _ => return None,
+    };
+    // (int32_data would hold them otherwise; this model family uses raw_data.)
+    if q.raw_data.len() != rows * cols {
+        return None;
+    }
+    if DataType::try_from(scale.data_type).ok()? != DataType::Float {
+        return None;
+    }
+    let scales: Vec<f32> = if !scale.float_data.is_empty() {
+        scale.float_data.clone()
+    } else {
+        scale
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let dims: Vec<usize> = scale.dims.iter().map(|&d| d as usize).collect();
+    let per = match (dims.as_slice(), scales.len()) {
+        ([] | [1] | [1, 1], 1) => Scale::One(scales[0]),
+        ([r, 1], n) if *r == rows && n == rows => Scale::PerRow(scales),
+        ([1, c] | [c], n) if *c == cols && n == cols => Scale::PerColumn(scales),
+        _ => return None,
+    };
+    let mut out = vec![0u8; rows * cols * 4];
+    for (r, (row, dst)) in q
+        .raw_data
+        .chunks_exact(cols)
+        .zip(out.chunks_exact_mut(cols * 4))
+        .enumerate()
+    {
+        dequantize_row(row, signed, &per, r, dst);
+    }
+    Some(out)
+}
+
+enum Scale {
+    One(f32),
+    PerRow(Vec<f32>),
+    PerColumn(Vec<f32>),
+}
+
+/// One row of [`dequantized`]. Not inlined on purpose: a call per row lets a
+/// WebAssembly engine swap in optimised code after the first few rows.
+#[inline(never)]
+fn dequantize_row(row: &[u8], signed: bool, scale: &Scale, r: usize, out: &mut [u8]) {
+    let value = |b: u8| if signed { b as i8 as f32 } else { b as f32 };
+    let scale_of = |c: usize| match scale {
+        Scale::One(s) => *s,
+        Scale::PerRow(s) => s[r],
+        Scale::PerColumn(s) => s[c],
+    };
+    for (c, (&b, dst)) in row.iter().zip(out.chunks_exact_mut(4)).enumerate() {
+        dst.copy_from_slice(&(value(b) * scale_of(c)).to_le_bytes());
+    }
+}
+
 /// A node of `op_type` carrying over the attributes of `like` (the node it replaces).
 fn node(op_type: &str, name: &str, inputs: &[&str], output: &str, like: &NodeProto) -> NodeProto {
     NodeProto {
@@ -365,6 +542,57 @@ mod tests {
         let before = ops(&graph).join(",");
         assert_eq!(gather_before_dequantize(&mut graph, 1 << 20), 0);
         assert_eq!(ops(&graph).join(","), before);
+    }
+
+    #[test]
+    fn folds_constant_dequantization_into_one_f32_initializer() {
+        let mut graph = tiny_graph();
+        let q = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == "word_q")
+            .unwrap()
+            .clone();
+        let scale = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == "word_scale")
+            .unwrap()
+            .clone();
+        assert_eq!(fold_constant_dequantization(&mut graph), 1);
+        assert_eq!(
+            &ops(&graph)[..2],
+            ["Gather", "Gather"],
+            "Cast and Mul are gone"
+        );
+        let names: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+        assert!(
+            !names.contains(&"word_q") && !names.contains(&"word_scale"),
+            "{names:?}"
+        );
+        let folded = graph
+            .initializer
+            .iter()
+            .find(|t| t.name == "word_emb")
+            .unwrap();
+        assert_eq!(folded.dims, q.dims);
+        assert_eq!(folded.data_type, DataType::Float as i32);
+        let scales: Vec<f32> = scale
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .chain(scale.float_data.iter().copied())
+            .collect();
+        let cols = q.dims[1] as usize;
+        for (i, bytes) in folded.raw_data.chunks_exact(4).enumerate() {
+            let expected = q.raw_data[i] as i8 as f32 * scales[i / cols];
+            assert_eq!(
+                f32::from_le_bytes(bytes.try_into().unwrap()).to_bits(),
+                expected.to_bits()
+            );
+        }
+        // Nothing left to fold.
+        assert_eq!(fold_constant_dequantization(&mut graph), 0);
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
+pub use crate::checksum::sha256_hex;
 use crate::error::{Error, Result};
 use crate::head::{check_label, codec, Head};
 use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
@@ -150,14 +150,6 @@ pub struct Store<B> {
     shipped_head: Head,
     input_dim: usize,
     policy: StorePolicy,
-}
-
-/// sha256 of `bytes`, lowercase hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 impl<B: StoreBackend> Store<B> {
