@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
-import { pickSamples, timeLocaltune, timeTfjs } from './head-speed-harness.mjs';
+import { compareInRuntime, pickSamples } from './head-speed-harness.mjs';
 import { runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
@@ -32,51 +32,42 @@ const features = encoder.embed(texts);
 const dim = encoder.dim;
 encoder.free();
 
-console.error('node: localtune…');
-const ours = timeLocaltune({ localtune, features, labels, intents, dim, now, runs: RUNS });
-// The defaults the update just used, from the crate itself.
-const { batchSize, learningRate } = localtune.defaultUpdateOptions();
-const defaults = { batchSize, learningRate };
-
-const node = { localtune: ours, tfjs: {} };
 setWasmPaths(fileURLToPath(new URL('node_modules/@tensorflow/tfjs-backend-wasm/dist/', root)));
-for (const backend of ['wasm', 'cpu']) {
-  await tf.setBackend(backend);
-  await tf.ready();
-  console.error(`node: TensorFlow.js ${backend}…`);
-  node.tfjs[backend] = await timeTfjs({
-    tf, features, labels, intents, dim, steps: ours.steps, ...defaults, now, runs: RUNS,
-  });
-}
+console.error('node: localtune and TensorFlow.js in alternation…');
+const node = await compareInRuntime({
+  localtune, tf, backends: ['wasm', 'cpu'], features, labels, intents, dim, now, runs: RUNS,
+});
+const { batchSize, learningRate } = localtune.defaultUpdateOptions();
+const ours = node.localtune;
 
 const chromium = await runBenchPage('bench/head-speed.html');
 
 const ms = (x) => x.toFixed(2);
-const row = (name, r) => `| ${name} | ${ms(r.median)} | ${ms(r.p95)} | ${r.steps} |`;
-const ratio = (runtime) => {
-  const best = Math.min(...Object.values(runtime.tfjs).map((r) => r.median));
-  return `${(best / runtime.localtune.median).toFixed(0)}×`;
-};
+const times = (x) => `${x.toFixed(1)}×`;
+const oursRow = (r) => `| localtune (wasm + simd128) | ${ms(r.median)} | ${ms(r.p95)} | ${r.steps} | – |`;
+const theirRow = (name, r) =>
+  `| ${name} | ${ms(r.median)} | ${ms(r.p95)} | ${r.steps} | **${times(r.ratio.median)}** (${times(r.ratio.p05)}–${times(r.ratio.p95)}) |`;
+const fastest = (runtime) => Object.values(runtime.tfjs).reduce((a, b) => (b.median < a.median ? b : a));
+const table = (name, runtime) => `| ${name} | median | p95 | steps | TF.js ÷ localtune, paired |
+|---|---:|---:|---:|---:|
+${oursRow(runtime.localtune)}
+${theirRow('TensorFlow.js, wasm backend', runtime.tfjs.wasm)}
+${theirRow('TensorFlow.js, cpu backend', runtime.tfjs.cpu)}`;
 const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0].model.trim()}, \
 Node ${process.versions.node}, Chromium ${chromium.version} (headless), TensorFlow.js \
 ${tf.version.tfjs}. One update: ${labels.length} cached vectors (${intents.length} intents × ${labels.length / intents.length}), \
-head ${dim} → ${intents.length} softmax, Adam (lr ${Number(defaults.learningRate.toPrecision(6))}), batch ${defaults.batchSize}, \
+head ${dim} → ${intents.length} softmax, Adam (lr ${Number(learningRate.toPrecision(6))}), batch ${batchSize}, \
 ${ours.steps} steps (${ours.epochs} epochs, localtune's defaults); TensorFlow.js runs the same head, optimizer, batch size and steps \
-(tf.tidy + optimizer.minimize; wasm backend with SIMD on one thread, cpu backend in plain JS). Median / p95 of ${RUNS} updates after 30 untimed ones (both sides), ms.
+(tf.tidy + optimizer.minimize; wasm backend with SIMD on one thread, cpu backend in plain JS). The two engines run in alternation, \
+${RUNS} pairs after 30 untimed ones per backend; times in ms (median / p95); the ratio is the median of the ${RUNS} per-pair ratios, \
+with their 5th–95th percentiles in brackets. localtune's row is from its pairs with the faster backend.
 
-| Node | median | p95 | steps |
-|---|---:|---:|---:|
-${row('localtune (wasm + simd128)', node.localtune)}
-${row('TensorFlow.js, wasm backend', node.tfjs.wasm)}
-${row('TensorFlow.js, cpu backend', node.tfjs.cpu)}
+${table('Node', node)}
 
-| Chromium | median | p95 | steps |
-|---|---:|---:|---:|
-${row('localtune (wasm + simd128)', chromium.localtune)}
-${row('TensorFlow.js, wasm backend', chromium.tfjs.wasm)}
-${row('TensorFlow.js, cpu backend', chromium.tfjs.cpu)}
+${table('Chromium', chromium)}
 
-localtune is **${ratio(node)}** faster than the faster TensorFlow.js backend in Node and **${ratio(chromium)}** in Chromium.`;
+localtune is **${times(fastest(node).ratio.median)}** faster than the faster TensorFlow.js backend in Node and \
+**${times(fastest(chromium).ratio.median)}** in Chromium.`;
 
 console.log(report);
 if (process.argv.includes('--update-readme')) await updateReadme('head-speed', report);
