@@ -333,7 +333,8 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
         .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
         .collect();
 
-    // (mul index, cast index, Q initializer index, S initializer index)
+    // (mul index, cast index, Q initializer index, S initializer index,
+    // the product's bytes)
     let mut plans = Vec::new();
     for (m_ix, mul) in graph.node.iter().enumerate() {
         if mul.op_type != "Mul" || mul.input.len() != 2 || mul.output.len() != 1 {
@@ -357,20 +358,19 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
             continue;
         };
         let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
-        if dequantized(q, scale).is_some() {
-            plans.push((m_ix, c_ix, q_ix, s_ix));
+        if let Some(raw_data) = dequantized(q, scale) {
+            plans.push((m_ix, c_ix, q_ix, s_ix, raw_data));
         }
     }
+    let folded = plans.len();
 
     let mut new_initializers = Vec::new();
     let mut removed_nodes = HashSet::new();
     let mut unused = HashSet::new();
-    for &(m_ix, c_ix, q_ix, s_ix) in &plans {
-        let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
-        let raw_data = dequantized(q, scale).expect("checked when planned");
+    for (m_ix, c_ix, q_ix, s_ix, raw_data) in plans {
         new_initializers.push(TensorProto {
             name: graph.node[m_ix].output[0].clone(),
-            dims: q.dims.clone(),
+            dims: graph.initializer[q_ix].dims.clone(),
             data_type: DataType::Float as i32,
             raw_data,
             ..Default::default()
@@ -403,7 +403,7 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
         .map(|(_, t)| t)
         .chain(new_initializers)
         .collect();
-    plans.len()
+    folded
 }
 
 /// `Q` cast to f32 times `S`, as little-endian f32 bytes, when `Q` is a 2-D
