@@ -159,21 +159,8 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         .iter()
         .map(|t| (t.name.clone(), t))
         .collect();
-    let mut consumers: HashMap<&str, usize> = HashMap::new();
-    for node in &graph.node {
-        for input in &node.input {
-            *consumers.entry(input.as_str()).or_default() += 1;
-        }
-    }
-    for output in &graph.output {
-        *consumers.entry(output.name.as_str()).or_default() += 1;
-    }
-    let producer: HashMap<&str, usize> = graph
-        .node
-        .iter()
-        .enumerate()
-        .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
-        .collect();
+    let consumers = consumer_counts(graph);
+    let producer = producers(graph);
 
     // (gather index, mul index, cast index, quantized table, scale, scale is per-row)
     let mut plans = Vec::new();
@@ -188,14 +175,10 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         if mul.op_type != "Mul" || mul.input.len() != 2 || consumers[mul.output[0].as_str()] != 1 {
             continue;
         }
-        // The Mul's operands: one is Cast(Q), the other the scale initializer.
-        let Some((c_ix, scale_name)) = mul.input.iter().enumerate().find_map(|(k, name)| {
-            let &c_ix = producer.get(name.as_str())?;
-            let cast = &graph.node[c_ix];
-            (cast.op_type == "Cast").then(|| (c_ix, mul.input[1 - k].clone()))
-        }) else {
+        let Some((c_ix, scale_name)) = cast_and_other_operand(graph, &producer, mul) else {
             continue;
         };
+        let scale_name = scale_name.to_string();
         let cast = &graph.node[c_ix];
         if consumers[cast.output[0].as_str()] != 1 || cast_to(cast) != Some(DataType::Float) {
             continue;
@@ -311,44 +294,27 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
 /// own, so the optimised code takes over after the first few. The values are
 /// bit-identical: the same cast and the same single multiplication.
 pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
-    let mut consumers: HashMap<String, usize> = HashMap::new();
-    for node in &graph.node {
-        for input in &node.input {
-            *consumers.entry(input.clone()).or_default() += 1;
-        }
-    }
-    for output in &graph.output {
-        *consumers.entry(output.name.clone()).or_default() += 1;
-    }
+    let mut consumers = consumer_counts(graph);
     let initializer_ix: HashMap<String, usize> = graph
         .initializer
         .iter()
         .enumerate()
         .map(|(ix, t)| (t.name.clone(), ix))
         .collect();
-    let producer: HashMap<&str, usize> = graph
-        .node
-        .iter()
-        .enumerate()
-        .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
-        .collect();
+    let producer = producers(graph);
 
     // (mul index, cast index, Q initializer index, S initializer index,
     // the product's bytes)
     let mut plans = Vec::new();
     for (m_ix, mul) in graph.node.iter().enumerate() {
-        if mul.op_type != "Mul" || mul.input.len() != 2 || mul.output.len() != 1 {
+        if mul.op_type != "Mul" || mul.output.len() != 1 {
             continue;
         }
-        let Some((c_ix, scale_name)) = mul.input.iter().enumerate().find_map(|(k, name)| {
-            let &c_ix = producer.get(name.as_str())?;
-            let cast = &graph.node[c_ix];
-            (cast.op_type == "Cast").then(|| (c_ix, &mul.input[1 - k]))
-        }) else {
+        let Some((c_ix, scale_name)) = cast_and_other_operand(graph, &producer, mul) else {
             continue;
         };
         let cast = &graph.node[c_ix];
-        if consumers[&cast.output[0]] != 1 || cast_to(cast) != Some(DataType::Float) {
+        if consumers[cast.output[0].as_str()] != 1 || cast_to(cast) != Some(DataType::Float) {
             continue;
         }
         let (Some(&q_ix), Some(&s_ix)) = (
@@ -380,7 +346,7 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
         for ix in [q_ix, s_ix] {
             let name = &graph.initializer[ix].name;
             let count = consumers
-                .get_mut(name)
+                .get_mut(name.as_str())
                 .expect("an input of the folded nodes");
             *count -= 1;
             if *count == 0 {
@@ -472,6 +438,43 @@ fn dequantize_row(row: &[u8], signed: bool, scale: &Scale, r: usize, out: &mut [
     for (c, (&b, dst)) in row.iter().zip(out.chunks_exact_mut(4)).enumerate() {
         dst.copy_from_slice(&(value(b) * scale_of(c)).to_le_bytes());
     }
+}
+
+/// How many nodes (and graph outputs) read each value.
+fn consumer_counts(graph: &GraphProto) -> HashMap<&str, usize> {
+    let mut consumers: HashMap<&str, usize> = HashMap::new();
+    let node_inputs = graph.node.iter().flat_map(|n| n.input.iter());
+    let graph_outputs = graph.output.iter().map(|o| &o.name);
+    for name in node_inputs.chain(graph_outputs) {
+        *consumers.entry(name.as_str()).or_default() += 1;
+    }
+    consumers
+}
+
+/// The index of the node that produces each value.
+fn producers(graph: &GraphProto) -> HashMap<&str, usize> {
+    graph
+        .node
+        .iter()
+        .enumerate()
+        .flat_map(|(ix, n)| n.output.iter().map(move |o| (o.as_str(), ix)))
+        .collect()
+}
+
+/// For a two-input `mul` with a `Cast` node as one operand: that Cast's
+/// index and the name of the other operand (the scale).
+fn cast_and_other_operand<'g>(
+    graph: &'g GraphProto,
+    producer: &HashMap<&str, usize>,
+    mul: &'g NodeProto,
+) -> Option<(usize, &'g str)> {
+    if mul.input.len() != 2 {
+        return None;
+    }
+    mul.input.iter().enumerate().find_map(|(k, name)| {
+        let &c_ix = producer.get(name.as_str())?;
+        (graph.node[c_ix].op_type == "Cast").then(|| (c_ix, mul.input[1 - k].as_str()))
+    })
 }
 
 /// A node of `op_type` carrying over the attributes of `like` (the node it replaces).
