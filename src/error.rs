@@ -7,8 +7,8 @@ use thiserror::Error;
 /// Errors from every part of localtune.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// The model bytes are not a readable ONNX file.
-    #[error("the encoder model is not a valid ONNX file: {0}")]
+    /// The model bytes are not a readable ONNX file (or compiled encoder).
+    #[error("the encoder model file is not valid: {0}")]
     ModelFormat(String),
 
     /// The ONNX graph's inputs or outputs do not fit a sentence encoder.

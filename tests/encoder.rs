@@ -195,3 +195,116 @@ fn simd128_is_compiled_in_on_wasm() {
     // .cargo/config.toml adds +simd128; an exported RUSTFLAGS would silently drop it.
     assert_eq!(localtune::simd128_enabled(), cfg!(target_arch = "wasm32"));
 }
+
+// ---- the compiled encoder (Encoder::compile / Encoder::from_compiled) -----
+
+fn tiny_compiled() -> Vec<u8> {
+    Encoder::compile(TINY_ENCODER).expect("the tiny encoder compiles")
+}
+
+fn compiled_err(compiled: &[u8], config: EncoderConfig) -> Error {
+    Encoder::from_compiled(compiled, TINY_TOKENIZER, config).expect_err("must be refused")
+}
+
+#[test]
+fn the_compiled_encoder_is_the_encoder_it_was_compiled_from() {
+    let compiled = tiny_compiled();
+    assert_eq!(compiled, tiny_compiled(), "compiling is deterministic");
+    let from_onnx = tiny_encoder(EncoderConfig::default());
+    let from_compiled =
+        Encoder::from_compiled(&compiled, TINY_TOKENIZER, EncoderConfig::default()).unwrap();
+    assert_eq!(from_compiled.sha256(), from_onnx.sha256());
+    assert_eq!(from_compiled.dim(), from_onnx.dim());
+    assert_eq!(
+        from_compiled.gather_first_lookups(),
+        from_onnx.gather_first_lookups()
+    );
+    let long = "lights ".repeat(15_000); // ~100 KB
+    let texts = [
+        "turn on the lights",
+        "",
+        "   ",
+        "🔥🔥",
+        "请开灯",
+        long.as_str(),
+    ];
+    let batch = from_onnx.tokenize(&texts).unwrap();
+    assert_eq!(
+        from_compiled.hidden_states(&batch).unwrap(),
+        from_onnx.hidden_states(&batch).unwrap(),
+        "bit for bit"
+    );
+    // max_seq_len is the tokenizer's: it applies to a compiled encoder too.
+    let short = Encoder::from_compiled(&compiled, TINY_TOKENIZER, config(4)).unwrap();
+    assert_eq!(short.tokenize(&[long.as_str()]).unwrap().seq_len, 4);
+}
+
+#[test]
+fn files_that_are_not_a_compiled_encoder_are_refused() {
+    for bytes in [
+        &b""[..],
+        b"not a model at all",
+        &[0u8; 1024],
+        TINY_ENCODER,
+        TINY_TOKENIZER,
+    ] {
+        let err = compiled_err(bytes, EncoderConfig::default());
+        assert_eq!(err.code(), "ModelFormatError", "{err}");
+    }
+    let err = compiled_err(TINY_ENCODER, EncoderConfig::default());
+    assert!(
+        err.to_string().contains("not a compiled localtune encoder"),
+        "an ONNX file: {err}"
+    );
+    let compiled = tiny_compiled();
+    let truncated = &compiled[..compiled.len() / 2];
+    let err = compiled_err(truncated, EncoderConfig::default());
+    assert_eq!(err.code(), "ModelFormatError", "{err}");
+}
+
+#[test]
+fn a_file_compiled_for_another_tract_is_refused_with_both_versions() {
+    let other = common::with_compiled_header(&tiny_compiled(), |h| {
+        h["tractVersion"] = "0.0.1".into();
+    });
+    let err = compiled_err(&other, EncoderConfig::default());
+    assert_eq!(err.code(), "ModelFormatError");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("compiled for tract 0.0.1")
+            && msg.contains(localtune::encoder::compiled::TRACT_VERSION),
+        "{msg}"
+    );
+    let newer = common::with_compiled_header(&tiny_compiled(), |h| {
+        h["formatVersion"] = 99.into();
+    });
+    let msg = compiled_err(&newer, EncoderConfig::default()).to_string();
+    assert!(msg.contains("format version 99"), "{msg}");
+    let wrong_inputs = common::with_compiled_header(&tiny_compiled(), |h| {
+        h["inputs"] = serde_json::json!(["input_ids"]);
+    });
+    let msg = compiled_err(&wrong_inputs, EncoderConfig::default()).to_string();
+    assert!(msg.contains("has 3 inputs; its header names 1"), "{msg}");
+}
+
+#[test]
+fn a_compiled_encoder_is_checked_like_an_onnx_one() {
+    let compiled = tiny_compiled();
+    let err = compiled_err(&compiled, config(1));
+    assert_eq!(err.code(), "ConfigError");
+    let err = compiled_err(
+        &compiled,
+        EncoderConfig {
+            gather_before_dequantize: false,
+            ..EncoderConfig::default()
+        },
+    );
+    assert_eq!(err.code(), "ConfigError", "{err}");
+    let err = Encoder::from_compiled(&compiled, b"{}", EncoderConfig::default()).unwrap_err();
+    assert_eq!(err.code(), "TokenizerError", "{err}");
+    // Compiling checks the interface as loading does.
+    let err = Encoder::compile(WRONG_IO_MODEL).unwrap_err();
+    assert_eq!(err.code(), "ModelInterfaceError", "{err}");
+    let err = Encoder::compile(b"not a model").unwrap_err();
+    assert_eq!(err.code(), "ModelFormatError", "{err}");
+}

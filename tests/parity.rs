@@ -4,7 +4,7 @@
 
 mod common;
 
-use localtune::EncoderConfig;
+use localtune::{Encoder, EncoderConfig};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -31,5 +31,38 @@ fn gathering_before_dequantizing_is_bit_identical() {
     assert_eq!(
         rewritten.hidden_states(&batch).unwrap(),
         as_shipped.hidden_states(&batch).unwrap()
+    );
+}
+
+#[test]
+fn the_compiled_real_encoder_matches_onnxruntime_and_the_onnx_build() {
+    let (model, tokenizer) = common::real_model();
+    let compiled = Encoder::compile(&model).unwrap();
+    // Its int8 weights stay int8: about the ONNX file's size, not the
+    // 55 MB tract's f32 serialisation would take.
+    assert!(
+        compiled.len() < model.len() * 11 / 10,
+        "{} bytes compiled from {}",
+        compiled.len(),
+        model.len()
+    );
+    let from_compiled = Encoder::from_compiled(&compiled, &tokenizer, EncoderConfig::default())
+        .expect("the compiled encoder loads");
+    drop(compiled);
+    let (cos, diff) = common::assert_parity(&from_compiled);
+    println!("compiled: worst cosine {cos}, worst max abs diff {diff}");
+    let from_onnx = common::real_encoder(EncoderConfig::default());
+    assert_eq!(from_compiled.sha256(), from_onnx.sha256());
+    let texts = [
+        "turn off the kitchen lights",
+        "",
+        "请把客厅的灯关掉 🔥",
+        &"word ".repeat(200),
+    ];
+    let batch = from_onnx.tokenize(&texts).unwrap();
+    assert_eq!(
+        from_compiled.hidden_states(&batch).unwrap(),
+        from_onnx.hidden_states(&batch).unwrap(),
+        "bit for bit"
     );
 }

@@ -4,6 +4,7 @@
 //! the same code runs natively and in WebAssembly (tract runs the graph,
 //! `tokenizers` splits the text).
 
+pub mod compiled;
 mod onnx_graph;
 mod pooling;
 mod tokenize;
@@ -131,6 +132,83 @@ fn run_static_constructors_once() {
     }
 }
 
+fn check_max_seq_len(config: &EncoderConfig) -> Result<()> {
+    if !(2..=MAX_SEQ_LEN_LIMIT).contains(&config.max_seq_len) {
+        return Err(Error::Config(format!(
+            "max_seq_len must be between 2 and {MAX_SEQ_LEN_LIMIT} tokens, got {}",
+            config.max_seq_len
+        )));
+    }
+    Ok(())
+}
+
+/// The hidden size of a model whose output is `[batch, sequence, N]`.
+fn hidden_size(typed: &TypedModel) -> Result<usize> {
+    typed
+        .output_fact(0)
+        .ok()
+        .and_then(|f| {
+            (f.rank() == 3)
+                .then(|| f.shape[2].to_usize().ok())
+                .flatten()
+        })
+        .ok_or_else(|| Error::ModelInterface {
+            expected: "a hidden size known from the model (last_hidden_state [batch, sequence, N])"
+                .into(),
+            found: typed
+                .output_fact(0)
+                .map_or_else(|e| format!("{e}"), |f| format!("{f:?}")),
+        })
+}
+
+/// An ONNX encoder read, checked and rewritten, ready for tract's analysis.
+struct OnnxFrontEnd {
+    inference: InferenceModel,
+    interface: onnx_graph::Interface,
+    gather_first_lookups: usize,
+    /// The int8 weights whose dequantization was folded (when asked for).
+    folded: Vec<onnx_graph::QuantizedMatrix>,
+}
+
+impl OnnxFrontEnd {
+    fn read(model: &[u8], config: &EncoderConfig, keep_quantized: bool) -> Result<Self> {
+        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
+        if model.is_empty() {
+            return Err(Error::ModelFormat("the file is empty".into()));
+        }
+        let mut proto = onnx
+            .proto_model_for_read(&mut &model[..])
+            .map_err(|e| Error::ModelFormat(format!("not a readable ONNX file: {e:#}")))?;
+        let graph = proto
+            .graph
+            .as_mut()
+            .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
+        let interface = onnx_graph::check_interface(graph)?;
+        let gather_first_lookups = if config.gather_before_dequantize {
+            onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS)
+        } else {
+            0
+        };
+        let folded = onnx_graph::fold_constant_dequantization(graph, keep_quantized);
+
+        let mut inference = onnx
+            .model_for_proto_model(&proto)
+            .map_err(runtime_error("parsed"))?;
+        // Wasm memory never shrinks: free the protobuf (a second copy of the
+        // weights) before optimisation adds the f32 ones, to lower the peak.
+        drop(proto);
+        inference
+            .select_outputs_by_name([interface.output.as_str()])
+            .map_err(runtime_error("parsed"))?;
+        Ok(OnnxFrontEnd {
+            inference,
+            interface,
+            gather_first_lookups,
+            folded,
+        })
+    }
+}
+
 impl Encoder {
     /// Builds an encoder from the bytes of an ONNX model and a `tokenizer.json`.
     ///
@@ -153,72 +231,122 @@ impl Encoder {
         config: EncoderConfig,
     ) -> Result<Self> {
         run_static_constructors_once();
-        if !(2..=MAX_SEQ_LEN_LIMIT).contains(&config.max_seq_len) {
-            return Err(Error::Config(format!(
-                "max_seq_len must be between 2 and {MAX_SEQ_LEN_LIMIT} tokens, got {}",
-                config.max_seq_len
-            )));
-        }
+        check_max_seq_len(&config)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
-
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
-        if model.is_empty() {
-            return Err(Error::ModelFormat("the file is empty".into()));
-        }
-        let mut proto = onnx
-            .proto_model_for_read(&mut &model[..])
-            .map_err(|e| Error::ModelFormat(format!("{e:#}")))?;
-        let graph = proto
-            .graph
-            .as_mut()
-            .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
-        let interface = onnx_graph::check_interface(graph)?;
-        let gather_first_lookups = if config.gather_before_dequantize {
-            onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS)
-        } else {
-            0
-        };
-
-        onnx_graph::fold_constant_dequantization(graph);
-
-        let mut inference = onnx
-            .model_for_proto_model(&proto)
-            .map_err(runtime_error("parsed"))?;
-        // Wasm memory never shrinks: free the protobuf (a second copy of the
-        // weights) before optimisation adds the f32 ones, to lower the peak.
-        drop(proto);
-        inference
-            .select_outputs_by_name([interface.output.as_str()])
-            .map_err(runtime_error("parsed"))?;
-        let typed = inference
+        let front = OnnxFrontEnd::read(model, &config, false)?;
+        let typed = front
+            .inference
             .into_optimized()
             .map_err(runtime_error("optimized"))?;
-        let dim = typed
-            .output_fact(0)
-            .ok()
-            .and_then(|f| {
-                (f.rank() == 3)
-                    .then(|| f.shape[2].to_usize().ok())
-                    .flatten()
-            })
-            .ok_or_else(|| Error::ModelInterface {
-                expected:
-                    "a hidden size known from the model (last_hidden_state [batch, sequence, N])"
-                        .into(),
-                found: typed
-                    .output_fact(0)
-                    .map_or_else(|e| format!("{e}"), |f| format!("{f:?}")),
-            })?;
+        Self::ready(
+            typed,
+            tokenizer,
+            front.interface.inputs,
+            config.max_seq_len,
+            sha256,
+            front.gather_first_lookups,
+        )
+    }
+
+    /// Builds an encoder from a compiled encoder ([`Encoder::compile`]) and
+    /// a `tokenizer.json`: the same encoder as from the ONNX file it was
+    /// compiled from (same outputs, same [`Encoder::sha256`]), without
+    /// tract's analysis of the graph — about a third of the time.
+    ///
+    /// A file compiled by a build with another tract version, or anything
+    /// that is not a compiled encoder, is refused with an error saying so.
+    pub fn from_compiled(
+        compiled: &[u8],
+        tokenizer_json: &[u8],
+        config: EncoderConfig,
+    ) -> Result<Self> {
+        run_static_constructors_once();
+        check_max_seq_len(&config)?;
+        if !config.gather_before_dequantize {
+            return Err(Error::Config(
+                "a compiled encoder always gathers before dequantizing; \
+                 build from the ONNX file to measure without it"
+                    .into(),
+            ));
+        }
+        let header = compiled::read_header(compiled)?;
+        header.check_loadable()?;
+        let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
+        let mut typed = compiled::read_model(compiled)?;
+        if typed.inputs.len() != header.inputs.len() {
+            return Err(Error::ModelFormat(format!(
+                "the compiled graph has {} inputs; its header names {}",
+                typed.inputs.len(),
+                header.inputs.len()
+            )));
+        }
+        // The file holds the decluttered model: only code generation is
+        // left (decluttering again would cost as much as the rest).
+        typed.optimize().map_err(runtime_error("optimized"))?;
+        let encoder = Self::ready(
+            typed,
+            tokenizer,
+            header.inputs,
+            config.max_seq_len,
+            header.source_sha256,
+            header.gather_first_lookups,
+        )?;
+        if encoder.dim != header.hidden_size {
+            return Err(Error::ModelFormat(format!(
+                "the compiled graph gives vectors of {}; its header says {}",
+                encoder.dim, header.hidden_size
+            )));
+        }
+        Ok(encoder)
+    }
+
+    /// Compiles an ONNX sentence encoder ahead of time into the file
+    /// [`Encoder::from_compiled`] loads: tract's analysed and decluttered
+    /// model (NNEF in a tar), its int8 weights kept as int8, and a header
+    /// naming the ONNX file's sha256 and the tract version it is for.
+    /// Deterministic: the same ONNX bytes give the same file.
+    pub fn compile(model: &[u8]) -> Result<Vec<u8>> {
+        run_static_constructors_once();
+        let sha256 = crate::checksum::sha256_hex(model);
+        let front = OnnxFrontEnd::read(model, &EncoderConfig::default(), true)?;
+        let typed = front
+            .inference
+            .into_typed()
+            .and_then(|m| m.into_decluttered())
+            .map_err(runtime_error("analysed"))?;
+        let hidden_size = hidden_size(&typed)?;
+        compiled::write(
+            &typed,
+            &compiled::Header::new(
+                sha256,
+                &front.interface.inputs,
+                hidden_size,
+                front.gather_first_lookups,
+            ),
+            &front.folded,
+        )
+    }
+
+    /// The rest of a build once the model is optimised: the interface
+    /// checks and the runnable plan.
+    fn ready(
+        typed: TypedModel,
+        tokenizer: TextTokenizer,
+        inputs: Vec<InputRole>,
+        max_seq_len: usize,
+        sha256: String,
+        gather_first_lookups: usize,
+    ) -> Result<Self> {
+        let dim = hidden_size(&typed)?;
         let plan = typed
             .into_runnable()
             .map_err(runtime_error("prepared to run"))?;
-
         Ok(Encoder {
             tokenizer,
             plan,
-            inputs: interface.inputs,
+            inputs,
             dim,
-            max_seq_len: config.max_seq_len,
+            max_seq_len,
             sha256,
             gather_first_lookups,
         })

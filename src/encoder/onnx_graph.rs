@@ -13,7 +13,8 @@ use tract_onnx::pb::{
 use crate::error::{Error, Result};
 
 /// What the encoder feeds a graph input with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum InputRole {
     InputIds,
     AttentionMask,
@@ -284,7 +285,10 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
 /// Replaces every `Mul(Cast(Q), S)` whose operands are initializers — an
 /// int8/uint8 weight `Q` cast to f32, times an f32 scale `S` that broadcasts
 /// (scalar, per row `[rows, 1]` or per column `[1, cols]`/`[cols]`) — by one
-/// f32 initializer holding the product. Returns how many were folded.
+/// f32 initializer holding the product. With `keep_quantized`, returns the
+/// folded weights as int8 values and scales (a compiled encoder stores them
+/// in that form again); otherwise an empty list, so that the int8 copies do
+/// not add to the peak memory of a load.
 ///
 /// Why: tract would fold these too, but during its analysis, evaluating the
 /// cast and the multiplication of ~10 M weights in a few calls that a
@@ -293,7 +297,10 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
 /// unifying facts: ~0.5 s of the cold start. Here each row is a call of its
 /// own, so the optimised code takes over after the first few. The values are
 /// bit-identical: the same cast and the same single multiplication.
-pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
+pub(crate) fn fold_constant_dequantization(
+    graph: &mut GraphProto,
+    keep_quantized: bool,
+) -> Vec<QuantizedMatrix> {
     let mut consumers = consumer_counts(graph);
     let initializer_ix: HashMap<String, usize> = graph
         .initializer
@@ -304,7 +311,7 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
     let producer = producers(graph);
 
     // (mul index, cast index, Q initializer index, S initializer index,
-    // the product's bytes)
+    // the weight in quantized form, the product's bytes)
     let mut plans = Vec::new();
     for (m_ix, mul) in graph.node.iter().enumerate() {
         if mul.op_type != "Mul" || mul.output.len() != 1 {
@@ -324,16 +331,25 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
             continue;
         };
         let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
-        if let Some(raw_data) = dequantized(q, scale) {
-            plans.push((m_ix, c_ix, q_ix, s_ix, raw_data));
+        if let Some(matrix) = QuantizedMatrix::from_initializers(q, scale) {
+            let raw_data = matrix.dequantized_le_bytes();
+            plans.push((
+                m_ix,
+                c_ix,
+                q_ix,
+                s_ix,
+                keep_quantized.then_some(matrix),
+                raw_data,
+            ));
         }
     }
-    let folded = plans.len();
 
     let mut new_initializers = Vec::new();
     let mut removed_nodes = HashSet::new();
     let mut unused = HashSet::new();
-    for (m_ix, c_ix, q_ix, s_ix, raw_data) in plans {
+    let mut folded = Vec::new();
+    for (m_ix, c_ix, q_ix, s_ix, matrix, raw_data) in plans {
+        folded.extend(matrix);
         new_initializers.push(TensorProto {
             name: graph.node[m_ix].output[0].clone(),
             dims: graph.initializer[q_ix].dims.clone(),
@@ -372,71 +388,138 @@ pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> usize {
     folded
 }
 
-/// `Q` cast to f32 times `S`, as little-endian f32 bytes, when `Q` is a 2-D
-/// int8/uint8 tensor and `S` an f32 scalar, per-row or per-column scale.
-fn dequantized(q: &TensorProto, scale: &TensorProto) -> Option<Vec<u8>> {
-    let [rows, cols] = *q.dims.as_slice() else {
-        return None;
-    };
-    let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
-    let signed = match DataType::try_from(q.data_type).ok()? {
-        DataType::Int8 => true,
-        DataType::Uint8 => false,
-        _ => return None,
-    };
-    // (int32_data would hold them otherwise; this model family uses raw_data.)
-    if q.raw_data.len() != rows * cols {
-        return None;
-    }
-    if DataType::try_from(scale.data_type).ok()? != DataType::Float {
-        return None;
-    }
-    let scales: Vec<f32> = if !scale.float_data.is_empty() {
-        scale.float_data.clone()
-    } else {
-        scale
-            .raw_data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
-    };
-    let dims: Vec<usize> = scale.dims.iter().map(|&d| d as usize).collect();
-    let per = match (dims.as_slice(), scales.len()) {
-        ([] | [1] | [1, 1], 1) => Scale::One(scales[0]),
-        ([r, 1], n) if *r == rows && n == rows => Scale::PerRow(scales),
-        ([1, c] | [c], n) if *c == cols && n == cols => Scale::PerColumn(scales),
-        _ => return None,
-    };
-    let mut out = vec![0u8; rows * cols * 4];
-    for (r, (row, dst)) in q
-        .raw_data
-        .chunks_exact(cols)
-        .zip(out.chunks_exact_mut(cols * 4))
-        .enumerate()
-    {
-        dequantize_row(row, signed, &per, r, dst);
-    }
-    Some(out)
+/// A 2-D int8/uint8 matrix and the f32 scale that dequantizes it
+/// (`value as f32 * scale`), scalar, per row or per column.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QuantizedMatrix {
+    pub rows: usize,
+    pub cols: usize,
+    pub signed: bool,
+    /// Row-major, `rows × cols`.
+    pub values: Vec<u8>,
+    pub scale: Scale,
 }
 
-enum Scale {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Scale {
     One(f32),
     PerRow(Vec<f32>),
     PerColumn(Vec<f32>),
 }
 
-/// One row of [`dequantized`]. Not inlined on purpose: a call per row lets a
-/// WebAssembly engine swap in optimised code after the first few rows.
-#[inline(never)]
-fn dequantize_row(row: &[u8], signed: bool, scale: &Scale, r: usize, out: &mut [u8]) {
-    let value = |b: u8| if signed { b as i8 as f32 } else { b as f32 };
-    let scale_of = |c: usize| match scale {
-        Scale::One(s) => *s,
-        Scale::PerRow(s) => s[r],
-        Scale::PerColumn(s) => s[c],
-    };
-    for (c, (&b, dst)) in row.iter().zip(out.chunks_exact_mut(4)).enumerate() {
-        dst.copy_from_slice(&(value(b) * scale_of(c)).to_le_bytes());
+impl QuantizedMatrix {
+    /// `Q` and `S` of `Mul(Cast(Q), S)`, when `Q` is a 2-D int8/uint8
+    /// tensor and `S` an f32 scalar, per-row or per-column scale.
+    fn from_initializers(q: &TensorProto, scale: &TensorProto) -> Option<Self> {
+        let [rows, cols] = *q.dims.as_slice() else {
+            return None;
+        };
+        let (rows, cols) = (usize::try_from(rows).ok()?, usize::try_from(cols).ok()?);
+        let signed = match DataType::try_from(q.data_type).ok()? {
+            DataType::Int8 => true,
+            DataType::Uint8 => false,
+            _ => return None,
+        };
+        // (int32_data would hold them otherwise; this model family uses raw_data.)
+        if q.raw_data.len() != rows * cols {
+            return None;
+        }
+        if DataType::try_from(scale.data_type).ok()? != DataType::Float {
+            return None;
+        }
+        let scales: Vec<f32> = if !scale.float_data.is_empty() {
+            scale.float_data.clone()
+        } else {
+            scale
+                .raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect()
+        };
+        let dims: Vec<usize> = scale.dims.iter().map(|&d| d as usize).collect();
+        let scale = match (dims.as_slice(), scales.len()) {
+            ([] | [1] | [1, 1], 1) => Scale::One(scales[0]),
+            ([r, 1], n) if *r == rows && n == rows => Scale::PerRow(scales),
+            ([1, c] | [c], n) if *c == cols && n == cols => Scale::PerColumn(scales),
+            _ => return None,
+        };
+        Some(QuantizedMatrix {
+            rows,
+            cols,
+            signed,
+            values: q.raw_data.clone(),
+            scale,
+        })
+    }
+
+    /// Element `(r, c)` dequantized: the cast and the single multiplication
+    /// ONNX's `Mul(Cast(Q), S)` does, so the result is bit-identical.
+    #[inline(always)]
+    pub fn value(&self, r: usize, c: usize) -> f32 {
+        let b = self.values[r * self.cols + c];
+        let v = if self.signed {
+            b as i8 as f32
+        } else {
+            b as f32
+        };
+        v * match &self.scale {
+            Scale::One(s) => *s,
+            Scale::PerRow(s) => s[r],
+            Scale::PerColumn(s) => s[c],
+        }
+    }
+
+    /// The same matrix transposed (a per-row scale becomes per-column).
+    pub fn transposed(&self) -> Self {
+        let mut values = vec![0u8; self.values.len()];
+        for r in 0..self.rows {
+            for c in 0..self.cols {
+                values[c * self.rows + r] = self.values[r * self.cols + c];
+            }
+        }
+        QuantizedMatrix {
+            rows: self.cols,
+            cols: self.rows,
+            signed: self.signed,
+            values,
+            scale: match &self.scale {
+                Scale::One(s) => Scale::One(*s),
+                Scale::PerRow(s) => Scale::PerColumn(s.clone()),
+                Scale::PerColumn(s) => Scale::PerRow(s.clone()),
+            },
+        }
+    }
+
+    /// The dequantized matrix, row-major. A call per row on purpose: a
+    /// WebAssembly engine swaps in optimised code after the first few rows
+    /// (one call over millions of weights would run in its baseline tier).
+    pub fn dequantized(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        for (r, dst) in out.chunks_exact_mut(self.cols.max(1)).enumerate() {
+            self.dequantize_row(r, dst);
+        }
+        out
+    }
+
+    /// [`QuantizedMatrix::dequantized`] as little-endian bytes (an ONNX
+    /// initializer's `raw_data`).
+    fn dequantized_le_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.rows * self.cols * 4];
+        let mut row = vec![0f32; self.cols];
+        for (r, dst) in out.chunks_exact_mut((self.cols * 4).max(1)).enumerate() {
+            self.dequantize_row(r, &mut row);
+            for (d, v) in dst.chunks_exact_mut(4).zip(&row) {
+                d.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
+    #[inline(never)]
+    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
+        for (c, dst) in out.iter_mut().enumerate() {
+            *dst = self.value(r, c);
+        }
     }
 }
 
@@ -562,7 +645,9 @@ mod tests {
             .find(|t| t.name == "word_scale")
             .unwrap()
             .clone();
-        assert_eq!(fold_constant_dequantization(&mut graph), 1);
+        let kept = fold_constant_dequantization(&mut graph, true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].values, q.raw_data);
         assert_eq!(
             &ops(&graph)[..2],
             ["Gather", "Gather"],
@@ -587,15 +672,27 @@ mod tests {
             .chain(scale.float_data.iter().copied())
             .collect();
         let cols = q.dims[1] as usize;
+        let transposed = kept[0].transposed();
         for (i, bytes) in folded.raw_data.chunks_exact(4).enumerate() {
             let expected = q.raw_data[i] as i8 as f32 * scales[i / cols];
             assert_eq!(
                 f32::from_le_bytes(bytes.try_into().unwrap()).to_bits(),
                 expected.to_bits()
             );
+            let (r, c) = (i / cols, i % cols);
+            assert_eq!(kept[0].value(r, c).to_bits(), expected.to_bits());
+            assert_eq!(transposed.value(c, r).to_bits(), expected.to_bits());
         }
+        assert_eq!(
+            kept[0].dequantized(),
+            folded
+                .raw_data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        );
         // Nothing left to fold.
-        assert_eq!(fold_constant_dequantization(&mut graph), 0);
+        assert!(fold_constant_dequantization(&mut graph, true).is_empty());
     }
 
     #[test]

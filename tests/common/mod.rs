@@ -138,3 +138,28 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// `compiled` (a compiled encoder) with its header JSON changed by `edit`:
+/// what a file compiled by another build, or a damaged one, looks like.
+pub fn with_compiled_header(compiled: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(compiled);
+    let mut out = tar::Builder::new(Vec::new());
+    let mut edit = Some(edit);
+    for (i, entry) in archive.entries().unwrap().enumerate() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if i == 0 {
+            let mut header: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            edit.take().expect("one header")(&mut header);
+            data = serde_json::to_vec(&header).unwrap();
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        out.append_data(&mut h, path, &data[..]).unwrap();
+    }
+    out.into_inner().unwrap()
+}

@@ -43,6 +43,31 @@ test('embeddings through the JS API match onnxruntime', () => {
   encoder.free();
 });
 
+test('a compiled encoder (Encoder.compile → Encoder.fromCompiled) is the same encoder', () => {
+  const compiled = Encoder.compile(model);
+  assert.ok(compiled instanceof Uint8Array);
+  assert.ok(compiled.length < model.length * 1.1, `${compiled.length} bytes from ${model.length}`);
+  const fromCompiled = Encoder.fromCompiled(compiled, tokenizer);
+  const fromOnnx = new Encoder(model, tokenizer);
+  assert.equal(fromCompiled.sha256, fixture.model_sha256);
+  assert.equal(fromCompiled.dim, 384);
+  const texts = ['turn off the kitchen lights', '', '请把客厅的灯关掉 🔥', 'word '.repeat(300)];
+  assert.deepEqual(Array.from(fromCompiled.embed(texts)), Array.from(fromOnnx.embed(texts)));
+  assert.equal(Encoder.fromCompiled(compiled, tokenizer, { maxSeqLen: 8 }).tokenize(['word '.repeat(300)]).seqLen, 8);
+  const refused = [
+    [() => Encoder.fromCompiled(model, tokenizer), 'ModelFormatError', /not a compiled localtune encoder/],
+    [() => Encoder.fromCompiled(new Uint8Array(), tokenizer), 'ModelFormatError', /empty/],
+    [() => Encoder.fromCompiled(compiled.subarray(0, compiled.length >> 1), tokenizer), 'ModelFormatError', /compiled graph/],
+    [() => Encoder.fromCompiled(compiled, tokenizer, { maxSeqLen: 1 }), 'ConfigError', /between 2 and 512/],
+    [() => Encoder.compile(tokenizer), 'ModelFormatError', /ONNX/],
+  ];
+  for (const [make, name, message] of refused) {
+    assert.throws(make, (e) => e instanceof Error && e.name === name && message.test(e.message));
+  }
+  fromCompiled.free();
+  fromOnnx.free();
+});
+
 test('tokenize and embedTokenIds agree with embed', () => {
   const encoder = new Encoder(model, tokenizer, { maxSeqLen: 16 });
   const batch = encoder.tokenize(['turn off the kitchen lights', 'hi']);

@@ -1,0 +1,18 @@
+// Compiles an ONNX sentence encoder ahead of time with the built package
+// (pkg/), the way a web app's build step would: the output loads with
+// `Encoder.fromCompiled` (or as a bundle's `encoder.compiled`) about three
+// times faster than the ONNX file, and is the same encoder.
+//
+// Usage: node scripts/compile-encoder.mjs MODEL.onnx OUT.tar
+import { readFile, writeFile } from 'node:fs/promises';
+import { initSync, Encoder } from '../pkg/localtune.js';
+
+const [model, out] = process.argv.slice(2);
+if (!model || !out) {
+  console.error('usage: node scripts/compile-encoder.mjs MODEL.onnx OUT.tar');
+  process.exit(2);
+}
+initSync({ module: await readFile(new URL('../pkg/localtune_bg.wasm', import.meta.url)) });
+const compiled = Encoder.compile(await readFile(model));
+await writeFile(out, compiled);
+console.error(`compiled ${model} → ${out} (${(compiled.length / 1e6).toFixed(1)} MB)`);
