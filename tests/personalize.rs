@@ -20,7 +20,7 @@ use localtune::head::codec;
 use localtune::personalize::{rehearsal_rows_to_keep, Personalizer};
 use localtune::store::memory::MemoryBackend;
 use localtune::store::{sha256_hex, StorePolicy, VersionStatus};
-use localtune::{Head, HeadArchitecture, UpdateConfig};
+use localtune::{Encoder, Head, HeadArchitecture, UpdateConfig};
 
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
@@ -85,6 +85,10 @@ fn bundle_files() -> HashMap<String, Vec<u8>> {
         r
     };
     let enc = add("encoder.onnx", common::TINY_ENCODER.to_vec());
+    let compiled = add(
+        "encoder.compiled.tar",
+        Encoder::compile(common::TINY_ENCODER).unwrap(),
+    );
     let tok = add("tokenizer.json", common::TINY_TOKENIZER.to_vec());
     let head_file = add("head.bin", codec::encode(&head));
     let rehearsal_file = add("rehearsal.bin", rehearsal.encode());
@@ -100,6 +104,7 @@ fn bundle_files() -> HashMap<String, Vec<u8>> {
             normalize: true,
             max_seq_len: 128,
             feature_size: encoder.dim(),
+            compiled: Some(compiled),
         },
         tokenizer: tok,
         labels,
@@ -139,6 +144,94 @@ fn with_manifest(change: impl FnOnce(&mut serde_json::Value)) -> HashMap<String,
 }
 
 type ManifestChange = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+/// Loads a bundle and says which files were read.
+fn load_reading(files: HashMap<String, Vec<u8>>) -> (localtune::Result<Bundle>, Vec<String>) {
+    let mut files = files;
+    let manifest = files.remove("manifest.json").unwrap();
+    let mut read = Vec::new();
+    let bundle = Bundle::load(&manifest, &mut |name| {
+        read.push(name.to_string());
+        files.get(name).cloned()
+    });
+    (bundle, read)
+}
+
+/// The bundle with its compiled encoder replaced by `compiled` (and the
+/// manifest's sha256 of it updated).
+fn with_compiled(compiled: Vec<u8>) -> HashMap<String, Vec<u8>> {
+    let mut files = bundle_files();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    manifest["encoder"]["compiled"]["sha256"] = sha256_hex(&compiled).into();
+    files.insert("encoder.compiled.tar".into(), compiled);
+    files.insert(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    files
+}
+
+#[test]
+fn a_bundle_loads_its_compiled_encoder_and_not_the_onnx_file() {
+    let (bundle, read) = load_reading(bundle_files());
+    let bundle = bundle.unwrap();
+    assert!(
+        read.contains(&"encoder.compiled.tar".to_string()),
+        "{read:?}"
+    );
+    assert!(!read.contains(&"encoder.onnx".to_string()), "{read:?}");
+    assert_eq!(bundle.encoder.sha256(), sha256_hex(common::TINY_ENCODER));
+    // So the ONNX file may be left out of what an app fetches.
+    let mut files = bundle_files();
+    files.remove("encoder.onnx");
+    load(files).unwrap();
+}
+
+#[test]
+fn a_compiled_encoder_this_build_cannot_load_falls_back_to_the_onnx_file() {
+    let compiled = Encoder::compile(common::TINY_ENCODER).unwrap();
+    let other_tract = common::with_compiled_header(&compiled, |h| {
+        h["tractVersion"] = "0.0.1".into();
+    });
+    let (bundle, read) = load_reading(with_compiled(other_tract.clone()));
+    assert_eq!(
+        bundle.unwrap().encoder.sha256(),
+        sha256_hex(common::TINY_ENCODER)
+    );
+    assert!(read.contains(&"encoder.onnx".to_string()), "{read:?}");
+    // Without the ONNX file, the error says which file is missing.
+    let mut files = with_compiled(other_tract);
+    files.remove("encoder.onnx");
+    assert_eq!(
+        bundle_error(files),
+        "bundle: encoder: the file \"encoder.onnx\" is missing"
+    );
+}
+
+#[test]
+fn a_compiled_encoder_from_another_model_or_damaged_is_refused() {
+    let compiled = Encoder::compile(common::TINY_ENCODER).unwrap();
+    let other_model = common::with_compiled_header(&compiled, |h| {
+        h["sourceSha256"] = "ab".repeat(32).into();
+    });
+    let msg = bundle_error(with_compiled(other_model));
+    assert!(
+        msg.starts_with("bundle: encoder.compiled: \"encoder.compiled.tar\" was compiled from the encoder with sha256 abab"),
+        "{msg}"
+    );
+    let mut files = bundle_files();
+    files.get_mut("encoder.compiled.tar").unwrap()[600] ^= 1;
+    assert!(bundle_error(files)
+        .starts_with("bundle: encoder.compiled.sha256: \"encoder.compiled.tar\" has sha256 "));
+    let msg = bundle_error(with_compiled(b"not a tar at all".to_vec()));
+    assert!(
+        msg.starts_with(
+            "bundle: encoder.compiled: the encoder model file is not valid: \
+             not a compiled localtune encoder"
+        ),
+        "{msg}"
+    );
+}
 
 fn bundle_error(files: HashMap<String, Vec<u8>>) -> String {
     match load(files) {

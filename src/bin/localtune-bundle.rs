@@ -44,8 +44,9 @@ mod cli {
 usage: localtune-bundle --encoder MODEL.onnx --tokenizer TOKENIZER.json --data LABELLED.csv --out DIR [options]
 
 Trains the generic head on the CSV's texts (embedded by the encoder) and
-writes DIR/manifest.json, encoder.onnx, tokenizer.json, head.bin and
-rehearsal.bin.
+writes DIR/manifest.json, encoder.onnx, encoder.compiled.tar (the encoder
+compiled ahead of time, loaded instead of the ONNX file), tokenizer.json,
+head.bin and rehearsal.bin.
 
 options:
   --text-column NAME        column with the text (default: text)
@@ -376,6 +377,8 @@ options:
             })
         };
         let encoder_file = write("encoder.onnx", &model)?;
+        let compiled = localtune::Encoder::compile(&model).map_err(|e| e.to_string())?;
+        let compiled_file = write("encoder.compiled.tar", &compiled)?;
         let tokenizer_file = write("tokenizer.json", &tokenizer)?;
         let head_file = write("head.bin", &codec::encode(&head))?;
         let rehearsal_file = write("rehearsal.bin", &rehearsal.encode())?;
@@ -399,6 +402,7 @@ options:
                 normalize: true,
                 max_seq_len: args.max_seq_len,
                 feature_size: dim,
+                compiled: Some(compiled_file),
             },
             tokenizer: tokenizer_file,
             labels: labels.clone(),

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `manifest.json` | [`Manifest`]: identities, shapes, labels, training defaults and ranges |
 //! | encoder (`encoder.onnx`) | the frozen sentence encoder |
+//! | compiled encoder (`encoder.compiled.tar`, optional) | the same encoder compiled ahead of time ([`Encoder::compile`]); loaded instead of the ONNX file when this build can (same tract version), which skips tract's analysis |
 //! | tokenizer (`tokenizer.json`) | its tokenizer |
 //! | head (`head.bin`) | the shipped (generic) head, [`crate::head::codec`] bytes |
 //! | rehearsal (`rehearsal.bin`, optional) | a few cached feature vectors per label from the bundle's training data, mixed into every on-device update so the labels the user never corrects are not forgotten |
@@ -14,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::encoder::{Encoder, EncoderConfig};
+use crate::encoder::{compiled, Encoder, EncoderConfig};
 use crate::error::{Error, Result};
 use crate::head::{codec, Head, HeadArchitecture};
 use crate::store::sha256_hex;
@@ -71,6 +72,21 @@ pub struct EncoderSpec {
     pub max_seq_len: usize,
     /// Length of the feature vector: the encoder's output and the head's input.
     pub feature_size: usize,
+    /// The encoder compiled ahead of time ([`Encoder::compile`]) from `file`.
+    /// Loaded instead of `file` when this build can, which then need not be
+    /// read at all; a build with another tract version reads `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compiled: Option<FileRef>,
+}
+
+impl EncoderSpec {
+    /// Whether `compiled` (the bytes of [`EncoderSpec::compiled`]) can stand
+    /// in for the ONNX file in this build; `false` for anything that is not
+    /// a compiled encoder this build loads. Lets a loader skip fetching the
+    /// ONNX file.
+    pub fn compiled_is_loadable(compiled: &[u8]) -> bool {
+        compiled::read_header(compiled).is_ok_and(|h| h.check_loadable().is_ok())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -291,23 +307,46 @@ impl Bundle {
             Ok(bytes)
         };
         let m = &manifest;
-        let model = file("encoder", &m.encoder.file, &m.encoder.sha256)?;
         let tokenizer = file("tokenizer", &m.tokenizer.file, &m.tokenizer.sha256)?;
         let head_bytes = file("head", &m.head.file, &m.head.sha256)?;
         let rehearsal = match &m.training.rehearsal {
             Some(r) => Rehearsal::decode(&file("training.rehearsal", &r.file, &r.sha256)?)?,
             None => Rehearsal::default(),
         };
-        // `file` has checked the model against this digest.
-        let encoder = Encoder::from_bytes_with_sha256(
-            &model,
-            m.encoder.sha256.to_ascii_lowercase(),
-            &tokenizer,
-            EncoderConfig {
-                max_seq_len: m.encoder.max_seq_len,
-                ..EncoderConfig::default()
-            },
-        )?;
+        let config = EncoderConfig {
+            max_seq_len: m.encoder.max_seq_len,
+            ..EncoderConfig::default()
+        };
+        let identity = m.encoder.sha256.to_ascii_lowercase();
+        let mut encoder = None;
+        if let Some(c) = &m.encoder.compiled {
+            let field = "encoder.compiled";
+            let bytes = file(field, &c.file, &c.sha256)?;
+            let header =
+                compiled::read_header(&bytes).map_err(|e| bundle_error(field, e.to_string()))?;
+            if header.source_sha256 != identity {
+                return Err(bundle_error(
+                    field,
+                    format!(
+                        "{:?} was compiled from the encoder with sha256 {}; the manifest's \
+                         encoder is {identity}",
+                        c.file, header.source_sha256
+                    ),
+                ));
+            }
+            // Another tract version: the ONNX file below.
+            if header.check_loadable().is_ok() {
+                encoder = Some(Encoder::from_compiled(&bytes, &tokenizer, config.clone())?);
+            }
+        }
+        let encoder = match encoder {
+            Some(encoder) => encoder,
+            None => {
+                let model = file("encoder", &m.encoder.file, &m.encoder.sha256)?;
+                // `file` has checked the model against this digest.
+                Encoder::from_bytes_with_sha256(&model, identity, &tokenizer, config)?
+            }
+        };
         let head =
             codec::decode(&head_bytes).map_err(|e| bundle_error("head.file", e.to_string()))?;
         check_fits(m, encoder.dim(), &head, &rehearsal)?;

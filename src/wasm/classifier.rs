@@ -14,7 +14,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::head::{read_update_options, to_js, UpdateEventCallback, UpdateOptionsArg};
 use super::{js_error, performance_now, read_options};
-use crate::bundle::{Bundle, MANIFEST_FILE};
+use crate::bundle::{Bundle, EncoderSpec, MANIFEST_FILE};
 use crate::error::Error;
 use crate::personalize::Personalizer;
 use crate::store::indexed_db::IndexedDbBackend;
@@ -180,13 +180,22 @@ async fn read_bundle(source: JsValue) -> Result<Bundle, JsValue> {
         };
         let manifest = fetch_bytes(&manifest_url).await?;
         let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
-        let mut names = vec![
-            parsed.encoder.file.clone(),
-            parsed.tokenizer.file.clone(),
-            parsed.head.file.clone(),
-        ];
-        names.extend(parsed.training.rehearsal.iter().map(|r| r.file.clone()));
         let base = web_sys_url(&manifest_url)?;
+        // The compiled encoder stands in for the ONNX file when this build
+        // can load it: then the ONNX file is not fetched at all.
+        let mut names = vec![];
+        match &parsed.encoder.compiled {
+            Some(c) => {
+                let compiled = fetch_bytes(&resolve(&c.file, &base)?).await?;
+                if !EncoderSpec::compiled_is_loadable(&compiled) {
+                    names.push(parsed.encoder.file.clone());
+                }
+                files.insert(c.file.clone(), compiled);
+            }
+            None => names.push(parsed.encoder.file.clone()),
+        }
+        names.extend([parsed.tokenizer.file.clone(), parsed.head.file.clone()]);
+        names.extend(parsed.training.rehearsal.iter().map(|r| r.file.clone()));
         for name in names {
             let url = resolve(&name, &base)?;
             files.insert(name, fetch_bytes(&url).await?);

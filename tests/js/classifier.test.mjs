@@ -123,7 +123,7 @@ test('a bundle that does not fit is refused with the field and the problem', asy
   const context = await env.browser.newContext();
   const page = await openPage(context);
   const errors = await page.evaluate(async () => {
-    const names = ['manifest.json', 'encoder.onnx', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const names = ['manifest.json', 'encoder.onnx', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
     const files = {};
     for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
     const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));
@@ -146,12 +146,17 @@ test('a bundle that does not fit is refused with the field and the problem', asy
     const flipped = files['head.bin'].slice();
     flipped[100] ^= 1;
     const { 'head.bin': _, ...noHead } = files;
+    const { 'encoder.onnx': __, ...noOnnx } = files;
+    const { 'encoder.compiled.tar': ___, ...noCompiled } = files;
     return {
       ok: await attempt(files),
       wrongSha: await attempt({ ...files, 'head.bin': flipped }),
       schema: await attempt(withManifest((m) => { m.schemaVersion = 2; })),
       missing: await attempt(noHead),
-      sizes: await attempt({ ...withManifest((m) => { m.encoder.file = 'tiny.onnx'; m.encoder.sha256 = tinySha; }), 'tiny.onnx': tiny }),
+      compiledOnly: await attempt(noOnnx),
+      noCompiled: await attempt(noCompiled),
+      otherCompiled: await attempt({ ...withManifest((m) => { m.encoder.file = 'tiny.onnx'; m.encoder.sha256 = tinySha; }), 'tiny.onnx': tiny }),
+      sizes: await attempt({ ...withManifest((m) => { m.encoder.file = 'tiny.onnx'; m.encoder.sha256 = tinySha; delete m.encoder.compiled; }), 'tiny.onnx': tiny }),
       range: await attempt(withManifest((m) => { m.training.defaults.learningRate = 5; })),
       unknownField: await attempt(withManifest((m) => { m.encoder.poolling = 'mean'; })),
       notJson: await attempt({ ...files, 'manifest.json': new TextEncoder().encode('{"schemaVersion": 1,') }),
@@ -161,6 +166,9 @@ test('a bundle that does not fit is refused with the field and the problem', asy
   assert.match(errors.wrongSha, /^BundleError: bundle: head\.sha256: "head\.bin" has sha256 [0-9a-f]{64}; the manifest says/);
   assert.match(errors.schema, /^BundleError: bundle: schemaVersion: 2 is not supported/);
   assert.match(errors.missing, /^BundleError: bundle: head: the file "head\.bin" is missing/);
+  assert.equal(errors.compiledOnly, 'loaded', 'the compiled encoder stands in for the ONNX file');
+  assert.match(errors.noCompiled, /^BundleError: bundle: encoder\.compiled: the file "encoder\.compiled\.tar" is missing/);
+  assert.match(errors.otherCompiled, /^BundleError: bundle: encoder\.compiled: "encoder\.compiled\.tar" was compiled from the encoder with sha256 [0-9a-f]{64}; the manifest's encoder is [0-9a-f]{64}/);
   assert.match(errors.sizes, /^BundleError: bundle: encoder\.featureSize: the manifest says 384; the encoder outputs 8/);
   assert.match(errors.range, /^BundleError: bundle: training\.defaults: .*learningRate must be in \[0\.0001, 1\]/);
   assert.match(errors.unknownField, /^BundleError: bundle: manifest\.json: unknown field `poolling`/);

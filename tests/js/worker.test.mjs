@@ -64,11 +64,11 @@ test('the worker client predicts, learns automatically, reports progress and can
     }
 
     // Loading from bytes transfers them to the worker instead of copying.
-    const names = ['manifest.json', 'encoder.onnx', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const names = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
     const files = {};
     for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
     const fromBytes = await WorkerClassifier.load(files, { storeName: 'worker-bytes' });
-    const transferred = files['encoder.onnx'].byteLength === 0;
+    const transferred = files['encoder.compiled.tar'].byteLength === 0;
     const fromBytesPrediction = await fromBytes.predict('tell me the forecast for the weekend');
     fromBytes.terminate();
     return {
