@@ -323,11 +323,9 @@ impl ResourceLoader for QuantizedLoader {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
         let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
-        let tensor = tract_ndarray::Array2::from_shape_vec(
-            (matrix.rows, matrix.cols),
-            matrix.dequantized(),
-        )?
-        .into_tensor();
+        // Straight into the tensor: no second buffer to allocate and copy.
+        let mut tensor = Tensor::zero::<f32>(&[matrix.rows, matrix.cols])?;
+        matrix.dequantize_into(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
         // The id tract's own loader gives `name.dat`: the path without extension.
         let id = PathBuf::from(path).with_extension("");
         let id = id

@@ -495,10 +495,16 @@ impl QuantizedMatrix {
     /// (one call over millions of weights would run in its baseline tier).
     pub fn dequantized(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
+        self.dequantize_into(&mut out);
+        out
+    }
+
+    /// [`QuantizedMatrix::dequantized`] into `out` (`rows × cols` long).
+    pub fn dequantize_into(&self, out: &mut [f32]) {
+        debug_assert_eq!(out.len(), self.rows * self.cols);
         for (r, dst) in out.chunks_exact_mut(self.cols.max(1)).enumerate() {
             self.dequantize_row(r, dst);
         }
-        out
     }
 
     /// [`QuantizedMatrix::dequantized`] as little-endian bytes (an ONNX
