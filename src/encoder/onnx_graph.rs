@@ -490,16 +490,18 @@ impl QuantizedMatrix {
         }
     }
 
-    /// The dequantized matrix, row-major. A call per row on purpose: a
-    /// WebAssembly engine swaps in optimised code after the first few rows
-    /// (one call over millions of weights would run in its baseline tier).
+    /// The dequantized matrix, row-major (tests compare it with tract's).
+    #[cfg(test)]
     pub fn dequantized(&self) -> Vec<f32> {
         let mut out = vec![0f32; self.rows * self.cols];
         self.dequantize_into(&mut out);
         out
     }
 
-    /// [`QuantizedMatrix::dequantized`] into `out` (`rows × cols` long).
+    /// The dequantized matrix into `out` (`rows × cols`, row-major). A call
+    /// per row on purpose: a WebAssembly engine swaps in optimised code
+    /// after the first few rows (one call over millions of weights would run
+    /// in its baseline tier).
     pub fn dequantize_into(&self, out: &mut [f32]) {
         debug_assert_eq!(out.len(), self.rows * self.cols);
         for (r, dst) in out.chunks_exact_mut(self.cols.max(1)).enumerate() {
@@ -507,8 +509,8 @@ impl QuantizedMatrix {
         }
     }
 
-    /// [`QuantizedMatrix::dequantized`] as little-endian bytes (an ONNX
-    /// initializer's `raw_data`).
+    /// The dequantized matrix as little-endian bytes (an ONNX initializer's
+    /// `raw_data`).
     fn dequantized_le_bytes(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.rows * self.cols * 4];
         let mut row = vec![0f32; self.cols];
