@@ -7,5 +7,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
 bash scripts/build-pkg.sh
+mkdir -p bench/results
+node scripts/compile-encoder.mjs models/all-minilm-l6-v2-int8/model.onnx bench/results/encoder.compiled.tar
 cargo bench --no-run --quiet --bench encoder
 node bench/encoder.mjs "$@"

@@ -43,10 +43,13 @@ export async function measureLatency({ tokens, engines, now, iterations, warmup 
   return results;
 }
 
-/** Engines over a localtune Encoder and an onnxruntime-web session. */
-export async function makeEngines({ localtune, ort, model, tokenizer, now }) {
+/**
+ * Engines over a localtune Encoder (from the compiled encoder, as a bundle
+ * loads it) and an onnxruntime-web session (from the ONNX file).
+ */
+export async function makeEngines({ localtune, ort, model, compiled, tokenizer, now }) {
   const t0 = now();
-  const encoder = new localtune.Encoder(model, tokenizer);
+  const encoder = localtune.Encoder.fromCompiled(compiled, tokenizer);
   const tractColdMs = now() - t0;
 
   ort.env.wasm.numThreads = 1;
