@@ -251,7 +251,8 @@ impl Encoder {
     /// Builds an encoder from a compiled encoder ([`Encoder::compile`]) and
     /// a `tokenizer.json`: the same encoder as from the ONNX file it was
     /// compiled from (same outputs, same [`Encoder::sha256`]), without
-    /// tract's analysis of the graph — about a third of the time.
+    /// tract's analysis of the graph: about two thirds of the time, and
+    /// ~40 MiB less peak wasm memory for MiniLM.
     ///
     /// A file compiled by a build with another tract version, or anything
     /// that is not a compiled encoder, is refused with an error saying so.

@@ -89,7 +89,7 @@ impl JsEncoder {
 
     /// Builds an encoder from a compiled encoder (`Encoder.compile`) and a
     /// tokenizer.json: the same encoder as from the ONNX file, same vectors
-    /// and same `sha256`, in about a third of the start-up time.
+    /// and same `sha256`, in about two thirds of the start-up time.
     #[wasm_bindgen(js_name = fromCompiled)]
     pub fn from_compiled(
         compiled: &[u8],
