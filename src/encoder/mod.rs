@@ -8,6 +8,8 @@ pub mod compiled;
 mod onnx_graph;
 mod pooling;
 mod tokenize;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm_gemm;
 
 use std::sync::Arc;
 
