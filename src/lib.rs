@@ -18,7 +18,9 @@ pub mod store;
 #[cfg(target_arch = "wasm32")]
 pub mod wasm;
 
-pub use encoder::{Embeddings, Encoder, EncoderConfig, TokenBatch};
+pub use encoder::{
+    Embeddings, Encoder, EncoderConfig, TokenBatch, MAX_BATCH_ROWS, MAX_SEQ_LEN_LIMIT,
+};
 pub use error::{Error, Result};
 pub use head::network::Loss;
 pub use head::train::{

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{tiny_encoder, TINY_ENCODER, TINY_TOKENIZER, WRONG_IO_MODEL};
-use localtune::{Encoder, EncoderConfig, Error};
+use localtune::{Encoder, EncoderConfig, Error, TokenBatch, MAX_BATCH_ROWS, MAX_SEQ_LEN_LIMIT};
 use serde::Deserialize;
 
 #[cfg(target_arch = "wasm32")]
@@ -188,6 +188,39 @@ fn a_malformed_token_batch_is_refused() {
     batch.attention_mask.pop();
     let err = encoder.embed_tokens(&batch).unwrap_err();
     assert_eq!(err.code(), "ConfigError", "{err}");
+}
+
+/// tract plans the graph for 1..=MAX_BATCH_ROWS rows of 1..=MAX_SEQ_LEN_LIMIT
+/// tokens; a batch outside that is refused before it reaches the graph.
+#[test]
+fn a_token_batch_outside_the_planned_ranges_is_refused() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let batch = |rows: usize, seq_len: usize| TokenBatch {
+        rows,
+        seq_len,
+        input_ids: vec![101; rows * seq_len],
+        attention_mask: vec![1; rows * seq_len],
+        token_type_ids: vec![0; rows * seq_len],
+    };
+    for (rows, seq_len) in [
+        (1, 0),
+        (3, 0),
+        (1, MAX_SEQ_LEN_LIMIT + 1),
+        (MAX_BATCH_ROWS + 1, 1),
+    ] {
+        let err = encoder.embed_tokens(&batch(rows, seq_len)).unwrap_err();
+        assert_eq!(err.code(), "ConfigError", "{rows} × {seq_len}: {err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("{rows} rows × {seq_len} tokens")),
+            "{err}"
+        );
+    }
+    // No rows at all is an empty answer, not an error.
+    assert!(encoder.embed_tokens(&batch(0, 0)).unwrap().is_empty());
+    assert!(encoder.hidden_states(&batch(0, 4)).unwrap().is_empty());
+    // The edges themselves run.
+    assert_eq!(encoder.embed_tokens(&batch(1, 1)).unwrap().len(), 1);
 }
 
 #[test]
