@@ -64,14 +64,33 @@ const native = JSON.parse(
   }),
 );
 
-// --- Headless Chromium: both engines in one page.
-const chromium = await runBenchPage('bench/index.html');
+// --- Headless Chromium: both engines in one page, in LATENCY_PAGES fresh
+// browsers. On this machine one page's ratio moved by up to ±15% from one
+// browser to the next (the engines alternate within a page, yet a page as a
+// whole runs faster or slower for one of them), so each figure of the table
+// is the median over the browsers, and the report prints the ratio's spread.
+const LATENCY_PAGES = 3;
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const pages = [];
+for (let i = 0; i < LATENCY_PAGES; i++) pages.push(await runBenchPage('bench/index.html'));
+const chromium = { ...pages[0], latencyPerPage: pages.map((p) => p.latency), latency: {} };
+for (const len of LENGTHS) {
+  chromium.latency[len] = {};
+  for (const engine of ['tract', 'onnxruntime']) {
+    chromium.latency[len][engine] = Object.fromEntries(
+      ['median', 'p95'].map((q) => [q, median(pages.map((p) => p.latency[len][engine][q]))]),
+    );
+  }
+}
+const chromiumRatioSpread = LENGTHS.map((len) => {
+  const ratios = pages.map((p) => p.latency[len].tract.median / p.latency[len].onnxruntime.median);
+  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× at ${len}`;
+}).join(', ');
 
 // --- Cold start of our encoder, each run in a fresh process or browser
 // (a second build in the same one runs on already-optimised code), from
 // the compiled file and from the ONNX file, alternating; median of COLD_RUNS.
 const COLD_RUNS = 5;
-const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const cold = { node: { compiled: [], onnx: [] }, chromium: { compiled: [], onnx: [] } };
 for (let i = 0; i < COLD_RUNS; i++) {
   for (const from of ['compiled', 'onnx']) {
@@ -117,7 +136,7 @@ Batch 1, the same token ids for every engine; latency in ms, median / p95.
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
-Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is faster than onnxruntime-web). tract runs the compiled encoder (\`Encoder.fromCompiled\`, bit-identical to the ONNX build); onnxruntime-web the ONNX file. Cold start: median of ${COLD_RUNS} runs, each in a fresh Node process or a fresh headless Chromium, from instantiating localtune's module (~${ms(node.coldMs.tractInstantiate)} ms in Node, ~${ms(chromium.coldMs.tractInstantiate)} ms in Chromium) to a runnable encoder; onnxruntime-web's is its first \`InferenceSession.create\` in the latency run's fresh page and process, its own module included.
+Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is faster than onnxruntime-web). Chromium figures: the median over ${LATENCY_PAGES} fresh browsers, whose own ratios were ${chromiumRatioSpread}. tract runs the compiled encoder (\`Encoder.fromCompiled\`, bit-identical to the ONNX build); onnxruntime-web the ONNX file. Cold start: median of ${COLD_RUNS} runs, each in a fresh Node process or a fresh headless Chromium, from instantiating localtune's module (~${ms(node.coldMs.tractInstantiate)} ms in Node, ~${ms(chromium.coldMs.tractInstantiate)} ms in Chromium) to a runnable encoder; onnxruntime-web's is its first \`InferenceSession.create\` in the latency run's fresh page and process, its own module included.
 
 | | tract native | tract wasm, Node | tract wasm, Chromium | onnxruntime-web, Node | onnxruntime-web, Chromium |
 |---|---:|---:|---:|---:|---:|
