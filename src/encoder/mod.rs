@@ -446,12 +446,6 @@ impl Encoder {
 
     /// Feature vectors of an already tokenized batch.
     pub fn embed_tokens(&self, batch: &TokenBatch) -> Result<Embeddings> {
-        if batch.rows == 0 {
-            return Ok(Embeddings {
-                dim: self.dim,
-                data: Vec::new(),
-            });
-        }
         let data = self.with_hidden_states(batch, |hidden| {
             mean_pool_normalized(
                 hidden,
@@ -469,9 +463,6 @@ impl Encoder {
 
     /// The model's per-token output, `[rows, seq_len, dim]` row-major.
     pub fn hidden_states(&self, batch: &TokenBatch) -> Result<Vec<f32>> {
-        if batch.rows == 0 {
-            return Ok(Vec::new());
-        }
         self.with_hidden_states(batch, <[f32]>::to_vec)
     }
 
@@ -482,6 +473,10 @@ impl Encoder {
         batch: &TokenBatch,
         read: impl FnOnce(&[f32]) -> T,
     ) -> Result<T> {
+        // No rows, no hidden states: the graph is not run on an empty batch.
+        if batch.rows == 0 {
+            return Ok(read(&[]));
+        }
         // The ranges tract was told (bound_input_dimensions) and relies on.
         if !(1..=MAX_BATCH_ROWS).contains(&batch.rows)
             || !(1..=MAX_SEQ_LEN_LIMIT).contains(&batch.seq_len)
@@ -506,19 +501,8 @@ impl Encoder {
                 batch.token_type_ids.len()
             )));
         }
-        let shape = [batch.rows, batch.seq_len];
         let inputs = self
-            .inputs
-            .iter()
-            .map(|role| {
-                let data = match role {
-                    InputRole::InputIds => &batch.input_ids,
-                    InputRole::AttentionMask => &batch.attention_mask,
-                    InputRole::TokenTypeIds => &batch.token_type_ids,
-                };
-                Tensor::from_shape(&shape, data).map(IntoTValue::into_tvalue)
-            })
-            .collect::<TractResult<TVec<TValue>>>()
+            .graph_inputs(batch)
             .map_err(runtime_error("given its inputs"))?;
         let outputs = self.plan.run(inputs).map_err(runtime_error("run"))?;
         let output = &outputs[0];
@@ -532,6 +516,22 @@ impl Encoder {
         let view = output.try_as_plain_ram().map_err(runtime_error("read"))?;
         let hidden = view.as_slice::<f32>().map_err(runtime_error("read"))?;
         Ok(read(hidden))
+    }
+
+    /// `batch` as the graph's input tensors, in the order of its inputs.
+    fn graph_inputs(&self, batch: &TokenBatch) -> TractResult<TVec<TValue>> {
+        let shape = [batch.rows, batch.seq_len];
+        self.inputs
+            .iter()
+            .map(|role| {
+                let data = match role {
+                    InputRole::InputIds => &batch.input_ids,
+                    InputRole::AttentionMask => &batch.attention_mask,
+                    InputRole::TokenTypeIds => &batch.token_type_ids,
+                };
+                Tensor::from_shape(&shape, data).map(IntoTValue::into_tvalue)
+            })
+            .collect()
     }
 }
 
@@ -573,19 +573,7 @@ mod plan_tests {
     /// fall back to their generic loop).
     fn unnatural_elementwise_inputs(encoder: &Encoder, texts: &[&str]) -> Vec<String> {
         let batch = encoder.tokenize(texts).unwrap();
-        let shape = [batch.rows, batch.seq_len];
-        let inputs: TVec<TValue> = encoder
-            .inputs
-            .iter()
-            .map(|role| {
-                let data = match role {
-                    InputRole::InputIds => &batch.input_ids,
-                    InputRole::AttentionMask => &batch.attention_mask,
-                    InputRole::TokenTypeIds => &batch.token_type_ids,
-                };
-                Tensor::from_shape(&shape, data).unwrap().into_tvalue()
-            })
-            .collect();
+        let inputs = encoder.graph_inputs(&batch).unwrap();
         let mut found = Vec::new();
         let mut state = tract_onnx::tract_core::plan::SimpleState::new(&encoder.plan).unwrap();
         state
