@@ -19,6 +19,14 @@
 //! The arithmetic is tract's: the same `mul` then `add` per term (simd128 has
 //! no fused multiply-add), summed over `k` in the same order, so each output
 //! element is computed exactly as by the kernel it replaces.
+//!
+//! In the package's relaxed-SIMD module (`LOCALTUNE_RELAXED_SIMD=1`, see
+//! build.rs; chosen by engines that validate relaxed SIMD) each term is one
+//! `f32x4.relaxed_madd` instead: a fused multiply-add where the CPU has one
+//! (V8 on x86-64 with FMA3, ARM64), the same `mul` then `add` where it has
+//! not. Half the arithmetic instructions of the inner loop, and one rounding
+//! per term instead of two, so the products differ from tract's in the last
+//! bits (parity with onnxruntime holds either way).
 
 use std::arch::wasm32::*;
 
@@ -37,7 +45,10 @@ const NV: usize = 2;
 const NR: usize = 4 * NV;
 
 /// The name tract knows the kernel by: the tier below answers with it.
+#[cfg(not(localtune_relaxed_simd))]
 const KERNEL_NAME: &str = "localtune_wasm_f32_4x8";
+#[cfg(localtune_relaxed_simd)]
+const KERNEL_NAME: &str = "localtune_wasm_f32_4x8_relaxed_madd";
 
 /// One tile of accumulators: `MR` rows of `NV` vectors.
 type Tile = [[v128; NV]; MR];
@@ -238,7 +249,11 @@ unsafe fn vector_at(values: *const f32, index: usize) -> v128 {
 }
 
 /// `acc += A·B` over `k` steps of the packed panels: A `[k][MR]`, B `[k][NR]`.
-#[inline(always)]
+// The relaxed build enables the target feature on this function only (an
+// attribute that rules out `inline(always)`: one call per tile, outside the
+// loop), so the rest of the crate is the same in both modules.
+#[cfg_attr(not(localtune_relaxed_simd), inline(always))]
+#[cfg_attr(localtune_relaxed_simd, target_feature(enable = "relaxed-simd"))]
 unsafe fn add_mat_mul(acc: &mut Tile, k: usize, pa: *const f32, pb: *const v128) {
     for step in 0..k {
         let a = pa.add(step * MR);
@@ -247,7 +262,14 @@ unsafe fn add_mat_mul(acc: &mut Tile, k: usize, pa: *const f32, pb: *const v128)
         for (r, row) in acc.iter_mut().enumerate() {
             let broadcast = splat_at(a, r);
             for (v, lane) in row.iter_mut().enumerate() {
-                *lane = f32x4_add(*lane, f32x4_mul(broadcast, columns[v]));
+                #[cfg(not(localtune_relaxed_simd))]
+                {
+                    *lane = f32x4_add(*lane, f32x4_mul(broadcast, columns[v]));
+                }
+                #[cfg(localtune_relaxed_simd)]
+                {
+                    *lane = f32x4_relaxed_madd(broadcast, columns[v], *lane);
+                }
             }
         }
     }
@@ -343,7 +365,9 @@ mod tests {
     }
 
     /// A product over packed panels equals the scalar sum taken in the same
-    /// order (multiply, then add, from zero), bit for bit.
+    /// order from zero, bit for bit: multiply then add, as tract's kernel;
+    /// in the relaxed build, a fused multiply-add per term where the engine
+    /// fuses (the whole tile one way or the other, never a mix).
     #[test]
     fn add_mat_mul_is_the_ordered_scalar_product() {
         for k in [0, 1, 3, 384] {
@@ -358,10 +382,18 @@ mod tests {
                     packing: 0,
                 },
             ]);
-            let want = map([[0.0; NR]; MR], |r, c, _| {
+            let unfused = map([[0.0; NR]; MR], |r, c, _| {
                 (0..k).fold(0.0, |acc, i| acc + a[i * MR + r] * b[i * NR + c])
             });
-            assert_same(got, want, &format!("k = {k}"));
+            #[cfg(localtune_relaxed_simd)]
+            if k > 0 && got != unfused {
+                let fused = map([[0.0; NR]; MR], |r, c, _| {
+                    (0..k).fold(0.0f32, |acc, i| a[i * MR + r].mul_add(b[i * NR + c], acc))
+                });
+                assert_same(got, fused, &format!("k = {k}, fused"));
+                continue;
+            }
+            assert_same(got, unfused, &format!("k = {k}"));
         }
     }
 

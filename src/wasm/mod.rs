@@ -71,6 +71,13 @@ pub fn simd128_enabled() -> bool {
     crate::simd128_enabled()
 }
 
+/// True in the package's relaxed-SIMD module (`localtune_relaxed_bg.wasm`),
+/// which the default `init()` loads where the engine validates relaxed SIMD.
+#[wasm_bindgen(js_name = relaxedSimdEnabled)]
+pub fn relaxed_simd_enabled() -> bool {
+    crate::relaxed_simd_enabled()
+}
+
 /// Current size of this module's linear memory in bytes. Wasm memory only
 /// grows, so this is also the peak since the module was instantiated.
 #[wasm_bindgen(js_name = wasmMemoryBytes)]
