@@ -6,7 +6,7 @@
 //
 // Usage: node bench/cold-start.mjs compiled|onnx
 import { readFile } from 'node:fs/promises';
-import { initSync, Encoder } from '../pkg/localtune.js';
+import { initSync, Encoder, defaultWasmUrl } from '../pkg/localtune.js';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -14,7 +14,7 @@ const from = process.argv[2];
 const [source, tokenizer, wasm] = await Promise.all([
   read(from === 'onnx' ? 'models/all-minilm-l6-v2-int8/model.onnx' : 'bench/results/encoder.compiled.tar'),
   read('models/all-minilm-l6-v2-int8/tokenizer.json'),
-  read('pkg/localtune_bg.wasm'),
+  readFile(defaultWasmUrl()),
 ]);
 const t0 = performance.now();
 initSync({ module: wasm });

@@ -24,7 +24,8 @@ const now = () => performance.now();
 
 const model = await read('models/all-minilm-l6-v2-int8/model.onnx');
 const tokenizer = await read('models/all-minilm-l6-v2-int8/tokenizer.json');
-const wasm = await read('pkg/localtune_bg.wasm');
+// The module init() would fetch in this engine (relaxed SIMD or not).
+const wasm = await readFile(localtune.defaultWasmUrl());
 // Written by bench/encoder.sh (scripts/compile-encoder.mjs).
 const compiled = await read('bench/results/encoder.compiled.tar');
 
@@ -54,6 +55,7 @@ const node = {
     iterations: iterationsFor,
   }),
   wasmMemoryBytes: localtune.wasmMemoryBytes(),
+  wasmModule: localtune.defaultWasmUrl().pathname.split('/').pop(),
 };
 
 // --- Native tract (same ids).
@@ -110,7 +112,11 @@ const size = (bytes) => ({
   brotli: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11 } }).length,
 });
 const ortWasm = await read('node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm');
-const sizes = { localtune: size(wasm), onnxruntime: size(ortWasm) };
+const sizes = {
+  localtune: size(await read('pkg/localtune_bg.wasm')),
+  localtuneRelaxed: size(await read('pkg/localtune_relaxed_bg.wasm')),
+  onnxruntime: size(ortWasm),
+};
 
 // --- Report.
 const ms = (x) => x.toFixed(1);
@@ -136,7 +142,7 @@ Batch 1, the same token ids for every engine; latency in ms, median / p95.
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}
 
-Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is faster than onnxruntime-web). Chromium figures: the median over ${LATENCY_PAGES} fresh browsers, whose own ratios were ${chromiumRatioSpread}. tract runs the compiled encoder (\`Encoder.fromCompiled\`, bit-identical to the ONNX build); onnxruntime-web the ONNX file. Cold start: median of ${COLD_RUNS} runs, each in a fresh Node process or a fresh headless Chromium, from instantiating localtune's module (~${ms(node.coldMs.tractInstantiate)} ms in Node, ~${ms(chromium.coldMs.tractInstantiate)} ms in Chromium) to a runnable encoder; onnxruntime-web's is its first \`InferenceSession.create\` in the latency run's fresh page and process, its own module included.
+Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is faster than onnxruntime-web). Chromium figures: the median over ${LATENCY_PAGES} fresh browsers, whose own ratios were ${chromiumRatioSpread}. tract runs the compiled encoder (\`Encoder.fromCompiled\`, bit-identical to the ONNX build) in the module the package's \`init()\` picks in that runtime: ${node.wasmModule} in Node, ${chromium.wasmModule} in Chromium (see [two wasm modules](#two-wasm-modules)); onnxruntime-web the ONNX file. Cold start: median of ${COLD_RUNS} runs, each in a fresh Node process or a fresh headless Chromium, from instantiating localtune's module (~${ms(node.coldMs.tractInstantiate)} ms in Node, ~${ms(chromium.coldMs.tractInstantiate)} ms in Chromium) to a runnable encoder; onnxruntime-web's is its first \`InferenceSession.create\` in the latency run's fresh page and process, its own module included.
 
 | | tract native | tract wasm, Node | tract wasm, Chromium | onnxruntime-web, Node | onnxruntime-web, Chromium |
 |---|---:|---:|---:|---:|---:|
@@ -146,7 +152,8 @@ Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is fa
 
 | .wasm | raw (MiB) | gzip -9 (MiB) | brotli 11 (MiB) |
 |---|---:|---:|---:|
-| localtune_bg.wasm (tract + tokenizers + localtune) | ${mib(sizes.localtune.raw)} | ${mib(sizes.localtune.gzip)} | ${mib(sizes.localtune.brotli)} |
+| localtune_bg.wasm (tract + tokenizers + localtune; simd128) | ${mib(sizes.localtune.raw)} | ${mib(sizes.localtune.gzip)} | ${mib(sizes.localtune.brotli)} |
+| localtune_relaxed_bg.wasm (the same + relaxed SIMD's fused multiply-add) | ${mib(sizes.localtuneRelaxed.raw)} | ${mib(sizes.localtuneRelaxed.gzip)} | ${mib(sizes.localtuneRelaxed.brotli)} |
 | onnxruntime-web ort-wasm-simd-threaded.wasm | ${mib(sizes.onnxruntime.raw)} | ${mib(sizes.onnxruntime.gzip)} | ${mib(sizes.onnxruntime.brotli)} |
 `;
 

@@ -1,54 +1,83 @@
 #!/usr/bin/env bash
-# Builds the npm package pkg/ for `--target web`: the release wasm module,
-# wasm-bindgen's JS glue and TypeScript types, wasm-opt (binaryen from npm),
-# and pkg/package.json. Then checks that the shipped module really contains
-# simd128 instructions. What wasm-pack would do, without its downloads.
+# Builds the npm package pkg/ for `--target web`: the release wasm modules
+# (simd128, and simd128 + relaxed SIMD), wasm-bindgen's JS glue and
+# TypeScript types, wasm-opt (binaryen from npm), and pkg/package.json. Then
+# checks that the shipped modules really contain simd128 (and relaxed SIMD)
+# instructions. What wasm-pack would do, without its downloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 log() { printf '\033[1;34m[build-pkg]\033[0m %s\n' "$*"; }
 
-log "cargo build --release --target wasm32-unknown-unknown --lib"
-cargo build --release --target wasm32-unknown-unknown --lib --quiet
+# Two modules from the same code (src/js/wasm-variant.js picks one at load):
+# simd128 for every engine, and LOCALTUNE_RELAXED_SIMD=1's fused multiply-add
+# kernel (build.rs) for engines that validate relaxed SIMD. Only our crate
+# rebuilds between the two; every dependency is reused.
 raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/localtune.wasm"
-# tract's static constructors must run once (src/encoder/mod.rs,
-# run_static_constructors_once), not at the top of every export: the linker
-# names such wrappers `<export>.command_export` (in the name section, which
-# the raw module still has).
-if grep -qa 'command_export' "$raw"; then
-  echo "build-pkg: the exports are wrapped in static-constructor calls (see run_static_constructors_once)" >&2
-  exit 1
-fi
+staging="$CARGO_TARGET_DIR/pkg-staging"
+rm -rf pkg "$staging"
+mkdir -p "$staging"
+for variant in simd128 relaxed; do
+  relaxed=0
+  [ "$variant" = relaxed ] && relaxed=1
+  log "LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --release --target wasm32-unknown-unknown --lib"
+  LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --release --target wasm32-unknown-unknown --lib --quiet
+  # tract's static constructors must run once (src/encoder/mod.rs,
+  # run_static_constructors_once), not at the top of every export: the linker
+  # names such wrappers `<export>.command_export` (in the name section, which
+  # the raw module still has).
+  if grep -qa 'command_export' "$raw"; then
+    echo "build-pkg: the exports are wrapped in static-constructor calls (see run_static_constructors_once)" >&2
+    exit 1
+  fi
+  # --remove-name-section: function names are for debugging only (2.4 MiB).
+  wasm-bindgen --target web --out-dir "$staging/$variant" --remove-name-section "$raw"
+done
 
-rm -rf pkg
-# --remove-name-section: function names are for debugging only (2.4 MiB).
-wasm-bindgen --target web --out-dir pkg --remove-name-section "$raw"
+# One JS glue serves both modules: that holds only while wasm-bindgen writes
+# the same glue for both (same exports, same imports).
+for file in localtune.js localtune.d.ts localtune_bg.wasm.d.ts; do
+  if ! cmp -s "$staging/simd128/$file" "$staging/relaxed/$file"; then
+    echo "build-pkg: wasm-bindgen wrote a different $file for the relaxed-simd module" >&2
+    exit 1
+  fi
+done
+mkdir -p pkg
+cp "$staging/simd128/localtune.d.ts" "$staging/simd128/localtune_bg.wasm.d.ts" pkg/
+cp "$staging/simd128/localtune_bg.wasm" pkg/localtune_bg.wasm
+cp "$staging/relaxed/localtune_bg.wasm" pkg/localtune_relaxed_bg.wasm
+# The glue's default module becomes the one this engine can run best.
+node scripts/patch-glue.mjs "$staging/simd128/localtune.js" pkg/localtune.js
+cp src/js/wasm-variant.js pkg/
+cat src/js/wasm-variant.d.ts >> pkg/localtune.d.ts
 
 # wasm-opt from npm's binaryen (Debian's version 108 breaks the externref
 # table). The module's target_features section tells it which features,
-# simd128 among them, it may use. It takes minutes on 2 cores, so its output
-# is cached by the sha256 of its input and options.
+# simd128 and relaxed-simd among them, it may use. It takes minutes on 2
+# cores, so its output is cached by the sha256 of its input and options.
 WASM_OPT_FLAGS=(-O3)
-before=$(stat -c %s pkg/localtune_bg.wasm)
-key=$( (sha256sum pkg/localtune_bg.wasm; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
-cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
-if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
-  # For quick local iterations on the JS side only; CI and the benchmarks
-  # never set it.
-  log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
-else
+for module in pkg/localtune_bg.wasm pkg/localtune_relaxed_bg.wasm; do
+  before=$(stat -c %s "$module")
+  key=$( (sha256sum < "$module"; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
+  cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
+  if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
+    # For quick local iterations on the JS side only; CI and the benchmarks
+    # never set it.
+    log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
+    continue
+  fi
   if [ ! -f "$cache" ]; then
-    log "wasm-opt ${WASM_OPT_FLAGS[*]} (a few minutes)"
+    log "wasm-opt ${WASM_OPT_FLAGS[*]} $module (a few minutes)"
     mkdir -p "$(dirname "$cache")"
-    node_modules/binaryen/bin/wasm-opt "${WASM_OPT_FLAGS[@]}" pkg/localtune_bg.wasm -o "$cache.part"
+    node_modules/binaryen/bin/wasm-opt "${WASM_OPT_FLAGS[@]}" "$module" -o "$cache.part"
     mv "$cache.part" "$cache"
   else
-    log "wasm-opt output cached ($key)"
+    log "wasm-opt output cached for $module ($key)"
   fi
-  cp "$cache" pkg/localtune_bg.wasm
-fi
-log "wasm-opt: $before → $(stat -c %s pkg/localtune_bg.wasm) bytes"
+  cp "$cache" "$module"
+  log "wasm-opt $module: $before → $(stat -c %s "$module") bytes"
+done
 
 version=$(cargo metadata --no-deps --format-version 1 | node -e \
   'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).packages.find(p=>p.name==="localtune").version))')
@@ -72,9 +101,10 @@ cat > pkg/package.json <<JSON
       "default": "./client.js"
     },
     "./worker": "./worker.js",
-    "./localtune_bg.wasm": "./localtune_bg.wasm"
+    "./localtune_bg.wasm": "./localtune_bg.wasm",
+    "./localtune_relaxed_bg.wasm": "./localtune_relaxed_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
+  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "wasm-variant.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
   "sideEffects": ["./worker.js"]
 }
 JSON
@@ -84,4 +114,5 @@ cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
 cp README.md pkg/README.md 2>/dev/null || true
 
 bash scripts/check-simd.sh pkg/localtune_bg.wasm
-log "pkg/ ready: $(du -h pkg/localtune_bg.wasm | cut -f1) wasm"
+bash scripts/check-simd.sh pkg/localtune_relaxed_bg.wasm relaxed
+log "pkg/ ready: $(du -h pkg/localtune_bg.wasm | cut -f1) + $(du -h pkg/localtune_relaxed_bg.wasm | cut -f1) wasm"

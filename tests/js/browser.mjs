@@ -12,12 +12,13 @@ export const CHROMIUM_ARGS = JSON.parse(
 /**
  * Opens the bare test page (tests/js/pages/bare.html: the built package as
  * window.lt) in `context`; `page.errors` collects uncaught page errors.
+ * `query` (say `?module=localtune_bg.wasm`) goes to the page.
  */
-export async function openTestPage(context, url) {
+export async function openTestPage(context, url, query = '') {
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(e));
-  await page.goto(`${url}test-pages/bare.html`);
+  await page.goto(`${url}test-pages/bare.html${query}`);
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
   return page;
 }

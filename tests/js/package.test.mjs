@@ -3,19 +3,31 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { initSync, Encoder, simd128Enabled, wasmMemoryBytes } from '../../pkg/localtune.js';
+import {
+  initSync, Encoder, simd128Enabled, relaxedSimdEnabled, supportsRelaxedSimd, defaultWasmUrl, wasmMemoryBytes,
+} from '../../pkg/localtune.js';
+import { fixture, fixtureTexts, assertMatchesOnnxruntime } from './parity.mjs';
 
 const root = new URL('../../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
 
-initSync({ module: await read('pkg/localtune_bg.wasm') });
+// As a Node user would: the module init() would fetch in this engine.
+initSync({ module: await readFile(defaultWasmUrl()) });
 const model = await read('models/all-minilm-l6-v2-int8/model.onnx');
 const tokenizer = await read('models/all-minilm-l6-v2-int8/tokenizer.json');
-const fixture = JSON.parse(await read('tests/fixtures/parity.json'));
-const expand = (t) => (typeof t === 'string' ? t : t.repeat.repeat(t.times));
 
 test('the package was built with simd128', () => {
   assert.equal(simd128Enabled(), true);
+});
+
+test("the default module is the one this engine validates, and the probe agrees with the module", async () => {
+  const relaxed = await read('pkg/localtune_relaxed_bg.wasm');
+  // The 49-byte probe and the real relaxed module: an engine accepts both or neither.
+  assert.equal(WebAssembly.validate(relaxed), supportsRelaxedSimd());
+  assert.equal(WebAssembly.validate(await read('pkg/localtune_bg.wasm')), true);
+  const expected = supportsRelaxedSimd() ? 'localtune_relaxed_bg.wasm' : 'localtune_bg.wasm';
+  assert.equal(defaultWasmUrl().href, new URL(`pkg/${expected}`, root).href);
+  assert.equal(relaxedSimdEnabled(), supportsRelaxedSimd());
 });
 
 test('embeddings through the JS API match onnxruntime', () => {
@@ -23,22 +35,9 @@ test('embeddings through the JS API match onnxruntime', () => {
   assert.equal(encoder.dim, 384);
   assert.equal(encoder.maxSeqLen, 128);
   assert.equal(encoder.sha256, fixture.model_sha256);
-  const texts = fixture.cases.map((c) => expand(c.text));
-  const flat = encoder.embed(texts);
+  const flat = encoder.embed(fixtureTexts());
   assert.ok(flat instanceof Float32Array);
-  assert.equal(flat.length, texts.length * 384);
-  fixture.cases.forEach((c, i) => {
-    const got = flat.subarray(i * 384, (i + 1) * 384);
-    let dot = 0, na = 0, nb = 0, maxDiff = 0;
-    for (let k = 0; k < 384; k++) {
-      dot += got[k] * c.embedding[k];
-      na += got[k] ** 2;
-      nb += c.embedding[k] ** 2;
-      maxDiff = Math.max(maxDiff, Math.abs(got[k] - c.embedding[k]));
-    }
-    const cos = dot / Math.sqrt(na * nb);
-    assert.ok(cos >= 0.9999 && maxDiff <= 1e-4, `${c.label}: cosine ${cos}, max diff ${maxDiff}`);
-  });
+  assertMatchesOnnxruntime(flat);
   assert.ok(wasmMemoryBytes() > 0);
   encoder.free();
 });
@@ -97,10 +96,10 @@ test('errors are Error objects with a stable name', () => {
 test('package.json exports the main module, the worker client and the worker, with types', async () => {
   const pkg = JSON.parse(await read('pkg/package.json'));
   assert.equal(pkg.name, 'localtune');
-  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './localtune_bg.wasm']);
+  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './localtune_bg.wasm', './localtune_relaxed_bg.wasm']);
   for (const file of pkg.files) await read(`pkg/${file}`); // every listed file is there
   const types = String(await read('pkg/localtune.d.ts'));
-  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource']) {
+  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource', 'function supportsRelaxedSimd', 'function defaultWasmUrl', 'function relaxedSimdEnabled']) {
     assert.ok(types.includes(name), `localtune.d.ts declares ${name}`);
   }
   assert.match(String(await read('pkg/client.d.ts')), /export declare class WorkerClassifier/);

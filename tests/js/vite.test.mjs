@@ -3,7 +3,7 @@
 // headless Chromium.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdir, rm, symlink } from 'node:fs/promises';
+import { cp, mkdir, readdir, rm, symlink } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import { openBrowser } from './browser.mjs';
@@ -29,6 +29,10 @@ test('a Vite build imports localtune and localtune/client and predicts in Chromi
     build: { outDir: `${APP}/dist`, emptyOutDir: true, target: 'es2022' },
     worker: { format: 'es' },
   });
+  // Both wasm modules are assets of the build: init() picks one at run time.
+  const wasm = (await readdir(`${APP}/dist/assets`)).filter((f) => f.endsWith('.wasm')).sort();
+  assert.equal(wasm.length, 2, `wasm assets: ${wasm}`);
+  assert.ok(wasm[0].startsWith('localtune_bg') && wasm[1].startsWith('localtune_relaxed_bg'), `wasm assets: ${wasm}`);
   const page = await env.browser.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e));
@@ -37,6 +41,7 @@ test('a Vite build imports localtune and localtune/client and predicts in Chromi
   const result = await page.evaluate(() => window.result);
   assert.equal(result.error, undefined, result.error);
   assert.equal(result.main.label, 'HassMediaPause');
+  assert.equal(result.relaxedSimd, true, 'the bundled init() chose the relaxed-SIMD module in Chromium');
   assert.deepEqual(result.worker, result.main, 'the worker predicts exactly what the main thread does');
   assert.deepEqual(errors, []);
   await page.close();

@@ -1,8 +1,10 @@
 // Loads the built package the way a user's page does (plain ESM, no bundler)
 // and exposes it to the tests (window.lt), with the two encoders they use.
+// `?module=localtune_bg.wasm` loads that module instead of init()'s choice.
 import init, * as lt from '/pkg/localtune.js';
 
-await init();
+const module = new URLSearchParams(location.search).get('module');
+await init(module ? { module_or_path: `/pkg/${module}` } : undefined);
 
 async function bytes(url) {
   const res = await fetch(url);

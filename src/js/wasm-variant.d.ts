@@ -1,0 +1,10 @@
+
+/** True when this engine validates WebAssembly relaxed SIMD (`f32x4.relaxed_madd`). */
+export function supportsRelaxedSimd(): boolean;
+
+/**
+ * The module `init()` loads by default: `localtune_relaxed_bg.wasm` where the
+ * engine validates relaxed SIMD, else `localtune_bg.wasm`. Pass its bytes to
+ * `initSync` to make the same choice synchronously.
+ */
+export function defaultWasmUrl(): URL;
