@@ -148,7 +148,14 @@ impl JsEncoder {
         rows: usize,
         seq_len: usize,
     ) -> Result<Float32Array, JsValue> {
-        if input_ids.len() != rows * seq_len || attention_mask.len() != rows * seq_len {
+        // usize is 32 bits here: a product that overflows must not wrap into
+        // a length that happens to match.
+        let Some(cells) = rows.checked_mul(seq_len) else {
+            return Err(config_error(format!(
+                "{rows} rows × {seq_len} tokens is more token ids than fit in memory"
+            )));
+        };
+        if input_ids.len() != cells || attention_mask.len() != cells {
             return Err(config_error(format!(
                 "expected {rows} × {seq_len} token ids and mask values, got {} and {}",
                 input_ids.len(),
@@ -160,7 +167,7 @@ impl JsEncoder {
             seq_len,
             input_ids: input_ids.iter().map(|&x| i64::from(x)).collect(),
             attention_mask: attention_mask.iter().map(|&x| i64::from(x)).collect(),
-            token_type_ids: vec![0; rows * seq_len],
+            token_type_ids: vec![0; cells],
         };
         let embeddings = self.inner.embed_tokens(&batch).map_err(js_error)?;
         Ok(Float32Array::from(embeddings.as_slice()))

@@ -88,9 +88,16 @@ test('errors are Error objects with a stable name', () => {
     [() => new Encoder(model, tokenizer, { maxSeqLen: 'long' }), 'ConfigError'],
     [() => new Encoder(model, tokenizer, 128), 'ConfigError'],
   ];
-  for (const [make, name] of cases) {
-    assert.throws(make, (e) => e instanceof Error && e.name === name && e.message.length > 10);
+  const encoder = new Encoder(model, tokenizer);
+  cases.push(
+    // 65,536 × 65,536 wraps to 0 in 32 bits: refused, not taken for an empty batch.
+    [() => encoder.embedTokenIds(new Uint32Array(0), new Uint32Array(0), 65536, 65536), 'ConfigError', /more token ids than fit/],
+    [() => encoder.embedTokenIds(new Uint32Array(3), new Uint32Array(3), 2, 2), 'ConfigError', /expected 2 × 2/],
+  );
+  for (const [make, name, message = /.{10}/] of cases) {
+    assert.throws(make, (e) => e instanceof Error && e.name === name && message.test(e.message));
   }
+  encoder.free();
 });
 
 test('package.json exports the main module, the worker client and the worker, with types', async () => {
