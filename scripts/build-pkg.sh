@@ -56,8 +56,10 @@ cat src/js/wasm-variant.d.ts >> pkg/localtune.d.ts
 # table). The module's target_features section tells it which features,
 # simd128 and relaxed-simd among them, it may use. It takes minutes on 2
 # cores, so its output is cached by the sha256 of its input and options.
+# The two modules are optimised side by side: one core each.
 WASM_OPT_FLAGS=(-O3)
-for module in pkg/localtune_bg.wasm pkg/localtune_relaxed_bg.wasm; do
+optimise() {
+  local module=$1 before key cache
   before=$(stat -c %s "$module")
   key=$( (sha256sum < "$module"; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
   cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
@@ -65,7 +67,7 @@ for module in pkg/localtune_bg.wasm pkg/localtune_relaxed_bg.wasm; do
     # For quick local iterations on the JS side only; CI and the benchmarks
     # never set it.
     log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
-    continue
+    return
   fi
   if [ ! -f "$cache" ]; then
     log "wasm-opt ${WASM_OPT_FLAGS[*]} $module (a few minutes)"
@@ -77,7 +79,11 @@ for module in pkg/localtune_bg.wasm pkg/localtune_relaxed_bg.wasm; do
   fi
   cp "$cache" "$module"
   log "wasm-opt $module: $before → $(stat -c %s "$module") bytes"
-done
+}
+optimise pkg/localtune_bg.wasm &
+simd128_opt=$!
+optimise pkg/localtune_relaxed_bg.wasm
+wait "$simd128_opt"
 
 version=$(cargo metadata --no-deps --format-version 1 | node -e \
   'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).packages.find(p=>p.name==="localtune").version))')

@@ -249,9 +249,12 @@ unsafe fn vector_at(values: *const f32, index: usize) -> v128 {
 }
 
 /// `acc += A·B` over `k` steps of the packed panels: A `[k][MR]`, B `[k][NR]`.
-// The relaxed build enables the target feature on this function only (an
+// The relaxed build asks for the target feature on this function only (an
 // attribute that rules out `inline(always)`: one call per tile, outside the
-// loop), so the rest of the crate is the same in both modules.
+// loop). LLVM's wasm backend gives every function of a module the union of
+// their features, so it may choose a relaxed instruction elsewhere where its
+// result is the same (one `f32x4.relaxed_min` in this build); the source of
+// every other function is the same in both modules.
 #[cfg_attr(not(localtune_relaxed_simd), inline(always))]
 #[cfg_attr(localtune_relaxed_simd, target_feature(enable = "relaxed-simd"))]
 unsafe fn add_mat_mul(acc: &mut Tile, k: usize, pa: *const f32, pb: *const v128) {
