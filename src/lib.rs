@@ -36,8 +36,9 @@ pub const fn simd128_enabled() -> bool {
 }
 
 /// True in the package's relaxed-SIMD module (built with
-/// `LOCALTUNE_RELAXED_SIMD=1`, see build.rs): its matrix kernel multiplies and adds with `f32x4.relaxed_madd`. Tells a
-/// page or a test which of the two modules its engine chose.
+/// `LOCALTUNE_RELAXED_SIMD=1`, see build.rs): its matrix kernel multiplies
+/// and adds with `f32x4.relaxed_madd`. Tells a page or a test which of the
+/// two modules its engine chose.
 pub const fn relaxed_simd_enabled() -> bool {
     cfg!(all(target_arch = "wasm32", localtune_relaxed_simd))
 }

@@ -20,7 +20,7 @@ test('the package was built with simd128', () => {
   assert.equal(simd128Enabled(), true);
 });
 
-test("the default module is the one this engine validates, and the probe agrees with the module", async () => {
+test('the default module is the one this engine validates, and the probe agrees with the module', async () => {
   const relaxed = await read('pkg/localtune_relaxed_bg.wasm');
   // The 49-byte probe and the real relaxed module: an engine accepts both or neither.
   assert.equal(WebAssembly.validate(relaxed), supportsRelaxedSimd());
