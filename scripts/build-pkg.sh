@@ -63,12 +63,6 @@ optimise() {
   before=$(stat -c %s "$module")
   key=$( (sha256sum < "$module"; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
   cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
-  if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
-    # For quick local iterations on the JS side only; CI and the benchmarks
-    # never set it.
-    log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
-    return
-  fi
   if [ ! -f "$cache" ]; then
     log "wasm-opt ${WASM_OPT_FLAGS[*]} $module (a few minutes)"
     mkdir -p "$(dirname "$cache")"
@@ -80,10 +74,16 @@ optimise() {
   cp "$cache" "$module"
   log "wasm-opt $module: $before → $(stat -c %s "$module") bytes"
 }
-optimise pkg/localtune_bg.wasm &
-simd128_opt=$!
-optimise pkg/localtune_relaxed_bg.wasm
-wait "$simd128_opt"
+if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
+  # For quick local iterations on the JS side only; CI and the benchmarks
+  # never set it.
+  log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
+else
+  optimise pkg/localtune_bg.wasm &
+  simd128_opt=$!
+  optimise pkg/localtune_relaxed_bg.wasm
+  wait "$simd128_opt"
+fi
 
 version=$(cargo metadata --no-deps --format-version 1 | node -e \
   'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).packages.find(p=>p.name==="localtune").version))')
