@@ -9,10 +9,18 @@
 
 pub mod bundle;
 pub mod checksum;
+pub mod classifier;
 pub mod encoder;
 pub mod error;
 pub mod head;
-pub mod personalize;
+/// The classifier's old module name.
+#[deprecated(note = "renamed to `classifier` (the JavaScript class's name)")]
+pub mod personalize {
+    #[allow(deprecated)]
+    pub use crate::classifier::{
+        rehearsal_rows_to_keep, Candidate, Feedback, Personalizer, Prediction, Stats, UpdateReport,
+    };
+}
 pub mod store;
 
 #[cfg(target_arch = "wasm32")]

@@ -45,6 +45,30 @@ pub struct Manifest {
 }
 
 /// A file of the bundle and its sha256.
+impl Manifest {
+    /// The file to fetch first when loading over the network: the compiled
+    /// encoder, if the bundle ships one (its bytes decide whether the ONNX
+    /// file is needed at all, see [`Manifest::files_to_fetch`]).
+    pub fn compiled_encoder_file(&self) -> Option<&str> {
+        self.encoder.compiled.as_ref().map(|c| c.file.as_str())
+    }
+
+    /// Every other file a loader must fetch, given the compiled encoder's
+    /// bytes if it fetched them: the ONNX encoder only when there is no
+    /// compiled one this build can load (a loadable one stands in for it,
+    /// and its 23 MB are never downloaded), then the tokenizer, the head and
+    /// the rehearsal vectors.
+    pub fn files_to_fetch(&self, compiled: Option<&[u8]>) -> Vec<&str> {
+        let mut files = Vec::with_capacity(4);
+        if !compiled.is_some_and(EncoderSpec::compiled_is_loadable) {
+            files.push(self.encoder.file.as_str());
+        }
+        files.extend([self.tokenizer.file.as_str(), self.head.file.as_str()]);
+        files.extend(self.training.rehearsal.iter().map(|r| r.file.as_str()));
+        files
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FileRef {

@@ -1,24 +1,25 @@
-//! The `Classifier` class: what a web app imports. Loads a bundle (URL or
-//! bytes), predicts, takes corrections, updates itself when enough of them
-//! are pending, and keeps its versions in IndexedDB. Async methods clone an
-//! `Rc` into their futures; no borrow of the JS object outlives a call.
+//! The `Classifier` class: what a web app imports, an adapter over
+//! [`crate::classifier::Classifier`] on IndexedDB. It converts arguments,
+//! fetches the bundle's files, asks the browser what the core's rules need
+//! to know (idle? charging?) and turns results into promises; every decision
+//! (options, which files, when to update, what waits for what) is the
+//! core's. Async methods clone an `Rc` into their futures; no borrow of the
+//! JS object outlives a call.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
-use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
-use super::head::{read_update_options, to_js, UpdateEventCallback, UpdateOptionsArg};
-use super::{js_error, performance_now, read_options};
-use crate::bundle::{Bundle, EncoderSpec, MANIFEST_FILE};
+use super::head::{observer, to_js, UpdateEventCallback, UpdateOptionsArg};
+use super::{js_error, options_json, performance_now};
+use crate::bundle::{Bundle, MANIFEST_FILE};
+use crate::classifier::options::{update_config_over, ClassifierOptions};
+use crate::classifier::{Classifier, Feedback};
 use crate::error::Error;
-use crate::personalize::Personalizer;
 use crate::store::indexed_db::IndexedDbBackend;
-use crate::store::StorePolicy;
 use crate::UpdateConfig;
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -88,35 +89,10 @@ extern "C" {
     pub type ClassifierOptionsArg;
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
-struct AutoUpdateOptions {
-    enabled: Option<bool>,
-    threshold: Option<usize>,
-    only_when_idle: bool,
-    only_while_charging: bool,
-}
-
-struct AutoUpdate {
-    enabled: bool,
-    threshold: usize,
-    only_when_idle: bool,
-    only_while_charging: bool,
-    config: UpdateConfig,
-    listener: Option<Function>,
-}
-
 struct Inner {
-    personalizer: Personalizer<IndexedDbBackend>,
-    auto: AutoUpdate,
-    /// One update at a time, manual or automatic.
-    updating: Cell<bool>,
-    /// The newest sample when the last automatic update started: after a
-    /// rejected candidate, the next one waits for `threshold` new samples
-    /// instead of retrying on every correction.
-    auto_attempted_through: Cell<u64>,
-    /// Resolvers waiting for the running update to finish.
-    idle_waiters: RefCell<Vec<Function>>,
+    classifier: Classifier<IndexedDbBackend>,
+    /// `onAutoUpdate`: sees automatic updates start, progress, end.
+    listener: Option<Function>,
 }
 
 /// A personalizable text classifier (see the README's quick start).
@@ -181,24 +157,15 @@ async fn read_bundle(source: JsValue) -> Result<Bundle, JsValue> {
         let manifest = fetch_bytes(&manifest_url).await?;
         let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
         let base = web_sys_url(&manifest_url)?;
-        // The compiled encoder stands in for the ONNX file when this build
-        // can load it: then the ONNX file is not fetched at all.
-        let mut names = vec![];
-        match &parsed.encoder.compiled {
-            Some(c) => {
-                let compiled = fetch_bytes(&resolve(&c.file, &base)?).await?;
-                if !EncoderSpec::compiled_is_loadable(&compiled) {
-                    names.push(parsed.encoder.file.clone());
-                }
-                files.insert(c.file.clone(), compiled);
-            }
-            None => names.push(parsed.encoder.file.clone()),
+        let compiled = match parsed.compiled_encoder_file() {
+            Some(name) => Some((name, fetch_bytes(&resolve(name, &base)?).await?)),
+            None => None,
+        };
+        for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, bytes)| bytes.as_slice())) {
+            files.insert(name.into(), fetch_bytes(&resolve(name, &base)?).await?);
         }
-        names.extend([parsed.tokenizer.file.clone(), parsed.head.file.clone()]);
-        names.extend(parsed.training.rehearsal.iter().map(|r| r.file.clone()));
-        for name in names {
-            let url = resolve(&name, &base)?;
-            files.insert(name, fetch_bytes(&url).await?);
+        if let Some((name, bytes)) = compiled {
+            files.insert(name.into(), bytes);
         }
         manifest
     } else if source.is_object() {
@@ -258,93 +225,29 @@ impl JsClassifier {
         options: Option<ClassifierOptionsArg>,
     ) -> Result<Promise, JsValue> {
         let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        if !options.is_undefined() && !options.is_null() {
-            let known = [
-                "storeName",
-                "maxSamples",
-                "keepVersions",
-                "autoUpdate",
-                "onAutoUpdate",
-            ];
-            for key in Object::keys(options.unchecked_ref::<Object>()).iter() {
-                let key = key.as_string().unwrap_or_default();
-                if !known.contains(&key.as_str()) {
-                    return Err(err(Error::Config(format!(
-                        "classifier options: unknown option {key:?} (known: {})",
-                        known.join(", ")
-                    ))));
-                }
-            }
-        }
-        let get = |key: &str| {
-            if options.is_object() {
-                Reflect::get(&options, &key.into()).unwrap_or(JsValue::UNDEFINED)
-            } else {
-                JsValue::UNDEFINED
-            }
-        };
-        let store_name = get("storeName").as_string();
-        let mut policy = StorePolicy::default();
-        if let Some(n) = get("maxSamples").as_f64() {
-            policy.max_samples = n as usize;
-        }
-        if let Some(n) = get("keepVersions").as_f64() {
-            policy.keep_versions = n as usize;
-        }
-        let auto_js = get("autoUpdate");
-        let auto_settings = if auto_js.is_object() {
-            Reflect::get(&auto_js, &"options".into())?
+        let listener = if options.is_object() {
+            Reflect::get(&options, &"onAutoUpdate".into())?
+                .dyn_into::<Function>()
+                .ok()
         } else {
-            JsValue::UNDEFINED
+            None
         };
-        let auto_plain = if auto_js.is_object() {
-            let copy = Object::assign(&Object::new(), auto_js.unchecked_ref());
-            Reflect::delete_property(&copy, &"options".into())?;
-            JsValue::from(copy)
-        } else {
-            JsValue::UNDEFINED
-        };
-        let auto: AutoUpdateOptions = read_options(
-            "autoUpdate",
-            auto_plain,
-            &["enabled", "threshold", "onlyWhenIdle", "onlyWhileCharging"],
-        )?;
-        let listener = get("onAutoUpdate").dyn_into::<Function>().ok();
-        let auto_overrides = auto_settings;
+        let options = ClassifierOptions::from_json(options_json(&options, &["onAutoUpdate"])?)
+            .map_err(err)?;
         Ok(future_to_promise(async move {
             let bundle = read_bundle(source.into()).await?;
-            let training = bundle.manifest.training.clone();
-            let mut config: UpdateConfig = training.defaults.clone();
-            if auto_overrides.is_object() {
-                let (c, _) = read_update_options(
-                    Some(merge_defaults(&config, &auto_overrides)?.unchecked_into()),
-                    None,
-                )?;
-                config = c;
-            }
-            training.check_config(&config).map_err(err)?;
-            let name = store_name.unwrap_or_else(|| bundle.manifest.name.clone());
+            let settings = options.resolve(&bundle.manifest.training).map_err(err)?;
+            let name = settings
+                .store_name
+                .unwrap_or_else(|| bundle.manifest.name.clone());
             let backend = IndexedDbBackend::open(&name).await.map_err(err)?;
-            let personalizer = Personalizer::open(bundle, backend, policy, now())
+            let classifier = Classifier::open(bundle, backend, settings.store_policy, now())
                 .await
-                .map_err(err)?;
-            let auto = AutoUpdate {
-                enabled: auto.enabled.unwrap_or(true),
-                threshold: auto
-                    .threshold
-                    .unwrap_or(training.auto_update_threshold)
-                    .max(1),
-                only_when_idle: auto.only_when_idle,
-                only_while_charging: auto.only_while_charging,
-                config,
-                listener,
-            };
+                .map_err(err)?
+                .with_auto_update(settings.auto_update);
             let inner = Rc::new(Inner {
-                personalizer,
-                auto,
-                updating: Cell::new(false),
-                auto_attempted_through: Cell::new(0),
-                idle_waiters: RefCell::new(Vec::new()),
+                classifier,
+                listener,
             });
             Ok(JsClassifier { inner }.into())
         }))
@@ -353,31 +256,31 @@ impl JsClassifier {
     /// The labels the current head predicts.
     #[wasm_bindgen(getter)]
     pub fn labels(&self) -> Vec<String> {
-        self.inner.personalizer.current_head().labels().to_vec()
+        self.inner.classifier.current_head().labels().to_vec()
     }
 
     /// The current head's version.
     #[wasm_bindgen(getter, js_name = currentVersion, unchecked_return_type = "VersionInfo")]
     pub fn current_version(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.personalizer.current_version())
+        to_js(&self.inner.classifier.current_version())
     }
 
     /// What loading found wrong (corrupt records skipped, an encoder change).
     #[wasm_bindgen(getter, unchecked_return_type = "StoreProblem[]")]
     pub fn problems(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.personalizer.problems())
+        to_js(&self.inner.classifier.problems())
     }
 
     /// The bundle's manifest.
     #[wasm_bindgen(getter, unchecked_return_type = "Record<string, unknown>")]
     pub fn manifest(&self) -> Result<JsValue, JsValue> {
-        to_js(&self.inner.personalizer.bundle().manifest)
+        to_js(&self.inner.classifier.bundle().manifest)
     }
 
     /// The most probable label of `text`, with every label's probability.
     #[wasm_bindgen(unchecked_return_type = "Prediction")]
     pub fn predict(&self, text: &str) -> Result<JsValue, JsValue> {
-        let mut out = self.inner.personalizer.predict(&[text]).map_err(err)?;
+        let mut out = self.inner.classifier.predict(&[text]).map_err(err)?;
         to_js(&out.remove(0))
     }
 
@@ -385,7 +288,7 @@ impl JsClassifier {
     #[wasm_bindgen(js_name = predictMany, unchecked_return_type = "Prediction[]")]
     pub fn predict_many(&self, texts: Vec<String>) -> Result<JsValue, JsValue> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        to_js(&self.inner.personalizer.predict(&refs).map_err(err)?)
+        to_js(&self.inner.classifier.predict(&refs).map_err(err)?)
     }
 
     /// Records "`text` is `label`" (a new label is fine). May start an
@@ -395,12 +298,13 @@ impl JsClassifier {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let feedback = inner
-                .personalizer
+                .classifier
                 .add_feedback(&text, &label, now())
                 .await
                 .map_err(err)?;
-            maybe_auto_update(&inner, feedback.pending, feedback.added.sample.id);
-            to_js(&feedback)
+            let answer = to_js(&feedback);
+            maybe_auto_update(&inner, feedback);
+            answer
         })
     }
 
@@ -415,50 +319,45 @@ impl JsClassifier {
         options: Option<UpdateOptionsArg>,
         on_progress: Option<UpdateEventCallback>,
     ) -> Result<Promise, JsValue> {
-        let defaults = self
-            .inner
-            .personalizer
-            .bundle()
-            .manifest
-            .training
-            .defaults
-            .clone();
         let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let merged = merge_defaults(&defaults, &options)?;
-        let (config, observer) = read_update_options(Some(merged.unchecked_into()), on_progress)?;
+        let defaults = &self.inner.classifier.bundle().manifest.training.defaults;
+        let config =
+            update_config_over(defaults, &options_json(&options, &["signal"])?).map_err(err)?;
+        let observer = observer(&options, on_progress)?;
         let inner = self.inner.clone();
         Ok(future_to_promise(async move {
             run_update_task(&inner, config, observer).await
         }))
     }
 
-    /// Resolves when no update is running (at once if none is).
+    /// Resolves when no update is pending (at once if none is).
     #[wasm_bindgen(js_name = whenIdle, unchecked_return_type = "Promise<void>")]
     pub fn when_idle(&self) -> Promise {
-        if !self.inner.updating.get() {
-            return Promise::resolve(&JsValue::UNDEFINED);
-        }
         let inner = self.inner.clone();
-        Promise::new(&mut |resolve, _| inner.idle_waiters.borrow_mut().push(resolve))
+        future_to_promise(async move {
+            inner.classifier.when_idle().await;
+            Ok(JsValue::UNDEFINED)
+        })
     }
 
     /// Every version, oldest first.
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo[]>")]
     pub fn versions(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
-            to_js(&inner.personalizer.store().versions().await.map_err(err)?)
-        })
+        future_to_promise(
+            async move { to_js(&inner.classifier.store().versions().await.map_err(err)?) },
+        )
     }
 
-    /// Makes an earlier version current, and the head predictions use.
+    /// Makes an earlier version current, and the head predictions use
+    /// (after a running update: changes happen one at a time).
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
     pub fn rollback(&self, version: f64) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             to_js(
                 &inner
-                    .personalizer
+                    .classifier
                     .rollback(version as u64)
                     .await
                     .map_err(err)?,
@@ -470,9 +369,9 @@ impl JsClassifier {
     #[wasm_bindgen(js_name = resetToShipped, unchecked_return_type = "Promise<VersionInfo>")]
     pub fn reset_to_shipped(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move {
-            to_js(&inner.personalizer.reset_to_shipped().await.map_err(err)?)
-        })
+        future_to_promise(
+            async move { to_js(&inner.classifier.reset_to_shipped().await.map_err(err)?) },
+        )
     }
 
     /// Everything the user owns (corrections, versions) as one checksummed file.
@@ -480,12 +379,7 @@ impl JsClassifier {
     pub fn export_data(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let bytes = inner
-                .personalizer
-                .store()
-                .export(now())
-                .await
-                .map_err(err)?;
+            let bytes = inner.classifier.store().export(now()).await.map_err(err)?;
             Ok(Uint8Array::from(bytes.as_slice()).into())
         })
     }
@@ -495,7 +389,7 @@ impl JsClassifier {
     pub fn import_data(&self, file: Vec<u8>) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let (samples, versions) = inner.personalizer.import(&file, now()).await.map_err(err)?;
+            let (samples, versions) = inner.classifier.import(&file, now()).await.map_err(err)?;
             let out = Object::new();
             Reflect::set(&out, &"samples".into(), &(samples as f64).into())?;
             Reflect::set(&out, &"versions".into(), &(versions as f64).into())?;
@@ -508,7 +402,7 @@ impl JsClassifier {
     pub fn stats(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let stats = to_js(&inner.personalizer.stats().await.map_err(err)?)?;
+            let stats = to_js(&inner.classifier.stats().await.map_err(err)?)?;
             let storage = JsFuture::from(super::store::storage_status()).await?;
             Reflect::set(&stats, &"storage".into(), &storage)?;
             Ok(stats)
@@ -525,24 +419,8 @@ impl JsClassifier {
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
     pub fn reload(&self) -> Promise {
         let inner = self.inner.clone();
-        future_to_promise(async move { to_js(&inner.personalizer.reload().await.map_err(err)?) })
+        future_to_promise(async move { to_js(&inner.classifier.reload().await.map_err(err)?) })
     }
-}
-
-/// `options` over the bundle's defaults, as one options object (so a
-/// partial `optimizer` is not half-defaulted by the crate's own defaults).
-fn merge_defaults(defaults: &UpdateConfig, options: &JsValue) -> Result<JsValue, JsValue> {
-    let merged = Object::assign(&Object::new(), to_js(defaults)?.unchecked_ref());
-    if options.is_object() {
-        Object::assign(&merged, options.unchecked_ref());
-    }
-    // `null` (json for None) is not a valid number option.
-    for key in ["maxSteps", "timeBudgetMs"] {
-        if Reflect::get(&merged, &key.into())?.is_null() {
-            Reflect::delete_property(&merged, &key.into())?;
-        }
-    }
-    Ok(merged.into())
 }
 
 async fn run_update_task(
@@ -550,15 +428,10 @@ async fn run_update_task(
     config: UpdateConfig,
     mut observer: super::head::JsObserver,
 ) -> Result<JsValue, JsValue> {
-    if inner.updating.replace(true) {
-        return Err(err(Error::InvalidState(
-            "an update is already running; wait for it (whenIdle) before starting another".into(),
-        )));
-    }
     let report = async {
-        let candidate = inner
-            .personalizer
-            .train_candidate(&config, &performance_now, &mut |e| observer.observe(e))
+        let session = inner.classifier.begin_update().await?;
+        let candidate = session
+            .train(&config, &performance_now, &mut |e| observer.observe(e))
             .await?;
         // In a Web Worker, a cancel posted during training is only
         // delivered now: let the event loop run, then drop the candidate
@@ -567,48 +440,44 @@ async fn run_update_task(
         if observer.aborted() {
             return Err(Error::Cancelled);
         }
-        inner.personalizer.commit(candidate, now()).await
+        session.commit(candidate, now()).await
     }
     .await;
-    inner.updating.set(false);
-    for resolve in inner.idle_waiters.take() {
-        let _ = resolve.call0(&JsValue::NULL);
-    }
     observer.rethrow()?;
     to_js(&report.map_err(err)?)
 }
 
-/// Starts an automatic update if one is due and allowed.
-fn maybe_auto_update(inner: &Rc<Inner>, pending: usize, newest_sample: u64) {
-    let auto = &inner.auto;
-    let since_last_attempt =
-        newest_sample.saturating_sub(inner.auto_attempted_through.get()) as usize;
-    if !auto.enabled
-        || pending < auto.threshold
-        || since_last_attempt < auto.threshold
-        || inner.updating.get()
-    {
+/// Starts the automatic update `feedback` made due, once the browser's
+/// gates (charging, idle) allow; the core decides whether it is due and
+/// which of several racing corrections starts it.
+fn maybe_auto_update(inner: &Rc<Inner>, feedback: Feedback) {
+    if !inner.classifier.auto_update_due(&feedback) {
         return;
     }
-    inner.auto_attempted_through.set(newest_sample);
     let inner = inner.clone();
     spawn_local(async move {
-        if inner.auto.only_while_charging && !charging_or_unknown().await {
+        let auto = inner.classifier.auto_update();
+        let policy = auto.policy();
+        if policy.only_while_charging && !auto.charging_allows(charging().await) {
             return;
         }
-        if inner.auto.only_when_idle {
+        if policy.only_when_idle {
             idle().await;
         }
-        if inner.updating.get() {
+        if !inner.classifier.begin_auto_update_attempt(&feedback) {
             return;
         }
         let notify = |event: JsValue| {
-            if let Some(listener) = &inner.auto.listener {
+            if let Some(listener) = &inner.listener {
                 let _ = listener.call1(&JsValue::NULL, &event);
             }
         };
-        notify(phase("started", "pending", &(pending as f64).into()));
-        let listener = inner.auto.listener.clone();
+        notify(phase(
+            "started",
+            "pending",
+            &(feedback.pending as f64).into(),
+        ));
+        let listener = inner.listener.clone();
         let progress = Closure::<dyn FnMut(JsValue)>::new(move |event: JsValue| {
             if let Some(listener) = &listener {
                 let _ = listener.call1(&JsValue::NULL, &phase("progress", "event", &event));
@@ -616,8 +485,8 @@ fn maybe_auto_update(inner: &Rc<Inner>, pending: usize, newest_sample: u64) {
         });
         let callback: UpdateEventCallback =
             JsValue::from(progress.as_ref().unchecked_ref::<Function>().clone()).unchecked_into();
-        let outcome = match read_update_options(None, Some(callback)) {
-            Ok((_, observer)) => run_update_task(&inner, inner.auto.config.clone(), observer).await,
+        let outcome = match observer(&JsValue::UNDEFINED, Some(callback)) {
+            Ok(observer) => run_update_task(&inner, policy.config.clone(), observer).await,
             Err(e) => Err(e),
         };
         drop(progress);
@@ -662,24 +531,19 @@ async fn idle() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// False only when the Battery Status API exists and says "not charging".
-async fn charging_or_unknown() -> bool {
-    let Ok(navigator) = Reflect::get(&js_sys::global(), &"navigator".into()) else {
-        return true;
-    };
-    let Ok(get_battery) =
-        Reflect::get(&navigator, &"getBattery".into()).and_then(|f| f.dyn_into::<Function>())
-    else {
-        return true;
-    };
-    let Ok(promise) = get_battery
+/// What the Battery Status API says about charging; `None` where there is
+/// no such API or it fails.
+async fn charging() -> Option<bool> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let get_battery = Reflect::get(&navigator, &"getBattery".into())
+        .and_then(|f| f.dyn_into::<Function>())
+        .ok()?;
+    let promise = get_battery
         .call0(&navigator)
         .and_then(|p| p.dyn_into::<Promise>())
-    else {
-        return true;
-    };
-    match JsFuture::from(promise).await {
-        Ok(battery) => Reflect::get(&battery, &"charging".into()).map_or(true, |c| c.is_truthy()),
-        Err(_) => true,
-    }
+        .ok()?;
+    let battery = JsFuture::from(promise).await.ok()?;
+    Reflect::get(&battery, &"charging".into())
+        .ok()
+        .map(|c| c.is_truthy())
 }

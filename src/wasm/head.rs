@@ -8,7 +8,8 @@ use js_sys::{Float32Array, Function, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-use super::{config_error, js_error, performance_now, read_options};
+use super::{config_error, js_error, options_json, performance_now};
+use crate::classifier::options::update_config_over;
 use crate::error::Error;
 use crate::head::train::{run_update, TrainingSet, UpdateConfig, UpdateEvent};
 use crate::head::{Head, HeadArchitecture};
@@ -89,27 +90,6 @@ extern "C" {
     #[wasm_bindgen(typescript_type = "LabelProbability[]")]
     pub type LabelProbabilities;
 }
-
-/// Keys an `UpdateOptions` object may have.
-const UPDATE_FIELDS: &[&str] = &[
-    "loss",
-    "optimizer",
-    "learningRate",
-    "batchSize",
-    "epochs",
-    "shuffle",
-    "seed",
-    "weightDecay",
-    "l2Sp",
-    "classBalanced",
-    "validationFraction",
-    "minSamplesPerLabelForValidation",
-    "earlyStoppingPatience",
-    "maxSteps",
-    "timeBudgetMs",
-    "freezeHiddenLayer",
-    "signal",
-];
 
 /// A classifier head over feature vectors (see the crate docs).
 #[wasm_bindgen(js_name = Head)]
@@ -223,24 +203,36 @@ impl JsHead {
     }
 }
 
-/// Reads `UpdateOptions` and the event callback of an update.
+/// Reads `UpdateOptions` (over the crate's defaults) and the event
+/// callback of an update.
 pub(crate) fn read_update_options(
     options: Option<UpdateOptionsArg>,
     on_event: Option<UpdateEventCallback>,
 ) -> Result<(UpdateConfig, JsObserver), JsValue> {
     let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-    let config: UpdateConfig = read_options("update options", options.clone(), UPDATE_FIELDS)?;
+    let config = update_config_over(
+        &UpdateConfig::default(),
+        &options_json(&options, &["signal"])?,
+    )
+    .map_err(js_error)?;
+    Ok((config, observer(&options, on_event)?))
+}
+
+/// The observer of an update: `on_event`, and `options.signal` if given.
+pub(crate) fn observer(
+    options: &JsValue,
+    on_event: Option<UpdateEventCallback>,
+) -> Result<JsObserver, JsValue> {
     let signal = if options.is_object() {
-        Reflect::get(&options, &"signal".into())?
+        Reflect::get(options, &"signal".into())?
     } else {
         JsValue::UNDEFINED
     };
-    let observer = JsObserver {
+    Ok(JsObserver {
         callback: on_event.map(|f| f.unchecked_into()),
         signal,
         thrown: None,
-    };
-    Ok((config, observer))
+    })
 }
 
 /// Passes update events to a JS callback and checks an `AbortSignal`:

@@ -46,6 +46,33 @@ pub(crate) fn read_options<T: serde::de::DeserializeOwned + Default>(
     serde_wasm_bindgen::from_value(value).map_err(|e| config_error(format!("{what}: {e}")))
 }
 
+/// An options object as JSON, for the core to read with its own rules
+/// (unknown keys, types, defaults). `callbacks` are keys whose values JSON
+/// cannot carry (functions, an `AbortSignal`): the caller reads those
+/// itself, and they are left out here.
+pub(crate) fn options_json(
+    value: &JsValue,
+    callbacks: &[&str],
+) -> Result<serde_json::Value, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(serde_json::Value::Null);
+    }
+    let value: JsValue = if value.is_object() && !callbacks.is_empty() {
+        let copy = Object::assign(&Object::new(), value.unchecked_ref());
+        for key in callbacks {
+            js_sys::Reflect::delete_property(&copy, &(*key).into())?;
+        }
+        copy.into()
+    } else {
+        value.clone()
+    };
+    let text = js_sys::JSON::stringify(&value)
+        .ok()
+        .and_then(|text| JsValue::from(text).as_string())
+        .ok_or_else(|| config_error("options must be a plain object".into()))?;
+    serde_json::from_str(&text).map_err(|e| config_error(format!("options: {e}")))
+}
+
 /// A JS `Error` whose `name` is the error's stable code.
 pub(crate) fn js_error(err: Error) -> JsValue {
     let js = js_sys::Error::new(&err.to_string());

@@ -2,6 +2,9 @@
 //! the parity check against onnxruntime's reference embeddings.
 #![allow(dead_code)] // each test binary uses a different part
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tiny_bundle;
+
 use localtune::{Encoder, EncoderConfig};
 use serde::Deserialize;
 

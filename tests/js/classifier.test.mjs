@@ -200,7 +200,21 @@ test('overlapping calls settle, and a second update while one runs is refused', 
     } catch (e) {
       empty = e.name;
     }
+    // A rollback asked for while an update trains runs after the update's
+    // commit: the instance, the database and a fresh load agree on it.
+    const shipped = (await classifier.versions())[0].version;
+    const [raced, back] = await Promise.all([classifier.update({ epochs: 20 }), classifier.rollback(shipped)]);
+    const fresh = await lt.Classifier.load('/bundles/default/', { storeName: 'overlap', autoUpdate: { enabled: false } });
+    const order = { shipped, raced: raced.version.version, back: back.version, current: classifier.currentVersion.version, fresh: fresh.currentVersion.version };
+    let badOption;
+    try {
+      await lt.Classifier.load('/bundles/default/', { storeName: 'overlap', autoUpdate: { treshold: 3 } });
+    } catch (e) {
+      badOption = `${e.name}: ${e.message}`;
+    }
     return {
+      order,
+      badOption,
       rejected: settled.filter((s) => s.status === 'rejected').map((s) => String(s.reason)),
       second,
       accepted: report.accepted,
@@ -213,6 +227,10 @@ test('overlapping calls settle, and a second update while one runs is refused', 
   assert.equal(typeof found.accepted, 'boolean');
   assert.equal(found.empty, 'InvalidSampleError');
   assert.equal(found.count, 12);
+  const { order } = found;
+  assert.ok(order.raced > order.shipped, JSON.stringify(order));
+  assert.deepEqual([order.back, order.current, order.fresh], [order.shipped, order.shipped, order.shipped], JSON.stringify(order));
+  assert.match(found.badOption, /^ConfigError: .*classifier options: autoUpdate\.treshold: unknown field `treshold`/);
   assert.deepEqual(page.errors, []);
   await context.close();
 });

@@ -61,7 +61,7 @@ test('the defaults are visible to JS and options are checked', () => {
   const expectName = (fn, name, pattern) => {
     assert.throws(fn, (e) => e instanceof Error && e.name === name && pattern.test(e.message));
   };
-  expectName(() => head.update(features, labels, { learningRte: 0.1 }), 'ConfigError', /unknown option "learningRte"/);
+  expectName(() => head.update(features, labels, { learningRte: 0.1 }), 'ConfigError', /update options: learningRte: unknown field `learningRte`/);
   expectName(() => head.update(features, labels, { learningRate: -1 }), 'ConfigError', /learningRate/);
   expectName(() => head.update(features, labels.map(() => 'weather')), 'UnknownLabelError', /"weather"/);
   expectName(() => head.update(new Float32Array(0), []), 'TrainingError', /no samples/);

@@ -1,139 +1,20 @@
-//! The model bundle (manifest checks, each with the field it names), the
-//! personalizer (feedback, pending count, the validation gate, rehearsal
-//! overrides) and the bundle tool, natively with the tiny encoder. The same
-//! code runs in the browser in tests/js/classifier.test.mjs with the real
-//! encoder and IndexedDB.
+//! The model bundle natively with the tiny encoder: manifest checks (each
+//! error names its field), which files a loader fetches and reads, and the
+//! bundle tool. The same checks run in the browser in
+//! tests/js/classifier.test.mjs.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::ops::ControlFlow;
-use std::task::{Context, Poll, Waker};
 
-use localtune::bundle::{
-    AllowedRanges, Bundle, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Rehearsal,
-    TrainingInputs, TrainingSpec, SCHEMA_VERSION,
-};
-use localtune::head::codec;
-use localtune::personalize::{rehearsal_rows_to_keep, Personalizer};
+use common::tiny_bundle::{block_on, bundle_files, load, LABELS, TRAINING};
+use localtune::bundle::{Bundle, Rehearsal};
+use localtune::classifier::Classifier;
 use localtune::store::memory::MemoryBackend;
-use localtune::store::{sha256_hex, StorePolicy, VersionStatus};
-use localtune::{Encoder, Head, HeadArchitecture, UpdateConfig};
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = std::pin::pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
-
-const LABELS: [&str; 3] = ["lights", "music", "weather"];
-const TRAINING: [(&str, &str); 9] = [
-    ("turn off the kitchen lights", "lights"),
-    ("turn off the bedroom light", "lights"),
-    ("living room lights", "lights"),
-    ("play music", "music"),
-    ("stop the music", "music"),
-    ("pause music", "music"),
-    ("weather today", "weather"),
-    ("weather tomorrow", "weather"),
-    ("what is the weather", "weather"),
-];
-
-/// A bundle of the tiny encoder with a head trained on `TRAINING`, as files.
-fn bundle_files() -> HashMap<String, Vec<u8>> {
-    let encoder = common::tiny_encoder(Default::default());
-    let texts: Vec<&str> = TRAINING.iter().map(|t| t.0).collect();
-    let vectors = encoder.embed(&texts).unwrap();
-    let labels: Vec<String> = LABELS.iter().map(|s| s.to_string()).collect();
-    let indices: Vec<usize> = TRAINING
-        .iter()
-        .map(|t| LABELS.iter().position(|l| *l == t.1).unwrap())
-        .collect();
-    let start =
-        Head::new_seeded(encoder.dim(), HeadArchitecture::Linear, labels.clone(), 0).unwrap();
-    let head = localtune::run_update(
-        &start,
-        None,
-        localtune::TrainingSet {
-            features: vectors.as_slice(),
-            labels: &indices,
-        },
-        &UpdateConfig::default(),
-        &|| 0.0,
-        &mut |_| ControlFlow::Continue(()),
-    )
-    .unwrap()
-    .head;
-    let rehearsal = Rehearsal {
-        dim: encoder.dim(),
-        features: vectors.as_slice().to_vec(),
-        labels: indices.iter().map(|&i| i as u32).collect(),
-    };
-    let mut files = HashMap::new();
-    let mut add = |name: &str, bytes: Vec<u8>| {
-        let r = FileRef {
-            file: name.into(),
-            sha256: sha256_hex(&bytes),
-        };
-        files.insert(name.to_string(), bytes);
-        r
-    };
-    let enc = add("encoder.onnx", common::TINY_ENCODER.to_vec());
-    let compiled = add(
-        "encoder.compiled.tar",
-        Encoder::compile(common::TINY_ENCODER).unwrap(),
-    );
-    let tok = add("tokenizer.json", common::TINY_TOKENIZER.to_vec());
-    let head_file = add("head.bin", codec::encode(&head));
-    let rehearsal_file = add("rehearsal.bin", rehearsal.encode());
-    let manifest = Manifest {
-        schema_version: SCHEMA_VERSION,
-        name: "tiny".into(),
-        version: "1".into(),
-        description: String::new(),
-        encoder: EncoderSpec {
-            file: enc.file,
-            sha256: enc.sha256,
-            pooling: Pooling::Mean,
-            normalize: true,
-            max_seq_len: 128,
-            feature_size: encoder.dim(),
-            compiled: Some(compiled),
-        },
-        tokenizer: tok,
-        labels,
-        head: HeadSpec {
-            file: head_file.file,
-            sha256: head_file.sha256,
-            architecture: HeadArchitecture::Linear,
-            updatable_layers: vec!["output".into()],
-        },
-        training: TrainingSpec {
-            inputs: TrainingInputs::FeatureVectors,
-            defaults: UpdateConfig::default(),
-            allowed: AllowedRanges::default(),
-            auto_update_threshold: 5,
-            validation_gate_fraction: 0.2,
-            rehearsal: Some(rehearsal_file),
-        },
-    };
-    files.insert(
-        "manifest.json".into(),
-        serde_json::to_vec(&manifest).unwrap(),
-    );
-    files
-}
-
-fn load(mut files: HashMap<String, Vec<u8>>) -> localtune::Result<Bundle> {
-    let manifest = files.remove("manifest.json").unwrap();
-    Bundle::load(&manifest, &mut |name| files.get(name).cloned())
-}
+use localtune::store::{sha256_hex, StorePolicy};
+use localtune::{Encoder, HeadArchitecture, UpdateConfig};
 
 fn with_manifest(change: impl FnOnce(&mut serde_json::Value)) -> HashMap<String, Vec<u8>> {
     let mut files = bundle_files();
@@ -358,188 +239,6 @@ fn a_bundle_loads_and_every_misfit_names_its_field() {
     );
 }
 
-fn open() -> Personalizer<MemoryBackend> {
-    block_on(Personalizer::open(
-        load(bundle_files()).unwrap(),
-        MemoryBackend::new(),
-        StorePolicy::default(),
-        0.0,
-    ))
-    .unwrap()
-}
-
-#[test]
-fn feedback_counts_as_pending_until_an_update_learns_it() {
-    let p = open();
-    assert_eq!(p.current_version().status, VersionStatus::Shipped);
-    assert_eq!(
-        p.predict(&["turn off the kitchen lights"]).unwrap()[0].label,
-        "lights"
-    );
-    let texts = [
-        "open the garage door",
-        "close the garage door",
-        "lock the door",
-        "unlock the garage",
-        "open the door",
-        "close the door",
-    ];
-    for (i, text) in texts.iter().enumerate() {
-        let feedback = block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-        assert_eq!(feedback.pending, i + 1);
-    }
-    assert_eq!(
-        block_on(p.add_feedback("", "doors", 9.0))
-            .unwrap_err()
-            .code(),
-        "InvalidSampleError"
-    );
-    let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
-        ControlFlow::Continue(())
-    }))
-    .unwrap();
-    assert!(report.accepted, "{}", report.gate);
-    assert_eq!(report.held_out_samples, 1, "20% of 6 doors samples");
-    assert_eq!(report.user_samples, 5);
-    assert_eq!(report.candidate_accuracy, Some(1.0));
-    assert_eq!(
-        report.current_accuracy,
-        Some(0.0),
-        "the shipped head has no doors label"
-    );
-    assert_eq!(report.version.parent, Some(1));
-    assert_eq!(report.version.trained_through_sample, Some(6));
-    assert_eq!(report.version.metrics.gate_samples, Some(1));
-    assert_eq!(p.current_version().version, report.version.version);
-    assert_eq!(block_on(p.pending_count()).unwrap(), 0);
-    assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
-    // The labels nobody corrected are still there, thanks to rehearsal.
-    assert_eq!(p.predict(&["weather today"]).unwrap()[0].label, "weather");
-    assert_eq!(p.predict(&["play music"]).unwrap()[0].label, "music");
-
-    // Moved to another profile: same predictions; the imported samples
-    // have no vectors until the next update embeds them, in batches.
-    let file = block_on(p.store().export(1.0)).unwrap();
-    let q = open();
-    block_on(q.import(&file, 2.0)).unwrap();
-    assert_eq!(q.current_version(), p.current_version());
-    assert_eq!(
-        q.predict(&["open the garage"]).unwrap(),
-        p.predict(&["open the garage"]).unwrap()
-    );
-    assert_eq!(
-        block_on(q.store().training_data()).unwrap().missing.len(),
-        6
-    );
-    block_on(q.add_feedback("lock the garage", "doors", 20.0)).unwrap();
-    let report = block_on(q.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
-        ControlFlow::Continue(())
-    }))
-    .unwrap();
-    assert_eq!(report.user_samples + report.held_out_samples, 7);
-    assert!(block_on(q.store().training_data())
-        .unwrap()
-        .missing
-        .is_empty());
-}
-
-#[test]
-fn a_candidate_worse_than_the_current_head_is_kept_but_rejected() {
-    let p = open();
-    let doors = [
-        "open the garage door",
-        "close the garage door",
-        "lock the door",
-        "unlock the garage",
-        "open the door",
-        "close the door",
-        "lock the garage door",
-        "unlock the door",
-        "open the garage",
-        "close the garage",
-    ];
-    for (i, text) in doors.iter().enumerate() {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-    }
-    let good = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
-        ControlFlow::Continue(())
-    }))
-    .unwrap();
-    assert!(good.accepted);
-    block_on(p.add_feedback("lock the garage", "doors", 10.0)).unwrap();
-    // One tiny step from the shipped head cannot learn "doors".
-    let weak = UpdateConfig {
-        epochs: 1,
-        learning_rate: 1e-4,
-        ..UpdateConfig::default()
-    };
-    let report = block_on(p.update(&weak, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap();
-    assert!(!report.accepted, "{}", report.gate);
-    assert!(
-        report
-            .gate
-            .starts_with("rejected: 0.0% on 2 held-out samples, below the current head's"),
-        "{}",
-        report.gate
-    );
-    assert_eq!(report.candidate_accuracy, Some(0.0));
-    assert!(report.current_accuracy > Some(0.0));
-    assert_eq!(report.version.status, VersionStatus::Rejected);
-    assert_eq!(
-        p.current_version().version,
-        good.version.version,
-        "the current head stays"
-    );
-    assert_eq!(block_on(p.pending_count()).unwrap(), 1);
-    // Settings outside the bundle's ranges are refused before training.
-    let wild = UpdateConfig {
-        epochs: 1000,
-        ..UpdateConfig::default()
-    };
-    let err = block_on(p.update(&wild, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "invalid configuration: epochs must be in [1, 500] for this bundle; found 1000"
-    );
-}
-
-#[test]
-fn an_update_without_feedback_says_so() {
-    let p = open();
-    let err = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
-        ControlFlow::Continue(())
-    }))
-    .unwrap_err();
-    assert_eq!(err.code(), "TrainingError");
-    assert!(err.to_string().contains("no feedback"), "{err}");
-}
-
-#[test]
-fn corrections_override_only_the_rehearsal_rows_they_sit_closest_to() {
-    let e = |x: f32, y: f32| {
-        let n = (x * x + y * y).sqrt();
-        [x / n, y / n]
-    };
-    // Two shipped labels: 0 around (1, 0), 1 around (0, 1).
-    let rows = [e(1.0, 0.1), e(1.0, -0.1), e(0.1, 1.0), e(-0.1, 1.0)];
-    let features: Vec<f32> = rows.iter().flatten().copied().collect();
-    let labels = [0, 0, 1, 1];
-    // The user relabels the label-0 region as label 2.
-    let user = [e(1.0, 0.0), e(1.0, 0.05)];
-    let user: Vec<(&[f32], usize)> = user.iter().map(|u| (u.as_slice(), 2)).collect();
-    assert_eq!(rehearsal_rows_to_keep(&features, &labels, 2, &user), [2, 3]);
-    // Corrections that agree with the shipped label override nothing.
-    let agreeing: Vec<(&[f32], usize)> = user.iter().map(|(u, _)| (*u, 0)).collect();
-    assert_eq!(
-        rehearsal_rows_to_keep(&features, &labels, 2, &agreeing),
-        [0, 1, 2, 3]
-    );
-    assert_eq!(
-        rehearsal_rows_to_keep(&features, &labels, 2, &[]),
-        [0, 1, 2, 3]
-    );
-}
-
 #[test]
 fn the_bundle_tool_trains_reports_and_writes_a_bundle_that_loads() {
     let dir = std::env::temp_dir().join(format!("localtune-bundle-test-{}", std::process::id()));
@@ -627,7 +326,7 @@ fn the_bundle_tool_trains_reports_and_writes_a_bundle_that_loads() {
     let bundle = Bundle::load(&manifest, &mut |f| std::fs::read(out.join(f)).ok()).unwrap();
     assert_eq!(bundle.manifest.head.updatable_layers, ["output"]);
     let shipped_hidden = bundle.head.layers()[0].clone();
-    let p = block_on(Personalizer::open(
+    let p = block_on(Classifier::open(
         bundle,
         MemoryBackend::new(),
         StorePolicy::default(),
@@ -672,4 +371,36 @@ fn the_bundle_tool_trains_reports_and_writes_a_bundle_that_loads() {
     assert!(String::from_utf8_lossy(&bad.stderr)
         .contains("--architecture: \"deep\" is neither linear nor mlp:H"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_loader_fetches_the_onnx_file_only_without_a_loadable_compiled_encoder() {
+    let files = bundle_files();
+    let manifest = localtune::bundle::parse_manifest(&files["manifest.json"]).unwrap();
+    assert_eq!(
+        manifest.compiled_encoder_file(),
+        Some("encoder.compiled.tar")
+    );
+    let rest = ["tokenizer.json", "head.bin", "rehearsal.bin"];
+    assert_eq!(
+        manifest.files_to_fetch(Some(&files["encoder.compiled.tar"])),
+        rest
+    );
+    let with_onnx = |compiled: Option<&[u8]>| {
+        let mut expected = vec!["encoder.onnx"];
+        expected.extend(rest);
+        assert_eq!(manifest.files_to_fetch(compiled), expected);
+    };
+    with_onnx(None);
+    with_onnx(Some(b"not a compiled encoder"));
+    with_onnx(Some(common::TINY_ENCODER));
+    // A bundle without a compiled encoder or rehearsal vectors.
+    let mut plain = manifest.clone();
+    plain.encoder.compiled = None;
+    plain.training.rehearsal = None;
+    assert_eq!(plain.compiled_encoder_file(), None);
+    assert_eq!(
+        plain.files_to_fetch(None),
+        ["encoder.onnx", "tokenizer.json", "head.bin"]
+    );
 }

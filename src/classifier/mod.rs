@@ -1,7 +1,17 @@
-//! The personalizer: one object that ties a bundle's encoder and shipped
+//! The classifier: one object that ties a bundle's encoder and shipped
 //! head to the user's store — predict, take corrections, update through a
-//! validation gate, keep versions. Pure Rust over any store backend; the
-//! `Classifier` JS class and its Web Worker are thin layers over this.
+//! validation gate, keep versions — and owns the rules about when and in
+//! what order those happen. Pure Rust over any store backend; the
+//! `Classifier` JS class and its Web Worker are adapters over this.
+//!
+//! - [`options`]: the app's options, resolved against the bundle's defaults;
+//! - [`auto_update`]: when an update starts by itself;
+//! - [`change_lock`]: one change (update, rollback, reset, import, reload)
+//!   at a time, first come first served.
+
+pub mod auto_update;
+pub mod change_lock;
+pub mod options;
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -19,6 +29,8 @@ use crate::store::{
     VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
+use auto_update::{AutoUpdatePolicy, AutoUpdater};
+use change_lock::{Change, ChangeGuard, ChangeLock};
 
 /// One text's prediction: every label, most probable first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,16 +51,15 @@ pub struct Feedback {
     pub pending: usize,
 }
 
-/// How an update went and whether its head became current.
+/// How an update went: the gate's verdict and the training's figures.
+/// Shared by a [`Candidate`] (not stored yet) and an [`UpdateReport`].
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct UpdateReport {
-    /// The new head passed the validation gate and is now current.
+pub struct UpdateSummary {
+    /// The new head passed the validation gate (and becomes current).
     pub accepted: bool,
     /// Why the gate decided as it did, in words.
     pub gate: String,
-    /// The new version (rejected candidates are kept too).
-    pub version: VersionInfo,
     /// Accuracy on the held-out slice of the user's samples, of the new head
     /// and of the head it would replace (`None` without a held-out slice).
     pub candidate_accuracy: Option<f32>,
@@ -62,18 +73,20 @@ pub struct UpdateReport {
     pub outcome: UpdateOutcome,
 }
 
+/// How an update went and the version it stored.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateReport {
+    #[serde(flatten)]
+    pub summary: UpdateSummary,
+    /// The new version (rejected candidates are kept too).
+    pub version: VersionInfo,
+}
+
 /// A trained head and the gate's verdict, not stored yet.
 pub struct Candidate {
-    accepted: bool,
-    gate: String,
+    pub summary: UpdateSummary,
     details: SaveDetails,
-    candidate_accuracy: Option<f32>,
-    current_accuracy: Option<f32>,
-    held_out_samples: usize,
-    user_samples: usize,
-    rehearsal_samples: usize,
-    rehearsal_overridden: usize,
-    outcome: UpdateOutcome,
 }
 
 /// Counts for a status line.
@@ -87,16 +100,22 @@ pub struct Stats {
     pub auto_update_threshold: usize,
 }
 
-pub struct Personalizer<B> {
+pub struct Classifier<B> {
     bundle: Bundle,
     store: Store<B>,
     /// The head in use and its version. Borrowed only between awaits.
     current: RefCell<(VersionInfo, Head)>,
     problems: RefCell<Vec<StoreProblem>>,
     encoder_changed: bool,
+    changes: ChangeLock,
+    auto_update: AutoUpdater,
 }
 
-impl<B: StoreBackend> Personalizer<B> {
+/// The name this type had before it matched the JavaScript class.
+#[deprecated(note = "renamed to Classifier")]
+pub type Personalizer<B> = Classifier<B>;
+
+impl<B: StoreBackend> Classifier<B> {
     /// Opens the user's store for `bundle` and loads the current head.
     pub async fn open(
         bundle: Bundle,
@@ -118,13 +137,64 @@ impl<B: StoreBackend> Personalizer<B> {
             problems,
             encoder_changed,
         } = store.load_current().await?;
-        Ok(Personalizer {
+        let training = &bundle.manifest.training;
+        let auto_update = AutoUpdater::new(AutoUpdatePolicy {
+            enabled: true,
+            threshold: training.auto_update_threshold.max(1),
+            only_when_idle: false,
+            only_while_charging: false,
+            config: training.defaults.clone(),
+        });
+        Ok(Classifier {
             bundle,
             store,
             current: RefCell::new((info, head)),
             problems: RefCell::new(problems),
             encoder_changed,
+            changes: ChangeLock::new(),
+            auto_update,
         })
+    }
+
+    /// Replaces the automatic-update policy (the bundle's by default).
+    pub fn with_auto_update(mut self, policy: AutoUpdatePolicy) -> Self {
+        self.auto_update = AutoUpdater::new(policy);
+        self
+    }
+
+    pub fn auto_update(&self) -> &AutoUpdater {
+        &self.auto_update
+    }
+
+    /// Whether `feedback` makes an automatic update due (see
+    /// [`AutoUpdater::due`]).
+    pub fn auto_update_due(&self, feedback: &Feedback) -> bool {
+        self.auto_update.due(
+            feedback.pending,
+            feedback.added.sample.id,
+            self.changes.update_pending(),
+        )
+    }
+
+    /// Claims the automatic update that `feedback` made due, once the
+    /// browser's gates allowed it; `false` if it is no longer due (another
+    /// correction claimed it, or an update was asked for meanwhile).
+    pub fn begin_auto_update_attempt(&self, feedback: &Feedback) -> bool {
+        self.auto_update.begin_attempt(
+            feedback.pending,
+            feedback.added.sample.id,
+            self.changes.update_pending(),
+        )
+    }
+
+    /// True while an update waits for its turn or runs.
+    pub fn update_pending(&self) -> bool {
+        self.changes.update_pending()
+    }
+
+    /// Resolves when no update is pending (at once if none is).
+    pub async fn when_idle(&self) {
+        self.changes.until_no_update().await
     }
 
     pub fn bundle(&self) -> &Bundle {
@@ -211,22 +281,35 @@ impl<B: StoreBackend> Personalizer<B> {
     /// vectors, starting from the shipped head (with any new labels), and
     /// lets it replace the current head only if its accuracy on a held-out
     /// slice of the user's samples is not below the current head's.
-    /// `config` must be within the bundle's allowed ranges.
+    /// `config` must be within the bundle's allowed ranges. Refused while
+    /// another update is pending; waits for a running rollback, reset,
+    /// import or reload.
     pub async fn update(
         &self,
         config: &UpdateConfig,
         now_ms: &dyn Fn() -> f64,
         observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
     ) -> Result<UpdateReport> {
-        let candidate = self.train_candidate(config, now_ms, observer).await?;
-        self.commit(candidate, now_ms()).await
+        let session = self.begin_update().await?;
+        let candidate = session.train(config, now_ms, observer).await?;
+        session.commit(candidate, now_ms()).await
     }
 
-    /// The first half of [`Personalizer::update`]: trains the candidate and
-    /// runs the validation gate, storing nothing. A caller that cannot
-    /// cancel during training (a Web Worker busy in it cannot receive the
-    /// message) can still drop the candidate here, before [`Personalizer::commit`].
-    pub async fn train_candidate(
+    /// [`Classifier::update`] in two steps, holding the change lock from
+    /// the first to the second: a caller that cannot cancel during training
+    /// (a Web Worker busy in it cannot receive the message) can still drop
+    /// the candidate between [`UpdateSession::train`] and
+    /// [`UpdateSession::commit`].
+    pub async fn begin_update(&self) -> Result<UpdateSession<'_, B>> {
+        let guard = self.changes.acquire(Change::Update)?.await;
+        Ok(UpdateSession {
+            classifier: self,
+            _guard: guard,
+        })
+    }
+
+    /// Trains the candidate and runs the validation gate, storing nothing.
+    async fn train_candidate(
         &self,
         config: &UpdateConfig,
         now_ms: &dyn Fn() -> f64,
@@ -351,82 +434,98 @@ impl<B: StoreBackend> Personalizer<B> {
             },
         };
         Ok(Candidate {
-            accepted,
-            gate,
+            summary: UpdateSummary {
+                accepted,
+                gate,
+                candidate_accuracy,
+                current_accuracy,
+                held_out_samples: gate_rows.len(),
+                user_samples: train_rows.len(),
+                rehearsal_samples: kept.len(),
+                rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+                outcome,
+            },
             details,
-            candidate_accuracy,
-            current_accuracy,
-            held_out_samples: gate_rows.len(),
-            user_samples: train_rows.len(),
-            rehearsal_samples: kept.len(),
-            rehearsal_overridden: rehearsal.labels.len() - kept.len(),
-            outcome,
         })
     }
 
-    /// The second half of [`Personalizer::update`]: stores the candidate as
-    /// a version, current if the gate accepted it.
-    pub async fn commit(&self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
-        let Candidate {
-            accepted,
-            gate,
-            details,
-            candidate_accuracy,
-            current_accuracy,
-            held_out_samples,
-            user_samples,
-            rehearsal_samples,
-            rehearsal_overridden,
-            outcome,
-        } = candidate;
+    /// Stores the candidate as a version, current if the gate accepted it.
+    async fn commit(&self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
+        let Candidate { summary, details } = candidate;
         let version = self
             .store
-            .save_version(&outcome.head, details, now_ms)
+            .save_version(&summary.outcome.head, details, now_ms)
             .await?;
-        if accepted {
-            *self.current.borrow_mut() = (version.clone(), outcome.head.clone());
+        if summary.accepted {
+            *self.current.borrow_mut() = (version.clone(), summary.outcome.head.clone());
         }
-        Ok(UpdateReport {
-            accepted,
-            gate,
-            version,
-            candidate_accuracy,
-            current_accuracy,
-            held_out_samples,
-            user_samples,
-            rehearsal_samples,
-            rehearsal_overridden,
-            outcome,
-        })
+        Ok(UpdateReport { summary, version })
     }
 
-    /// Makes an earlier version current (and the head in use).
+    /// Makes an earlier version current (and the head in use), after any
+    /// update or other change asked for before it.
     pub async fn rollback(&self, version: VersionNumber) -> Result<VersionInfo> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
         self.store.rollback(version).await?;
-        self.reload().await
+        self.load_current().await
     }
 
+    /// Makes the shipped head current again, after any change asked for
+    /// before it. Corrections and versions stay.
     pub async fn reset_to_shipped(&self) -> Result<VersionInfo> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
         self.store.reset_to_shipped().await?;
-        self.reload().await
+        self.load_current().await
     }
 
     /// Replaces everything with an export file's contents and loads its
-    /// current head.
+    /// current head, after any change asked for before it.
     pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
         let counts = self.store.import(file, now_ms).await?;
-        self.reload().await?;
+        self.load_current().await?;
         Ok(counts)
     }
 
     /// Re-reads the current head from the store (another tab may have
-    /// saved one).
+    /// saved one), after any change asked for before it.
     pub async fn reload(&self) -> Result<VersionInfo> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
+        self.load_current().await
+    }
+
+    async fn load_current(&self) -> Result<VersionInfo> {
         let loaded = self.store.load_current().await?;
         *self.problems.borrow_mut() = loaded.problems;
         let info = loaded.info.clone();
         *self.current.borrow_mut() = (loaded.info, loaded.head);
         Ok(info)
+    }
+}
+
+/// An update that holds the classifier's change lock: see
+/// [`Classifier::begin_update`]. Dropping it releases the lock.
+pub struct UpdateSession<'a, B> {
+    classifier: &'a Classifier<B>,
+    _guard: ChangeGuard<'a>,
+}
+
+impl<B: StoreBackend> UpdateSession<'_, B> {
+    /// Trains the candidate and runs the validation gate, storing nothing.
+    pub async fn train(
+        &self,
+        config: &UpdateConfig,
+        now_ms: &dyn Fn() -> f64,
+        observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+    ) -> Result<Candidate> {
+        self.classifier
+            .train_candidate(config, now_ms, observer)
+            .await
+    }
+
+    /// Stores the candidate as a version, current if the gate accepted it.
+    pub async fn commit(self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
+        self.classifier.commit(candidate, now_ms).await
     }
 }
 

@@ -1,0 +1,273 @@
+//! The classifier natively with the tiny bundle: feedback, the pending
+//! count, the validation gate, rehearsal overrides, and the order of
+//! changes (an update and a rollback asked for together). The same code runs
+//! in the browser in tests/js/classifier.test.mjs with the real encoder and
+//! IndexedDB.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use common::tiny_bundle::{block_on, bundle_files, load};
+use localtune::classifier::{rehearsal_rows_to_keep, Classifier};
+use localtune::store::memory::MemoryBackend;
+use localtune::store::{StorePolicy, VersionStatus};
+use localtune::UpdateConfig;
+
+fn open() -> Classifier<MemoryBackend> {
+    block_on(Classifier::open(
+        load(bundle_files()).unwrap(),
+        MemoryBackend::new(),
+        StorePolicy::default(),
+        0.0,
+    ))
+    .unwrap()
+}
+
+#[test]
+fn feedback_counts_as_pending_until_an_update_learns_it() {
+    let p = open();
+    assert_eq!(p.current_version().status, VersionStatus::Shipped);
+    assert_eq!(
+        p.predict(&["turn off the kitchen lights"]).unwrap()[0].label,
+        "lights"
+    );
+    let texts = [
+        "open the garage door",
+        "close the garage door",
+        "lock the door",
+        "unlock the garage",
+        "open the door",
+        "close the door",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let feedback = block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+        assert_eq!(feedback.pending, i + 1);
+    }
+    assert_eq!(
+        block_on(p.add_feedback("", "doors", 9.0))
+            .unwrap_err()
+            .code(),
+        "InvalidSampleError"
+    );
+    let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert!(report.summary.accepted, "{}", report.summary.gate);
+    assert_eq!(report.summary.held_out_samples, 1, "20% of 6 doors samples");
+    assert_eq!(report.summary.user_samples, 5);
+    assert_eq!(report.summary.candidate_accuracy, Some(1.0));
+    assert_eq!(
+        report.summary.current_accuracy,
+        Some(0.0),
+        "the shipped head has no doors label"
+    );
+    assert_eq!(report.version.parent, Some(1));
+    assert_eq!(report.version.trained_through_sample, Some(6));
+    assert_eq!(report.version.metrics.gate_samples, Some(1));
+    assert_eq!(p.current_version().version, report.version.version);
+    assert_eq!(block_on(p.pending_count()).unwrap(), 0);
+    assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
+    // The labels nobody corrected are still there, thanks to rehearsal.
+    assert_eq!(p.predict(&["weather today"]).unwrap()[0].label, "weather");
+    assert_eq!(p.predict(&["play music"]).unwrap()[0].label, "music");
+
+    // Moved to another profile: same predictions; the imported samples
+    // have no vectors until the next update embeds them, in batches.
+    let file = block_on(p.store().export(1.0)).unwrap();
+    let q = open();
+    block_on(q.import(&file, 2.0)).unwrap();
+    assert_eq!(q.current_version(), p.current_version());
+    assert_eq!(
+        q.predict(&["open the garage"]).unwrap(),
+        p.predict(&["open the garage"]).unwrap()
+    );
+    assert_eq!(
+        block_on(q.store().training_data()).unwrap().missing.len(),
+        6
+    );
+    block_on(q.add_feedback("lock the garage", "doors", 20.0)).unwrap();
+    let report = block_on(q.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert_eq!(
+        report.summary.user_samples + report.summary.held_out_samples,
+        7
+    );
+    assert!(block_on(q.store().training_data())
+        .unwrap()
+        .missing
+        .is_empty());
+}
+
+#[test]
+fn a_candidate_worse_than_the_current_head_is_kept_but_rejected() {
+    let p = open();
+    let doors = [
+        "open the garage door",
+        "close the garage door",
+        "lock the door",
+        "unlock the garage",
+        "open the door",
+        "close the door",
+        "lock the garage door",
+        "unlock the door",
+        "open the garage",
+        "close the garage",
+    ];
+    for (i, text) in doors.iter().enumerate() {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    let good = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert!(good.summary.accepted);
+    block_on(p.add_feedback("lock the garage", "doors", 10.0)).unwrap();
+    // One tiny step from the shipped head cannot learn "doors".
+    let weak = UpdateConfig {
+        epochs: 1,
+        learning_rate: 1e-4,
+        ..UpdateConfig::default()
+    };
+    let report = block_on(p.update(&weak, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap();
+    assert!(!report.summary.accepted, "{}", report.summary.gate);
+    assert!(
+        report
+            .summary
+            .gate
+            .starts_with("rejected: 0.0% on 2 held-out samples, below the current head's"),
+        "{}",
+        report.summary.gate
+    );
+    assert_eq!(report.summary.candidate_accuracy, Some(0.0));
+    assert!(report.summary.current_accuracy > Some(0.0));
+    assert_eq!(report.version.status, VersionStatus::Rejected);
+    assert_eq!(
+        p.current_version().version,
+        good.version.version,
+        "the current head stays"
+    );
+    assert_eq!(block_on(p.pending_count()).unwrap(), 1);
+    // Settings outside the bundle's ranges are refused before training.
+    let wild = UpdateConfig {
+        epochs: 1000,
+        ..UpdateConfig::default()
+    };
+    let err = block_on(p.update(&wild, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid configuration: epochs must be in [1, 500] for this bundle; found 1000"
+    );
+}
+
+#[test]
+fn an_update_without_feedback_says_so() {
+    let p = open();
+    let err = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap_err();
+    assert_eq!(err.code(), "TrainingError");
+    assert!(err.to_string().contains("no feedback"), "{err}");
+}
+
+#[test]
+fn corrections_override_only_the_rehearsal_rows_they_sit_closest_to() {
+    let e = |x: f32, y: f32| {
+        let n = (x * x + y * y).sqrt();
+        [x / n, y / n]
+    };
+    // Two shipped labels: 0 around (1, 0), 1 around (0, 1).
+    let rows = [e(1.0, 0.1), e(1.0, -0.1), e(0.1, 1.0), e(-0.1, 1.0)];
+    let features: Vec<f32> = rows.iter().flatten().copied().collect();
+    let labels = [0, 0, 1, 1];
+    // The user relabels the label-0 region as label 2.
+    let user = [e(1.0, 0.0), e(1.0, 0.05)];
+    let user: Vec<(&[f32], usize)> = user.iter().map(|u| (u.as_slice(), 2)).collect();
+    assert_eq!(rehearsal_rows_to_keep(&features, &labels, 2, &user), [2, 3]);
+    // Corrections that agree with the shipped label override nothing.
+    let agreeing: Vec<(&[f32], usize)> = user.iter().map(|(u, _)| (*u, 0)).collect();
+    assert_eq!(
+        rehearsal_rows_to_keep(&features, &labels, 2, &agreeing),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(
+        rehearsal_rows_to_keep(&features, &labels, 2, &[]),
+        [0, 1, 2, 3]
+    );
+}
+
+/// Polls a future once with a no-op waker.
+fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[test]
+fn a_rollback_asked_for_during_an_update_runs_after_it_and_a_second_update_is_refused() {
+    let p = open();
+    let shipped = p.current_version().version;
+    for (i, text) in ["open the garage", "close the garage", "lock the door"]
+        .iter()
+        .enumerate()
+    {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    let session = block_on(p.begin_update()).unwrap();
+    assert!(p.update_pending());
+    let second = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap_err();
+    assert_eq!(second.code(), "InvalidStateError", "{second}");
+
+    // The rollback waits for the update's commit, then undoes it: the
+    // database and the classifier agree on the shipped head.
+    let mut rollback = std::pin::pin!(p.rollback(shipped));
+    let mut idle = std::pin::pin!(p.when_idle());
+    assert!(poll_once(rollback.as_mut()).is_none());
+    assert!(poll_once(idle.as_mut()).is_none());
+    let candidate = block_on(session.train(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert!(
+        poll_once(rollback.as_mut()).is_none(),
+        "still holding the lock"
+    );
+    let report = block_on(session.commit(candidate, 5.0)).unwrap();
+    assert!(report.summary.accepted, "{}", report.summary.gate);
+    assert_eq!(p.current_version().version, report.version.version);
+    assert!(poll_once(idle.as_mut()).is_some());
+    let rolled_back = block_on(rollback).unwrap();
+    assert_eq!(rolled_back.version, shipped);
+    assert_eq!(p.current_version().version, shipped);
+    assert_eq!(
+        block_on(p.store().current_version()).unwrap(),
+        Some(shipped)
+    );
+    assert!(!p.update_pending());
+}
+
+#[test]
+fn the_bundles_threshold_starts_one_automatic_update() {
+    let p = open(); // the tiny bundle's threshold is 5
+    let mut due = Vec::new();
+    for i in 0..6 {
+        let feedback =
+            block_on(p.add_feedback(&format!("open door {i}"), "doors", i as f64)).unwrap();
+        due.push(p.auto_update_due(&feedback));
+        if p.auto_update_due(&feedback) {
+            assert!(p.begin_auto_update_attempt(&feedback));
+            assert!(!p.begin_auto_update_attempt(&feedback), "claimed once");
+        }
+    }
+    assert_eq!(due, [false, false, false, false, true, false]);
+}
