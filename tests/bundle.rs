@@ -404,3 +404,128 @@ fn a_loader_fetches_the_onnx_file_only_without_a_loadable_compiled_encoder() {
         ["encoder.onnx", "tokenizer.json", "head.bin"]
     );
 }
+
+#[test]
+fn build_embeds_trains_scores_and_assembles_a_bundle_that_loads() {
+    use localtune::bundle::build::{build, BuildOptions, BuildProgress, LabelledText};
+    let rows = |held_out_every: usize| -> Vec<LabelledText> {
+        TRAINING
+            .iter()
+            .chain(TRAINING.iter())
+            .enumerate()
+            .map(|(i, (text, label))| LabelledText {
+                text: format!("{text}, {i}"),
+                label: label.to_string(),
+                held_out: held_out_every > 0 && i % held_out_every == 0,
+            })
+            .collect()
+    };
+    let options = BuildOptions {
+        name: "tiny-built".into(),
+        epochs: Some(40),
+        rehearsal_per_label: 2,
+        ..BuildOptions::default()
+    };
+    let mut seen = Vec::new();
+    let built = build(
+        common::TINY_ENCODER,
+        common::TINY_TOKENIZER,
+        rows(3),
+        &options,
+        &|| 0.0,
+        &mut |p| seen.push(p),
+    )
+    .unwrap();
+    assert_eq!(
+        seen[0],
+        BuildProgress::Read {
+            rows: 18,
+            labels: 3,
+            held_out: 6
+        }
+    );
+    assert!(seen.contains(&BuildProgress::Embedded {
+        done: 18,
+        total: 18
+    }));
+    assert!(seen
+        .iter()
+        .any(|p| matches!(p, BuildProgress::Trained(t) if t.samples == 12 && t.epochs == 40)));
+    assert!(seen
+        .iter()
+        .any(|p| matches!(p, BuildProgress::HeldOutAccuracy { total: 6, .. })));
+    assert_eq!(built.rehearsal_vectors, 6, "2 per label");
+    let names: Vec<&str> = built.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "encoder.onnx",
+            "encoder.compiled.tar",
+            "tokenizer.json",
+            "head.bin",
+            "rehearsal.bin",
+            "manifest.json"
+        ]
+    );
+    let files: HashMap<String, Vec<u8>> = built.files.into_iter().collect();
+    let bundle = load(files).unwrap();
+    assert_eq!(bundle.manifest.name, "tiny-built");
+    assert_eq!(bundle.head.labels(), LABELS);
+    // The same inputs build the same bundle, byte for byte.
+    let again = build(
+        common::TINY_ENCODER,
+        common::TINY_TOKENIZER,
+        rows(3),
+        &options,
+        &|| 0.0,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(
+        again.files.last().unwrap().1,
+        serde_json::to_vec_pretty(&bundle.manifest).unwrap()
+    );
+
+    // Without held-out rows: a seeded 10% of each label (none of 6 rows).
+    let mut read = None;
+    build(
+        common::TINY_ENCODER,
+        common::TINY_TOKENIZER,
+        rows(0),
+        &options,
+        &|| 0.0,
+        &mut |p| {
+            if let BuildProgress::Read { held_out, .. } = p {
+                read = Some(held_out)
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!(read, Some(0));
+
+    let error = |rows: Vec<LabelledText>, options: &BuildOptions| {
+        let error = build(
+            common::TINY_ENCODER,
+            common::TINY_TOKENIZER,
+            rows,
+            options,
+            &|| 0.0,
+            &mut |_| {},
+        )
+        .err()
+        .expect("refused");
+        assert_eq!(error.code(), "ConfigError", "{error}");
+        error.to_string()
+    };
+    let one_label: Vec<LabelledText> = rows(0).into_iter().filter(|r| r.label == "music").collect();
+    assert!(error(one_label, &options).contains("at least 2 labels"));
+    let mut blank = rows(0);
+    blank[4].label = "  ".into();
+    assert!(error(blank, &options).contains("row 5 has an empty label"));
+    assert!(error(Vec::new(), &options).contains("no rows"));
+    let frozen_linear = BuildOptions {
+        freeze_hidden: true,
+        ..options.clone()
+    };
+    assert!(error(rows(0), &frozen_linear).contains("needs an MLP head"));
+}

@@ -13,6 +13,8 @@
 //! [`Bundle::load`] checks everything before anything is used, and every
 //! error names the manifest field and what is wrong with it.
 
+pub mod build;
+
 use serde::{Deserialize, Serialize};
 
 use crate::encoder::{compiled, Encoder, EncoderConfig};

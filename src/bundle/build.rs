@@ -1,0 +1,436 @@
+//! Building a bundle: the seed's `export_coreml.py` with `is_updatable`.
+//! Embeds labelled texts with the encoder, trains the generic head with the
+//! same update code the device runs, scores it on held-out rows, picks the
+//! rehearsal vectors and assembles the manifest. Pure Rust with no file
+//! system or clock of its own, so the native CLI (`localtune-bundle`) and a
+//! wasm build share it; the caller writes the files.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use rand::seq::SliceRandom;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{
+    AllowedRanges, Bundle, EncoderSpec, FileRef, HeadSpec, Manifest, Pooling, Rehearsal,
+    TrainingInputs, TrainingSpec, MANIFEST_FILE, SCHEMA_VERSION,
+};
+use crate::error::{Error, Result};
+use crate::head::codec;
+use crate::store::sha256_hex;
+use crate::{
+    run_update, Encoder, EncoderConfig, Head, HeadArchitecture, TrainingSet, UpdateConfig,
+};
+
+/// One row of the labelled data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelledText {
+    pub text: String,
+    pub label: String,
+    /// Kept out of training, for the accuracy report.
+    pub held_out: bool,
+}
+
+/// What to build; [`BuildOptions::default`] is the CLI's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildOptions {
+    /// The bundle's name, also the user's store name.
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub architecture: HeadArchitecture,
+    /// An MLP head's hidden layer does not learn on the device.
+    pub freeze_hidden: bool,
+    pub max_seq_len: usize,
+    /// Epochs of the generic head (default: the update default).
+    pub epochs: Option<usize>,
+    /// Seeds the hold-out, the head and the rehearsal pick.
+    pub seed: u64,
+    /// When no row is marked held out: hold out this share of each label's
+    /// rows (seeded), for the accuracy report.
+    pub hold_out_fraction: f32,
+    /// Training vectors per label shipped for on-device updates.
+    pub rehearsal_per_label: usize,
+    /// Feedback samples that trigger an automatic update.
+    pub auto_update_threshold: usize,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            name: "bundle".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            architecture: HeadArchitecture::Linear,
+            freeze_hidden: false,
+            max_seq_len: 128,
+            epochs: None,
+            seed: 0,
+            hold_out_fraction: 0.1,
+            rehearsal_per_label: 8,
+            auto_update_threshold: 50,
+        }
+    }
+}
+
+/// Where a build is, for progress output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildProgress {
+    /// Rows read and the labels found in them.
+    Read {
+        rows: usize,
+        labels: usize,
+        held_out: usize,
+    },
+    /// Texts embedded so far.
+    Embedded {
+        done: usize,
+        total: usize,
+    },
+    Trained(TrainingSummary),
+    /// The generic head's accuracy on the held-out rows.
+    HeldOutAccuracy {
+        correct: usize,
+        total: usize,
+    },
+}
+
+/// How the generic head's training went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSummary {
+    pub samples: usize,
+    pub parameters: usize,
+    pub epochs: usize,
+    pub steps: usize,
+    pub millis: f64,
+    pub train_accuracy: f32,
+}
+
+/// A built bundle: its files by name (the manifest last), checked by
+/// loading them back the way an app will.
+pub struct BuiltBundle {
+    pub files: Vec<(String, Vec<u8>)>,
+    pub manifest: Manifest,
+    pub rehearsal_vectors: usize,
+}
+
+/// Builds a bundle from an ONNX encoder, its tokenizer and labelled rows.
+/// `now_ms` is the clock for the training report; `progress` sees each
+/// stage.
+pub fn build(
+    model: &[u8],
+    tokenizer: &[u8],
+    mut rows: Vec<LabelledText>,
+    options: &BuildOptions,
+    now_ms: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<BuiltBundle> {
+    check_options(options)?;
+    let config = EncoderConfig {
+        max_seq_len: options.max_seq_len,
+        ..EncoderConfig::default()
+    };
+    let encoder = Encoder::from_bytes(model, tokenizer, config)?;
+    let labels = labels_of(&rows)?;
+    if !rows.iter().any(|r| r.held_out) {
+        hold_out(&mut rows, options.hold_out_fraction, options.seed);
+    }
+    progress(BuildProgress::Read {
+        rows: rows.len(),
+        labels: labels.len(),
+        held_out: rows.iter().filter(|r| r.held_out).count(),
+    });
+
+    let features = embed_rows(&encoder, &rows, progress)?;
+    let dim = encoder.dim();
+    let train = split(&rows, &features, dim, &labels, false);
+    let test = split(&rows, &features, dim, &labels, true);
+
+    let (head, summary) = train_generic_head(&train, dim, &labels, options, now_ms)?;
+    progress(BuildProgress::Trained(summary));
+    if let Some((correct, total)) = held_out_accuracy(&head, &test, dim) {
+        progress(BuildProgress::HeldOutAccuracy { correct, total });
+    }
+    let rehearsal = pick_rehearsal(&train, dim, labels.len(), options);
+    let compiled = Encoder::compile(model)?;
+    assemble(
+        options,
+        dim,
+        labels,
+        [
+            ("encoder.onnx", model.to_vec()),
+            ("encoder.compiled.tar", compiled),
+            ("tokenizer.json", tokenizer.to_vec()),
+            ("head.bin", codec::encode(&head)),
+            ("rehearsal.bin", rehearsal.encode()),
+        ],
+        rehearsal.labels.len(),
+    )
+}
+
+fn check_options(options: &BuildOptions) -> Result<()> {
+    if options.freeze_hidden && !matches!(options.architecture, HeadArchitecture::Mlp { .. }) {
+        return Err(Error::Config(
+            "freezing the hidden layer needs an MLP head (mlp:H)".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&options.hold_out_fraction) {
+        return Err(Error::Config(format!(
+            "the hold-out fraction must be in [0, 1); found {}",
+            options.hold_out_fraction
+        )));
+    }
+    Ok(())
+}
+
+/// The sorted, distinct labels; at least two.
+fn labels_of(rows: &[LabelledText]) -> Result<Vec<String>> {
+    if rows.is_empty() {
+        return Err(Error::Config("the labelled data has no rows".into()));
+    }
+    if let Some(i) = rows.iter().position(|r| r.label.trim().is_empty()) {
+        return Err(Error::Config(format!("row {} has an empty label", i + 1)));
+    }
+    let mut labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    if labels.len() < 2 {
+        return Err(Error::Config(format!(
+            "a classifier needs at least 2 labels; found {labels:?}"
+        )));
+    }
+    Ok(labels)
+}
+
+/// Marks a seeded `fraction` of each label's rows as held out.
+fn hold_out(rows: &mut [LabelledText], fraction: f32, seed: u64) {
+    let mut by_label: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        by_label.entry(r.label.clone()).or_default().push(i);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    for indices in by_label.values_mut() {
+        indices.shuffle(&mut rng);
+        let count = (indices.len() as f32 * fraction) as usize;
+        for &i in indices.iter().take(count) {
+            rows[i].held_out = true;
+        }
+    }
+}
+
+/// Every text's vector, in batches of 32 (one padded batch of thousands
+/// would not fit).
+fn embed_rows(
+    encoder: &Encoder,
+    rows: &[LabelledText],
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<Vec<f32>> {
+    let dim = encoder.dim();
+    let mut features = Vec::with_capacity(rows.len() * dim);
+    for chunk in rows.chunks(32) {
+        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
+        features.extend_from_slice(encoder.embed(&texts)?.as_slice());
+        progress(BuildProgress::Embedded {
+            done: features.len() / dim,
+            total: rows.len(),
+        });
+    }
+    Ok(features)
+}
+
+/// Labelled vectors: row-major features and label indices.
+struct Labelled {
+    features: Vec<f32>,
+    labels: Vec<usize>,
+}
+
+fn split(
+    rows: &[LabelledText],
+    features: &[f32],
+    dim: usize,
+    labels: &[String],
+    held_out: bool,
+) -> Labelled {
+    let mut out = Labelled {
+        features: Vec::new(),
+        labels: Vec::new(),
+    };
+    for (i, row) in rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.held_out == held_out)
+    {
+        out.features
+            .extend_from_slice(&features[i * dim..(i + 1) * dim]);
+        out.labels.push(
+            labels
+                .binary_search(&row.label)
+                .expect("every row's label is listed"),
+        );
+    }
+    out
+}
+
+fn train_generic_head(
+    train: &Labelled,
+    dim: usize,
+    labels: &[String],
+    options: &BuildOptions,
+    now_ms: &dyn Fn() -> f64,
+) -> Result<(Head, TrainingSummary)> {
+    let start = Head::new_seeded(dim, options.architecture, labels.to_vec(), options.seed)?;
+    let mut config = UpdateConfig {
+        seed: options.seed,
+        ..UpdateConfig::default()
+    };
+    if let Some(epochs) = options.epochs {
+        config.epochs = epochs;
+    }
+    let outcome = run_update(
+        &start,
+        None,
+        TrainingSet {
+            features: &train.features,
+            labels: &train.labels,
+        },
+        &config,
+        now_ms,
+        &mut |_| ControlFlow::Continue(()),
+    )?;
+    let summary = TrainingSummary {
+        samples: train.labels.len(),
+        parameters: outcome.head.parameter_count(),
+        epochs: outcome.epochs,
+        steps: outcome.steps,
+        millis: outcome.millis,
+        train_accuracy: outcome.train_accuracy,
+    };
+    Ok((outcome.head, summary))
+}
+
+/// (correct, total) on the held-out rows, if there are any.
+fn held_out_accuracy(head: &Head, test: &Labelled, dim: usize) -> Option<(usize, usize)> {
+    if test.labels.is_empty() {
+        return None;
+    }
+    let correct = test
+        .labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &label)| {
+            head.probabilities(&test.features[i * dim..(i + 1) * dim])
+                .ok()
+                .and_then(|p| {
+                    p.iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map(|(j, _)| j)
+                })
+                == Some(label)
+        })
+        .count();
+    Some((correct, test.labels.len()))
+}
+
+/// A few training vectors per label (seeded), for on-device updates to
+/// rehearse so the labels a user never corrects are not forgotten.
+fn pick_rehearsal(
+    train: &Labelled,
+    dim: usize,
+    label_count: usize,
+    options: &BuildOptions,
+) -> Rehearsal {
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5245_4845);
+    let mut rehearsal = Rehearsal {
+        dim,
+        ..Rehearsal::default()
+    };
+    for label in 0..label_count {
+        let mut rows_of: Vec<usize> = (0..train.labels.len())
+            .filter(|&i| train.labels[i] == label)
+            .collect();
+        rows_of.shuffle(&mut rng);
+        for &i in rows_of.iter().take(options.rehearsal_per_label) {
+            rehearsal
+                .features
+                .extend_from_slice(&train.features[i * dim..(i + 1) * dim]);
+            rehearsal.labels.push(label as u32);
+        }
+    }
+    rehearsal
+}
+
+/// The manifest over the files, and the bundle loaded back from them.
+fn assemble(
+    options: &BuildOptions,
+    dim: usize,
+    labels: Vec<String>,
+    files: [(&str, Vec<u8>); 5],
+    rehearsal_vectors: usize,
+) -> Result<BuiltBundle> {
+    let refs: Vec<FileRef> = files
+        .iter()
+        .map(|(name, bytes)| FileRef {
+            file: (*name).into(),
+            sha256: sha256_hex(bytes),
+        })
+        .collect();
+    let [encoder, compiled, tokenizer, head, rehearsal] =
+        <[FileRef; 5]>::try_from(refs).expect("five files");
+    let manifest = Manifest {
+        schema_version: SCHEMA_VERSION,
+        name: options.name.clone(),
+        version: options.version.clone(),
+        description: options.description.clone(),
+        encoder: EncoderSpec {
+            file: encoder.file,
+            sha256: encoder.sha256,
+            pooling: Pooling::Mean,
+            normalize: true,
+            max_seq_len: options.max_seq_len,
+            feature_size: dim,
+            compiled: Some(compiled),
+        },
+        tokenizer,
+        labels,
+        head: HeadSpec {
+            file: head.file,
+            sha256: head.sha256,
+            architecture: options.architecture,
+            updatable_layers: match options.architecture {
+                HeadArchitecture::Mlp { .. } if !options.freeze_hidden => {
+                    vec!["hidden".into(), "output".into()]
+                }
+                _ => vec!["output".into()],
+            },
+        },
+        training: TrainingSpec {
+            inputs: TrainingInputs::FeatureVectors,
+            defaults: UpdateConfig::default(),
+            allowed: AllowedRanges::default(),
+            auto_update_threshold: options.auto_update_threshold,
+            validation_gate_fraction: 0.2,
+            rehearsal: Some(rehearsal),
+        },
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
+    let mut files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(name, bytes)| (name.to_string(), bytes))
+        .collect();
+    // Read it back the way an app will: a bundle that would not load is
+    // never handed out.
+    Bundle::load(&json, &mut |name| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, bytes)| bytes.clone())
+    })?;
+    files.push((MANIFEST_FILE.into(), json));
+    Ok(BuiltBundle {
+        files,
+        manifest,
+        rehearsal_vectors,
+    })
+}
