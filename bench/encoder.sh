@@ -3,11 +3,10 @@
 # bench/encoder.mjs (native, Node and headless Chromium, each against
 # onnxruntime-web). Pass --update-readme to write the table into README.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/../scripts/lib.sh"
 bash scripts/setup.sh
 bash scripts/build-pkg.sh
 mkdir -p bench/results
-node scripts/compile-encoder.mjs models/all-minilm-l6-v2-int8/model.onnx bench/results/encoder.compiled.tar
+node scripts/compile-encoder.mjs "$MODEL_ONNX" bench/results/encoder.compiled.tar
 cargo bench --no-run --quiet --bench encoder
 node bench/encoder.mjs "$@"

@@ -4,8 +4,7 @@
 # the training rows) on the same real-encoder features and the same rows.
 # Pass --update-readme to write the table into README.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/../scripts/lib.sh"
 bash scripts/setup.sh
 source scripts/python-bench-env.sh
 # Embeds bench/data/*.csv with the real encoder (cached), trains, writes

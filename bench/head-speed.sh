@@ -3,8 +3,7 @@
 # vectors in wasm (Node and headless Chromium) next to TensorFlow.js doing the
 # same training. Pass --update-readme to write the table into README.md.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/../scripts/lib.sh"
 bash scripts/setup.sh
 bash scripts/build-pkg.sh
 node bench/head-speed.mjs "$@"

@@ -5,15 +5,11 @@
 # localtune-bundle tool. Skipped when bundles/default/ was built from the
 # same inputs (data, model, tool source).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
 
-log() { printf '\033[1;34m[build-bundle]\033[0m %s\n' "$*"; }
 
-out=bundles/default
-model=models/all-minilm-l6-v2-int8
-data=bench/data/home-assistant-intents-en.csv
-key=$( (sha256sum "$data" "$model/model.onnx" "$model/tokenizer.json" Cargo.lock; find src -type f | sort | xargs sha256sum) | sha256sum | cut -c1-16)
+out=$DEFAULT_BUNDLE
+key=$(content_key "$INTENTS_CSV" "$MODEL_ONNX" "$MODEL_TOKENIZER" Cargo.lock src)
 if [ "$(cat "$out/.inputs" 2>/dev/null)" = "$key" ]; then
   log "bundles/default is up to date ($key)"
   exit 0
@@ -21,7 +17,7 @@ fi
 rm -rf "$out"
 log "training the generic head (embeds ~5,700 texts with the real encoder)"
 cargo run --quiet --bin localtune-bundle -- \
-  --encoder "$model/model.onnx" --tokenizer "$model/tokenizer.json" \
-  --data "$data" --text-column text --label-column intent --split-column split \
+  --encoder "$MODEL_ONNX" --tokenizer "$MODEL_TOKENIZER" \
+  --data "$INTENTS_CSV" --text-column text --label-column intent --split-column split \
   --name localtune-demo --version "$(date -u +%Y.%m.%d)" --out "$out"
 echo "$key" > "$out/.inputs"

@@ -5,10 +5,24 @@
 # checks that the shipped modules really contain simd128 (and relaxed SIMD)
 # instructions. What wasm-pack would do, without its downloads.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
 
-log() { printf '\033[1;34m[build-pkg]\033[0m %s\n' "$*"; }
+# The whole package is cached by its inputs: a run with nothing changed
+# takes seconds instead of two release builds of our crate (~2 min each with
+# LTO: the relaxed-SIMD variable toggles between them) and wasm-opt.
+key=$( (content_key src build.rs Cargo.toml Cargo.lock .cargo package-lock.json \
+          scripts/build-pkg.sh scripts/patch-glue.mjs scripts/check-simd.sh
+        rustc -V; wasm-bindgen --version; echo "wasm-opt=${LOCALTUNE_WASM_OPT:-1}") |
+      sha256sum | cut -c1-16)
+cache="$CARGO_TARGET_DIR/pkg-cache/$key"
+if [ -f "$cache/package.json" ]; then
+  rm -rf pkg
+  cp -r "$cache" pkg
+  cp README.md pkg/README.md
+  log "pkg/ is up to date (inputs $key, built and SIMD-checked before)"
+  exit 0
+fi
+
 
 # Two modules from the same code (src/js/wasm-variant.js picks one at load):
 # simd128 for every engine, and LOCALTUNE_RELAXED_SIMD=1's fused multiply-add
@@ -121,4 +135,10 @@ cp README.md pkg/README.md 2>/dev/null || true
 
 bash scripts/check-simd.sh pkg/localtune_bg.wasm
 bash scripts/check-simd.sh pkg/localtune_relaxed_bg.wasm relaxed
-log "pkg/ ready: $(du -h pkg/localtune_bg.wasm | cut -f1) + $(du -h pkg/localtune_relaxed_bg.wasm | cut -f1) wasm"
+rm -rf "$cache" "$cache.part"
+mkdir -p "$(dirname "$cache")"
+cp -r pkg "$cache.part"
+mv "$cache.part" "$cache"
+# Keep the three newest packages (about 70 MB each).
+ls -1dt "$CARGO_TARGET_DIR"/pkg-cache/*/ | tail -n +4 | xargs -r rm -rf
+log "pkg/ ready: $(du -h pkg/localtune_bg.wasm | cut -f1) + $(du -h pkg/localtune_relaxed_bg.wasm | cut -f1) wasm (cached as $key)"

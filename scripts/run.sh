@@ -4,8 +4,7 @@
 # page on 127.0.0.1
 # (PORT, default 8080).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
 bash scripts/setup.sh
 bash scripts/build-pkg.sh
 bash scripts/build-bundle.sh

@@ -4,12 +4,10 @@
 # (or CI) needs nothing installed by hand beyond the Rust toolchain, Python
 # and Node that the machine image ships.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
 
 WASM_BINDGEN_VERSION=0.2.130 # must equal the `wasm-bindgen = "=…"` pin in Cargo.toml
 
-log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
 # 1. The wasm target for the machine's one Rust toolchain.
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then

@@ -1,57 +1,112 @@
 #!/usr/bin/env bash
-# Runs every check, in the order that fails fastest: formatting, clippy (host
-# and wasm32), native tests, wasm tests in Node and in headless Chromium, the
-# npm package build with its SIMD check, and the demo page in Chromium.
-# This is the README's test command, and CI's (.ci/run calls it).
+# Runs every check, in the order that fails fastest. This is the README's
+# test command, and CI's (.ci/run calls it with no arguments).
+#
+#   bash scripts/test.sh              # every step
+#   bash scripts/test.sh js           # one step (and the builds it needs)
+#   bash scripts/test.sh fmt clippy   # several, in the order given
+#   bash scripts/test.sh --list       # the steps
+#
+# `setup` (idempotent installs and the model fetch) always runs first.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
 
-step() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+STEPS=(fmt clippy native wasm wasm-relaxed pkg bundle js)
+# What a step needs built first (cheap when nothing changed: both builds
+# are cached by their inputs).
+declare -A NEEDS=([js]="pkg bundle")
 
-step "setup (idempotent installs, model fetch)"
-bash scripts/setup.sh
+describe() {
+  case $1 in
+    fmt) echo "cargo fmt --check" ;;
+    clippy) echo "cargo clippy -D warnings: host, wasm32, wasm32 with relaxed SIMD" ;;
+    native) echo "native tests (cargo test)" ;;
+    wasm) echo "wasm tests in Node (encoder, parity, head) and headless Chromium (browser, head_in_browser, store_in_browser)" ;;
+    wasm-relaxed) echo "the relaxed-SIMD module's kernel and parity in Node, parity in headless Chromium" ;;
+    pkg) echo "npm package (release build, wasm-opt, SIMD check)" ;;
+    bundle) echo "default bundle (localtune-bundle on the intents data)" ;;
+    js) echo "package, store, classifier, worker and demo page in Node and headless Chromium" ;;
+  esac
+}
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
+step_fmt() {
+  cargo fmt --all -- --check
+}
 
-step "cargo clippy (host)"
-cargo clippy --all-targets --quiet -- -D warnings
-step "cargo clippy (wasm32, both modules)"
-cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
-LOCALTUNE_RELAXED_SIMD=1 cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
+step_clippy() {
+  cargo clippy --all-targets --quiet -- -D warnings
+  cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
+  LOCALTUNE_RELAXED_SIMD=1 cargo clippy --target wasm32-unknown-unknown --lib --tests --quiet -- -D warnings
+}
 
-step "native tests"
-cargo test --quiet
+step_native() {
+  cargo test --quiet
+}
 
-step "wasm tests: Node (encoder, parity, head) and headless Chromium (browser, head_in_browser, store_in_browser)"
-# The browser test loads the real encoder compiled into the test module: it
-# needs more than the default 20 s.
-export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
-export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
-export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/webdriver.json"
-cargo test --target wasm32-unknown-unknown --tests
+wasm_test_env() {
+  # The browser test loads the real encoder compiled into the test module:
+  # it needs more than the default 20 s.
+  export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
+  export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+  export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/webdriver.json"
+}
 
-step "wasm tests of the relaxed-SIMD module: its kernel and parity in Node, parity in headless Chromium"
-# Node 20 validates relaxed SIMD only behind a V8 flag; later versions
-# without one. The probe is the package's own (src/js/wasm-variant.js).
-probe="import { supportsRelaxedSimd } from './src/js/wasm-variant.js'; process.exit(supportsRelaxedSimd() ? 0 : 1)"
-node_args=""
-if ! node --input-type=module -e "$probe"; then
-  node_args=--experimental-wasm-relaxed-simd
-  if ! node $node_args --input-type=module -e "$probe"; then
-    echo "test.sh: this Node ($(node --version)) runs no relaxed SIMD, not even with $node_args" >&2
-    exit 1
+step_wasm() {
+  wasm_test_env
+  cargo test --target wasm32-unknown-unknown --tests
+}
+
+step_wasm-relaxed() {
+  wasm_test_env
+  # Node 20 validates relaxed SIMD only behind a V8 flag; later versions
+  # without one. The probe is the package's own (src/js/wasm-variant.js).
+  local probe="import { supportsRelaxedSimd } from './src/js/wasm-variant.js'; process.exit(supportsRelaxedSimd() ? 0 : 1)"
+  local node_args=""
+  if ! node --input-type=module -e "$probe"; then
+    node_args=--experimental-wasm-relaxed-simd
+    if ! node $node_args --input-type=module -e "$probe"; then
+      die "this Node ($(node --version)) runs no relaxed SIMD, not even with $node_args"
+    fi
   fi
+  LOCALTUNE_RELAXED_SIMD=1 NODE_ARGS=$node_args \
+    cargo test --target wasm32-unknown-unknown --lib --test parity --test browser
+}
+
+step_pkg() {
+  bash scripts/build-pkg.sh
+}
+
+step_bundle() {
+  bash scripts/build-bundle.sh
+}
+
+step_js() {
+  node --test tests/js/
+}
+
+banner() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
+
+if [ "${1:-}" = --list ] || [ "${1:-}" = -h ] || [ "${1:-}" = --help ]; then
+  for s in "${STEPS[@]}"; do printf '%-13s %s\n' "$s" "$(describe "$s")"; done
+  exit 0
 fi
-LOCALTUNE_RELAXED_SIMD=1 NODE_ARGS=$node_args \
-  cargo test --target wasm32-unknown-unknown --lib --test parity --test browser
 
-step "npm package (release build, wasm-opt, SIMD check)"
-bash scripts/build-pkg.sh
+requested=("$@")
+[ ${#requested[@]} -eq 0 ] && requested=("${STEPS[@]}")
+plan=()
+add() {
+  local s=$1 need
+  for need in ${NEEDS[$s]:-}; do add "$need"; done
+  [[ " ${plan[*]} " == *" $s "* ]] || plan+=("$s")
+}
+for s in "${requested[@]}"; do
+  [[ " ${STEPS[*]} " == *" $s "* ]] || die "no step \"$s\" (steps: ${STEPS[*]})"
+  add "$s"
+done
 
-step "default bundle (localtune-bundle on the intents data)"
-bash scripts/build-bundle.sh
-
-step "package, store, classifier and demo page in Node and headless Chromium"
-node --test tests/js/
+banner "setup (idempotent installs, model fetch)"
+bash scripts/setup.sh
+for s in "${plan[@]}"; do
+  banner "$s: $(describe "$s")"
+  "step_$s"
+done
