@@ -13,6 +13,7 @@ pub mod classifier;
 pub mod encoder;
 pub mod error;
 pub mod head;
+pub mod options;
 /// The classifier's old module name.
 #[deprecated(note = "renamed to `classifier` (the JavaScript class's name)")]
 pub mod personalize {

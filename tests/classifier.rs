@@ -28,7 +28,7 @@ fn open() -> Classifier<MemoryBackend> {
 #[test]
 fn feedback_counts_as_pending_until_an_update_learns_it() {
     let p = open();
-    assert_eq!(p.current_version().status, VersionStatus::Shipped);
+    assert_eq!(p.current_version().meta.status, VersionStatus::Shipped);
     assert_eq!(
         p.predict(&["turn off the kitchen lights"]).unwrap()[0].label,
         "lights"
@@ -64,9 +64,9 @@ fn feedback_counts_as_pending_until_an_update_learns_it() {
         Some(0.0),
         "the shipped head has no doors label"
     );
-    assert_eq!(report.version.parent, Some(1));
-    assert_eq!(report.version.trained_through_sample, Some(6));
-    assert_eq!(report.version.metrics.gate_samples, Some(1));
+    assert_eq!(report.version.meta.parent, Some(1));
+    assert_eq!(report.version.meta.trained_through_sample, Some(6));
+    assert_eq!(report.version.meta.metrics.gate_samples, Some(1));
     assert_eq!(p.current_version().version, report.version.version);
     assert_eq!(block_on(p.pending_count()).unwrap(), 0);
     assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
@@ -145,7 +145,7 @@ fn a_candidate_worse_than_the_current_head_is_kept_but_rejected() {
     );
     assert_eq!(report.summary.candidate_accuracy, Some(0.0));
     assert!(report.summary.current_accuracy > Some(0.0));
-    assert_eq!(report.version.status, VersionStatus::Rejected);
+    assert_eq!(report.version.meta.status, VersionStatus::Rejected);
     assert_eq!(
         p.current_version().version,
         good.version.version,

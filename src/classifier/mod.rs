@@ -257,7 +257,13 @@ impl<B: StoreBackend> Classifier<B> {
 
     /// Samples added since the current head was trained.
     pub async fn pending_count(&self) -> Result<usize> {
-        let through = self.current.borrow().0.trained_through_sample.unwrap_or(0);
+        let through = self
+            .current
+            .borrow()
+            .0
+            .meta
+            .trained_through_sample
+            .unwrap_or(0);
         Ok(self
             .store
             .samples()

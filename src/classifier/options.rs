@@ -4,11 +4,12 @@
 //! JavaScript layer only converts values.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::auto_update::AutoUpdatePolicy;
 use crate::bundle::TrainingSpec;
 use crate::error::{Error, Result};
+use crate::options::read_options;
 use crate::store::StorePolicy;
 use crate::UpdateConfig;
 
@@ -51,7 +52,7 @@ impl ClassifierOptions {
     /// Reads the options object; unknown keys and wrong types are a
     /// [`Error::Config`] naming them.
     pub fn from_json(value: Value) -> Result<Self> {
-        read("classifier options", value)
+        read_options("classifier options", value)
     }
 
     /// The settings these options give with `training` (the bundle's
@@ -111,28 +112,9 @@ pub fn update_config_over(defaults: &UpdateConfig, options: &Value) -> Result<Up
             merged.insert(key.clone(), value.clone());
         }
     }
-    let config: UpdateConfig = read("update options", Value::Object(merged))?;
+    let config: UpdateConfig = read_options("update options", Value::Object(merged))?;
     config.validate()?;
     Ok(config)
-}
-
-/// Deserialises an options object, with serde's messages (which name the
-/// unknown or mistyped key) under `what`.
-fn read<T: for<'de> Deserialize<'de>>(what: &str, value: Value) -> Result<T> {
-    let value = match value {
-        Value::Null => Value::Object(Map::new()),
-        Value::Object(_) => value,
-        _ => return Err(Error::Config(format!("{what} must be an object"))),
-    };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        if path == "." {
-            Error::Config(format!("{what}: {inner}"))
-        } else {
-            Error::Config(format!("{what}: {path}: {inner}"))
-        }
-    })
 }
 
 fn prefix(error: Error, what: &str) -> Error {

@@ -31,8 +31,9 @@ pub const MAX_SEQ_LEN_LIMIT: usize = 512;
 /// below it fit tract's 4 MiB constant-folding budget as f32 and are folded.
 const GATHER_FIRST_MIN_ELEMENTS: usize = (4 << 20) / std::mem::size_of::<f32>();
 
-/// How an [`Encoder`] is built.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How an [`Encoder`] is built (`EncoderOptions` in JavaScript).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EncoderConfig {
     /// Texts longer than this many tokens (special tokens included) are truncated.
     pub max_seq_len: usize,

@@ -72,12 +72,22 @@ pub struct VersionMetrics {
     pub gate_samples: Option<usize>,
 }
 
-/// A head version's metadata. Its weights live in a separate
-/// [`WeightsRecord`], so listing versions never reads weights.
+/// A head version: its number and its metadata. Its weights live in a
+/// separate [`WeightsRecord`], so listing versions never reads weights.
+/// Stored and exported as one flat object (`{ version, parent, status, … }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionInfo {
     pub version: VersionNumber,
+    #[serde(flatten)]
+    pub meta: VersionMeta,
+}
+
+/// What is known of a version besides its number, which the backend gives
+/// it when it is stored ([`StoreBackend::commit_version`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionMeta {
     pub parent: Option<VersionNumber>,
     pub status: VersionStatus,
     /// The encoder whose feature vectors the head reads.
@@ -93,39 +103,6 @@ pub struct VersionInfo {
     pub created_ms: f64,
     /// sha256 (hex) of the weights record's bytes.
     pub checksum: String,
-}
-
-/// A version before the backend has given it a number.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VersionDraft {
-    pub parent: Option<VersionNumber>,
-    pub status: VersionStatus,
-    pub encoder_sha256: String,
-    pub labels: Vec<String>,
-    pub architecture: HeadArchitecture,
-    pub sample_count: usize,
-    pub trained_through_sample: Option<SampleId>,
-    pub metrics: VersionMetrics,
-    pub created_ms: f64,
-    pub checksum: String,
-}
-
-impl VersionDraft {
-    pub fn numbered(self, version: VersionNumber) -> VersionInfo {
-        VersionInfo {
-            version,
-            parent: self.parent,
-            status: self.status,
-            encoder_sha256: self.encoder_sha256,
-            labels: self.labels,
-            architecture: self.architecture,
-            sample_count: self.sample_count,
-            trained_through_sample: self.trained_through_sample,
-            metrics: self.metrics,
-            created_ms: self.created_ms,
-            checksum: self.checksum,
-        }
-    }
 }
 
 /// A version's weights ([`crate::head::codec`] bytes) and their checksum.
@@ -180,7 +157,7 @@ pub trait StoreBackend {
     /// `make_current`, points "current" at it — all in one operation.
     async fn commit_version(
         &self,
-        draft: VersionDraft,
+        meta: VersionMeta,
         weights: Vec<u8>,
         make_current: bool,
     ) -> Result<VersionInfo>;
@@ -231,11 +208,11 @@ impl<B: StoreBackend + ?Sized> StoreBackend for std::rc::Rc<B> {
     }
     async fn commit_version(
         &self,
-        draft: VersionDraft,
+        meta: VersionMeta,
         weights: Vec<u8>,
         make_current: bool,
     ) -> Result<VersionInfo> {
-        (**self).commit_version(draft, weights, make_current).await
+        (**self).commit_version(meta, weights, make_current).await
     }
     async fn current(&self) -> Result<Option<VersionNumber>> {
         (**self).current().await

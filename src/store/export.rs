@@ -164,15 +164,15 @@ fn check_consistent(snapshot: &Snapshot) -> Result<()> {
             .get(&info.version)
             .ok_or_else(|| bad(format!("version {} has no weights", info.version)))?;
         let actual = sha256_hex(&record.bytes);
-        if actual != info.checksum || record.checksum != info.checksum {
+        if actual != info.meta.checksum || record.checksum != info.meta.checksum {
             return Err(bad(format!(
                 "weights of version {} fail their checksum (sha256 {actual}, recorded {})",
-                info.version, info.checksum
+                info.version, info.meta.checksum
             )));
         }
         let head = codec::decode(&record.bytes)
             .map_err(|e| bad(format!("version {}: {e}", info.version)))?;
-        if head.labels() != info.labels.as_slice() {
+        if head.labels() != info.meta.labels.as_slice() {
             return Err(bad(format!(
                 "version {}: weights and metadata disagree on the labels",
                 info.version

@@ -552,28 +552,25 @@ impl StoreBackend for IndexedDbBackend {
 
     async fn commit_version(
         &self,
-        draft: VersionDraft,
+        meta: VersionMeta,
         weights: Vec<u8>,
         make_current: bool,
     ) -> Result<VersionInfo> {
         let tx = self.begin(&[VERSIONS, WEIGHTS, META], true, "saving a head version")?;
         // The key generator numbers the version inside this transaction, so
-        // two tabs saving at once get distinct numbers.
-        let placeholder = draft.clone().numbered(0);
-        let value = to_js(&placeholder)?;
-        Reflect::delete_property(value.unchecked_ref::<Object>(), &"version".into())
-            .expect("plain object");
-        let key = tx.run(tx.store(VERSIONS)?.add(&value)).await?;
+        // two tabs saving at once get distinct numbers: the metadata is
+        // stored without a `version` and the key path adds it.
+        let key = tx.run(tx.store(VERSIONS)?.add(&to_js(&meta)?)).await?;
         let version = number(&key, "version key")?;
         tx.send(
             tx.store(WEIGHTS)?
-                .put(&weights_record(version, &draft.checksum, &weights)),
+                .put(&weights_record(version, &meta.checksum, &weights)),
         )?;
         if make_current {
             tx.send(tx.store(META)?.put_with_key(&key, &CURRENT.into()))?;
         }
         tx.commit().await?;
-        Ok(draft.numbered(version))
+        Ok(VersionInfo { version, meta })
     }
 
     async fn current(&self) -> Result<Option<VersionNumber>> {

@@ -181,18 +181,21 @@ impl StoreBackend for MemoryBackend {
 
     async fn commit_version(
         &self,
-        draft: VersionDraft,
+        meta: VersionMeta,
         weights: Vec<u8>,
         make_current: bool,
     ) -> Result<VersionInfo> {
         self.transact("saving a head version", |s| {
             s.next_version += 1;
-            let info = draft.numbered(s.next_version);
+            let info = VersionInfo {
+                version: s.next_version,
+                meta,
+            };
             s.weights.insert(
                 info.version,
                 WeightsRecord {
                     version: info.version,
-                    checksum: info.checksum.clone(),
+                    checksum: info.meta.checksum.clone(),
                     bytes: weights,
                 },
             );
@@ -288,7 +291,7 @@ pub(crate) fn refuse_protected(
             "version {version} is the current head; roll back or reset first"
         )));
     }
-    if info.is_some_and(|i| i.status == VersionStatus::Shipped) {
+    if info.is_some_and(|i| i.meta.status == VersionStatus::Shipped) {
         return Err(Error::InvalidState(format!(
             "version {version} is the shipped head, which is always kept"
         )));

@@ -117,10 +117,14 @@ pub struct TrainingData {
     pub missing: Vec<Sample>,
 }
 
-/// What to record with a new version.
-#[derive(Debug, Clone, Default)]
+/// What to record with a new version (`SaveOptions` in JavaScript).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SaveDetails {
+    /// The version this one was trained from.
     pub parent: Option<VersionNumber>,
+    /// Keep the version without making it current (a candidate that failed
+    /// a validation gate).
     pub rejected: bool,
     pub sample_count: usize,
     pub trained_through_sample: Option<SampleId>,
@@ -335,7 +339,7 @@ impl<B: StoreBackend> Store<B> {
             });
         }
         let bytes = codec::encode(head);
-        let draft = VersionDraft {
+        let meta = VersionMeta {
             parent: details.parent,
             status: if details.rejected {
                 VersionStatus::Rejected
@@ -353,7 +357,7 @@ impl<B: StoreBackend> Store<B> {
         };
         let info = self
             .backend
-            .commit_version(draft, bytes, !details.rejected)
+            .commit_version(meta, bytes, !details.rejected)
             .await?;
         self.apply_retention().await?;
         Ok(info)
@@ -393,14 +397,14 @@ impl<B: StoreBackend> Store<B> {
             .await?
             .ok_or_else(|| corrupt("the weights record is missing".into()))?;
         let actual = sha256_hex(&record.bytes);
-        if actual != info.checksum || record.checksum != info.checksum {
+        if actual != info.meta.checksum || record.checksum != info.meta.checksum {
             return Err(corrupt(format!(
                 "checksum mismatch: the bytes hash to {actual}, the version records {}",
-                info.checksum
+                info.meta.checksum
             )));
         }
         let head = codec::decode(&record.bytes)?;
-        if head.labels() != info.labels.as_slice() {
+        if head.labels() != info.meta.labels.as_slice() {
             return Err(corrupt(
                 "weights and metadata disagree on the labels".into(),
             ));
@@ -426,12 +430,12 @@ impl<B: StoreBackend> Store<B> {
         let mut next = current;
         while let Some(v) = next.filter(|v| !order.contains(v)) {
             order.push(v);
-            next = versions.get(&v).and_then(|i| i.parent);
+            next = versions.get(&v).and_then(|i| i.meta.parent);
         }
         let newest_accepted: Vec<VersionNumber> = versions
             .values()
             .rev()
-            .filter(|i| i.status == VersionStatus::Accepted && !order.contains(&i.version))
+            .filter(|i| i.meta.status == VersionStatus::Accepted && !order.contains(&i.version))
             .map(|i| i.version)
             .collect();
         order.extend(newest_accepted);
@@ -447,7 +451,7 @@ impl<B: StoreBackend> Store<B> {
                 }
                 continue;
             };
-            if info.encoder_sha256 != self.encoder_sha256 {
+            if info.meta.encoder_sha256 != self.encoder_sha256 {
                 if Some(v) == current {
                     encoder_changed = true;
                     problems.push(StoreProblem {
@@ -455,7 +459,7 @@ impl<B: StoreBackend> Store<B> {
                         message: format!(
                             "the current head (version {v}) was trained for encoder {}; this encoder is {}: \
                              its samples need re-embedding and a retrained head",
-                            short(&info.encoder_sha256),
+                            short(&info.meta.encoder_sha256),
                             short(&self.encoder_sha256)
                         ),
                         version: Some(v),
@@ -463,7 +467,7 @@ impl<B: StoreBackend> Store<B> {
                 }
                 continue;
             }
-            if info.status == VersionStatus::Rejected && Some(v) != current {
+            if info.meta.status == VersionStatus::Rejected && Some(v) != current {
                 continue;
             }
             match self.verified_head(info).await {
@@ -498,10 +502,10 @@ impl<B: StoreBackend> Store<B> {
     /// and was trained for this encoder. Returns the version.
     pub async fn rollback(&self, version: VersionNumber) -> Result<VersionInfo> {
         let (info, _) = self.load_version(version).await?;
-        if info.encoder_sha256 != self.encoder_sha256 {
+        if info.meta.encoder_sha256 != self.encoder_sha256 {
             return Err(Error::InvalidState(format!(
                 "version {version} was trained for encoder {}, not this one ({})",
-                short(&info.encoder_sha256),
+                short(&info.meta.encoder_sha256),
                 short(&self.encoder_sha256)
             )));
         }
@@ -537,7 +541,7 @@ impl<B: StoreBackend> Store<B> {
             .iter()
             .rev()
             .skip(self.policy.keep_versions)
-            .filter(|v| v.status != VersionStatus::Shipped && Some(v.version) != current)
+            .filter(|v| v.meta.status != VersionStatus::Shipped && Some(v.version) != current)
             .map(|v| v.version)
             .collect();
         if !doomed.is_empty() {
@@ -654,14 +658,14 @@ async fn ensure_shipped<B: StoreBackend>(
     let bytes = codec::encode(shipped);
     let checksum = sha256_hex(&bytes);
     let existing = backend.versions().await?.into_iter().find(|v| {
-        v.status == VersionStatus::Shipped
-            && v.encoder_sha256 == encoder_sha256
-            && v.checksum == checksum
+        v.meta.status == VersionStatus::Shipped
+            && v.meta.encoder_sha256 == encoder_sha256
+            && v.meta.checksum == checksum
     });
     if let Some(info) = existing {
         return Ok(info);
     }
-    let draft = VersionDraft {
+    let meta = VersionMeta {
         parent: None,
         status: VersionStatus::Shipped,
         encoder_sha256: encoder_sha256.into(),
@@ -674,7 +678,7 @@ async fn ensure_shipped<B: StoreBackend>(
         checksum,
     };
     let first = backend.current().await?.is_none();
-    backend.commit_version(draft, bytes, first).await
+    backend.commit_version(meta, bytes, first).await
 }
 
 fn check_sample_text(text: &str) -> Result<()> {

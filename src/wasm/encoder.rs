@@ -1,13 +1,13 @@
 //! The `Encoder` class.
 
 use js_sys::{Float32Array, Object, Reflect, Uint32Array};
-use serde::Deserialize;
 use std::rc::Rc;
 
 use wasm_bindgen::prelude::*;
 
-use super::{config_error, js_error, read_options};
+use super::{config_error, js_error, options_json};
 use crate::encoder::{Encoder, EncoderConfig, TokenBatch};
+use crate::options::read_options;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -36,30 +36,12 @@ extern "C" {
     pub type TokenBatchJs;
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct EncoderOptions {
-    max_seq_len: Option<usize>,
-    gather_before_dequantize: Option<bool>,
-}
-
-impl EncoderOptions {
-    const FIELDS: &'static [&'static str] = &["maxSeqLen", "gatherBeforeDequantize"];
-}
-
 fn encoder_config(options: Option<EncoderOptionsArg>) -> Result<EncoderConfig, JsValue> {
-    let options: EncoderOptions = read_options(
+    read_options(
         "encoder options",
-        options.map_or(JsValue::UNDEFINED, Into::into),
-        EncoderOptions::FIELDS,
-    )?;
-    let defaults = EncoderConfig::default();
-    Ok(EncoderConfig {
-        max_seq_len: options.max_seq_len.unwrap_or(defaults.max_seq_len),
-        gather_before_dequantize: options
-            .gather_before_dequantize
-            .unwrap_or(defaults.gather_before_dequantize),
-    })
+        options_json(&options.map_or(JsValue::UNDEFINED, Into::into), &[])?,
+    )
+    .map_err(js_error)
 }
 
 /// The frozen sentence encoder (see the crate docs): text → L2-normalised

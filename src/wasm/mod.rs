@@ -18,34 +18,6 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::Error;
 
-/// Reads an options object, refusing keys it does not know: a misspelt
-/// option silently ignored would be a bug the user never sees.
-/// (serde-wasm-bindgen looks up only the known fields, so serde's
-/// `deny_unknown_fields` cannot catch these.)
-pub(crate) fn read_options<T: serde::de::DeserializeOwned + Default>(
-    what: &str,
-    value: JsValue,
-    fields: &[&str],
-) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(T::default());
-    }
-    if !value.is_object() {
-        return Err(config_error(format!("{what} must be an object")));
-    }
-    let keys = Object::keys(value.unchecked_ref::<Object>());
-    for key in keys.iter() {
-        let key = key.as_string().unwrap_or_default();
-        if !fields.contains(&key.as_str()) {
-            return Err(config_error(format!(
-                "{what}: unknown option {key:?} (known: {})",
-                fields.join(", ")
-            )));
-        }
-    }
-    serde_wasm_bindgen::from_value(value).map_err(|e| config_error(format!("{what}: {e}")))
-}
-
 /// An options object as JSON, for the core to read with its own rules
 /// (unknown keys, types, defaults). `callbacks` are keys whose values JSON
 /// cannot carry (functions, an `AbortSignal`): the caller reads those

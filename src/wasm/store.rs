@@ -5,18 +5,17 @@
 use std::rc::Rc;
 
 use js_sys::{Float32Array, Promise, Reflect, Uint8Array};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use super::encoder::JsEncoder;
 use super::head::{read_update_options, to_js, JsHead, UpdateEventCallback, UpdateOptionsArg};
-use super::{js_error, performance_now, read_options};
+use super::{js_error, options_json, performance_now};
 use crate::error::Error;
+use crate::options::read_options;
 use crate::store::indexed_db::IndexedDbBackend;
-use crate::store::{
-    CachedFeatures, SaveDetails, Store, StorePolicy, VersionMetrics, VersionNumber,
-};
+use crate::store::{CachedFeatures, SaveDetails, Store, StorePolicy};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -80,16 +79,6 @@ extern "C" {
     pub type SaveOptionsArg;
 }
 
-#[derive(Default, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-struct SaveOptions {
-    parent: Option<VersionNumber>,
-    rejected: bool,
-    sample_count: usize,
-    trained_through_sample: Option<u64>,
-    metrics: VersionMetrics,
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct StorageStatus {
@@ -139,9 +128,9 @@ impl JsStore {
     ) -> Result<Promise, JsValue> {
         let policy: StorePolicy = read_options(
             "store options",
-            options.map_or(JsValue::UNDEFINED, Into::into),
-            &["maxSamples", "keepVersions"],
-        )?;
+            options_json(&options.map_or(JsValue::UNDEFINED, Into::into), &[])?,
+        )
+        .map_err(err)?;
         let shipped = shipped.inner.clone();
         Ok(future_to_promise(async move {
             let backend = IndexedDbBackend::open(&name).await.map_err(err)?;
@@ -283,26 +272,13 @@ impl JsStore {
         head: &JsHead,
         options: Option<SaveOptionsArg>,
     ) -> Result<Promise, JsValue> {
-        let options: SaveOptions = read_options(
+        let details: SaveDetails = read_options(
             "save options",
-            options.map_or(JsValue::UNDEFINED, Into::into),
-            &[
-                "parent",
-                "rejected",
-                "sampleCount",
-                "trainedThroughSample",
-                "metrics",
-            ],
-        )?;
+            options_json(&options.map_or(JsValue::UNDEFINED, Into::into), &[])?,
+        )
+        .map_err(err)?;
         let head = head.inner.clone();
         Ok(spawn(&self.inner, |store| async move {
-            let details = SaveDetails {
-                parent: options.parent,
-                rejected: options.rejected,
-                sample_count: options.sample_count,
-                trained_through_sample: options.trained_through_sample,
-                metrics: options.metrics,
-            };
             to_js(
                 &store
                     .save_version(&head, details, now())
@@ -312,7 +288,7 @@ impl JsStore {
         }))
     }
 
-    /// The head to use on start (see the README: falls back past corrupt
+    /// The head to use on start (see docs/store.md: falls back past corrupt
     /// records and heads of another encoder, and says so in `problems`).
     #[wasm_bindgen(js_name = loadCurrent, unchecked_return_type = "Promise<LoadedHead>")]
     pub fn load_current(&self) -> Promise {

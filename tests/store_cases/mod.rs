@@ -310,8 +310,8 @@ pub async fn past_the_cap_the_largest_labels_oldest_sample_goes<F: Fixture>(f: &
 pub async fn the_shipped_head_is_stored_once_and_current<F: Fixture>(f: &F) {
     let store = open(f.fresh("shipped").await, StorePolicy::default()).await;
     let shipped_info = store.shipped();
-    assert_eq!(shipped_info.status, VersionStatus::Shipped);
-    assert_eq!(shipped_info.encoder_sha256, ENCODER_A);
+    assert_eq!(shipped_info.meta.status, VersionStatus::Shipped);
+    assert_eq!(shipped_info.meta.encoder_sha256, ENCODER_A);
     let loaded = store.load_current().await.unwrap();
     assert_eq!(loaded.info.version, shipped_info.version);
     assert!(same_bits(&loaded.head, &shipped()));
@@ -346,12 +346,12 @@ pub async fn versions_save_load_roll_back_and_reset<F: Fixture>(f: &F) {
         .await
         .unwrap();
     assert!(shipped_v < v1.version && v1.version < v2.version);
-    assert_eq!(v2.parent, Some(v1.version));
-    assert_eq!(v2.labels, labels(&["lights", "music", "weather"]));
-    assert_eq!(v2.status, VersionStatus::Accepted);
-    assert_eq!(v2.sample_count, 50);
-    assert_eq!(v2.created_ms, 3000.0);
-    assert_eq!(v2.checksum.len(), 64);
+    assert_eq!(v2.meta.parent, Some(v1.version));
+    assert_eq!(v2.meta.labels, labels(&["lights", "music", "weather"]));
+    assert_eq!(v2.meta.status, VersionStatus::Accepted);
+    assert_eq!(v2.meta.sample_count, 50);
+    assert_eq!(v2.meta.created_ms, 3000.0);
+    assert_eq!(v2.meta.checksum.len(), 64);
 
     assert_eq!(store.current_version().await.unwrap(), Some(v2.version));
     let loaded = store.load_current().await.unwrap();
@@ -392,7 +392,7 @@ pub async fn a_rejected_version_is_kept_but_not_current<F: Fixture>(f: &F) {
         .save_version(&head(&["lights", "music"], 3), rejected, 1.0)
         .await
         .unwrap();
-    assert_eq!(v.status, VersionStatus::Rejected);
+    assert_eq!(v.meta.status, VersionStatus::Rejected);
     assert_eq!(store.current_version().await.unwrap(), before);
     assert_eq!(
         store.load_current().await.unwrap().info.version,
@@ -668,7 +668,7 @@ pub async fn a_new_encoder_never_uses_old_heads_and_retrains<F: Fixture>(f: &F) 
     let loaded = store.load_current().await.unwrap();
     assert!(loaded.encoder_changed);
     assert_eq!(
-        loaded.info.encoder_sha256, ENCODER_B,
+        loaded.info.meta.encoder_sha256, ENCODER_B,
         "old heads are not used with the new encoder"
     );
     assert_eq!(loaded.problems[0].name, "EncoderChangedError");
@@ -682,7 +682,7 @@ pub async fn a_new_encoder_never_uses_old_heads_and_retrains<F: Fixture>(f: &F) 
         .await
         .unwrap()
         .iter()
-        .find(|v| v.encoder_sha256 == ENCODER_A && v.status == VersionStatus::Accepted)
+        .find(|v| v.meta.encoder_sha256 == ENCODER_A && v.meta.status == VersionStatus::Accepted)
         .unwrap()
         .version;
     assert_eq!(
@@ -715,9 +715,9 @@ pub async fn a_new_encoder_never_uses_old_heads_and_retrains<F: Fixture>(f: &F) 
         "the update's events reach the caller"
     );
     assert_eq!(events.last(), Some(&UpdateEventKind::Done));
-    assert_eq!(info.encoder_sha256, ENCODER_B);
-    assert_eq!(info.parent, Some(store.shipped().version));
-    assert_eq!(info.sample_count, texts.len());
+    assert_eq!(info.meta.encoder_sha256, ENCODER_B);
+    assert_eq!(info.meta.parent, Some(store.shipped().version));
+    assert_eq!(info.meta.sample_count, texts.len());
     assert_eq!(outcome.train_accuracy, 1.0);
     assert!(
         store.training_data().await.unwrap().missing.is_empty(),
@@ -832,7 +832,7 @@ pub async fn export_then_import_into_a_fresh_profile_predicts_the_same<F: Fixtur
         source.samples().await.unwrap()
     );
     assert_eq!(
-        target.reset_to_shipped().await.unwrap().status,
+        target.reset_to_shipped().await.unwrap().meta.status,
         VersionStatus::Shipped
     );
     // Vectors are not exported: the imported samples are listed for embedding.
