@@ -3,7 +3,7 @@
 // Chromium, each next to onnxruntime-web (wasm, 1 thread, SIMD) on the same
 // model and token ids in the same runtime; cold start; peak wasm memory; and
 // the .wasm sizes. Prints a Markdown table; --update-readme writes it into
-// README.md between the bench markers.
+// docs/benchmarks.md between the bench markers.
 //
 // Run: bash bench/encoder.sh   (builds pkg/ and the native bench first)
 import { readFile, writeFile, mkdir } from 'node:fs/promises';

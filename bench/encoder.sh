@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The encoder benchmark in one command: builds what it needs, then runs
 # bench/encoder.mjs (native, Node and headless Chromium, each against
-# onnxruntime-web). Pass --update-readme to write the table into README.md.
+# onnxruntime-web). Pass --update-readme to write the table into
+# docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 bash scripts/setup.sh

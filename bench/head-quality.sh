@@ -2,7 +2,7 @@
 # The head-quality benchmark in one command: our update with default settings
 # next to scikit-learn's LogisticRegression (C tuned by cross-validation on
 # the training rows) on the same real-encoder features and the same rows.
-# Pass --update-readme to write the table into README.md.
+# Pass --update-readme to write the table into docs/benchmarks.md.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib.sh"
 bash scripts/setup.sh

@@ -4,7 +4,7 @@
 // TensorFlow.js (wasm backend with SIMD and one thread, and its plain-JS cpu
 // backend) training the same head with the same optimizer, batch size and
 // number of steps, in the same runtime. Prints a Markdown table;
-// --update-readme writes it into README.md between the head-speed markers.
+// --update-readme writes it into docs/benchmarks.md between the head-speed markers.
 //
 // Run: bash bench/head-speed.sh   (builds pkg/ first)
 import { readFile } from 'node:fs/promises';

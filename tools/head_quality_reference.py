@@ -5,10 +5,11 @@ For every run in runs.json (written by the benchmark, together with the
 encoder's features of every CSV row), fits scikit-learn's LogisticRegression
 on the same train rows, with C chosen by cross-validation on those rows only,
 and compares its test accuracy with the accuracy our head reached. Prints a
-markdown table per setting; optionally writes it into a README between
-markers and the aggregated numbers as JSON.
+markdown table per setting; optionally writes it into docs/benchmarks.md
+(or another Markdown file) between markers and the aggregated numbers as
+JSON.
 
-    "$PYTHON" tools/head_quality_reference.py [--update-readme README.md]
+    "$PYTHON" tools/head_quality_reference.py [--update-readme [docs/benchmarks.md]]
 
 Packages: tools/bench-requirements.txt (scripts/python-bench-env.sh).
 """
@@ -244,10 +245,11 @@ def main():
     parser.add_argument("--runs", default=RESULTS / "runs.json", type=Path)
     parser.add_argument("--csv", default=DEFAULT_CSV, type=Path,
                         help="labels: its intent column")
-    parser.add_argument("--update-readme", type=Path, metavar="README", nargs="?",
-                        const=Path(__file__).resolve().parent.parent / "README.md",
+    # The flag keeps its name from when the table lived in the README.
+    parser.add_argument("--update-readme", type=Path, metavar="MARKDOWN", nargs="?",
+                        const=Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md",
                         help=f"replace the text between {START_MARKER} and {END_MARKER} "
-                             "(default file: the repository's README.md)")
+                             "(default file: the repository's docs/benchmarks.md)")
     parser.add_argument("--json-out", type=Path, help="write the aggregated numbers here")
     args = parser.parse_args()
 

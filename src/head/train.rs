@@ -65,9 +65,9 @@ impl Default for Optimizer {
 
 /// Everything an update can be told. [`UpdateConfig::default`] is what the
 /// quality benchmark measures, chosen by its sweep
-/// (bench/head-quality-sweep.json; README "Head benchmarks"): Adam at 0.1,
-/// batches of 32, 60 class-balanced epochs, weight decay 0.001 in
-/// summed-loss form (scikit-learn's C = 1000), no hold-out.
+/// (bench/head-quality-sweep.json; docs/benchmarks.md "Head benchmarks"):
+/// Adam at 0.1, batches of 32, 60 class-balanced epochs, weight decay 0.001
+/// in summed-loss form (scikit-learn's C = 1000), no hold-out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct UpdateConfig {

@@ -19,7 +19,7 @@ const TS_TYPES: &'static str = r#"
 /** The head's shape: softmax regression, or one ReLU hidden layer. */
 export type HeadArchitecture = { kind: "linear" } | { kind: "mlp"; hidden: number };
 
-/** Settings of one update; every field is optional (see the README for the defaults). */
+/** Settings of one update; every field is optional (the defaults: `defaultUpdateOptions()`; docs/api.md). */
 export interface UpdateOptions {
   loss?: "crossEntropy" | "meanSquaredError";
   optimizer?: { kind: "adam"; beta1?: number; beta2?: number; epsilon?: number } | { kind: "sgd"; momentum?: number };
