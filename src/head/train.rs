@@ -274,6 +274,12 @@ pub struct UpdateOutcome {
 /// Trains a copy of `head` on `samples`. `now_ms` is the clock for the time
 /// budget; `observer` sees every event and may return `Break` to cancel,
 /// which is honoured between mini-batches and gives [`Error::Cancelled`].
+///
+/// The stages: [`Training::prepare`] (checks, the hold-out split, the
+/// optimizer's state), [`Training::step`] per mini-batch,
+/// [`Training::end_epoch`] (held-out loss, keeping the best epoch, early
+/// stopping) and [`Training::finish`]; events are built in one place,
+/// [`Training::event`].
 pub fn run_update(
     head: &Head,
     anchor: Option<&Head>,
@@ -283,223 +289,340 @@ pub fn run_update(
     observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
 ) -> Result<UpdateOutcome> {
     let started = now_ms();
-    config.validate()?;
-    check_samples(head, samples)?;
-    let anchor = anchor.unwrap_or(head);
-    check_same_shape(head, anchor)?;
-    if config.freeze_hidden_layer && head.layers().len() < 2 {
-        return Err(Error::Config(
-            "freezeHiddenLayer: a linear head has no hidden layer to freeze".into(),
-        ));
-    }
-    // Layers before this one keep their weights.
-    let first_trained = usize::from(config.freeze_hidden_layer);
-
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
-    let (train_rows, validation_rows) =
-        split_validation(samples.labels, head.labels().len(), config, &mut rng);
-    let by_label = rows_by_label(&train_rows, samples.labels, head.labels().len());
-
-    let TrainingSet { features, labels } = samples;
-    let loss = config.loss;
-    let penalties = Penalties {
-        weight_decay: config.weight_decay / train_rows.len() as f32,
-        l2_sp: config.l2_sp / train_rows.len() as f32,
-    };
-    let mut layers: Vec<DenseLayer> = head.layers().to_vec();
-    let mut grads = Gradients::zeros_like(&layers);
-    let mut state = OptimizerState::new(&layers, config.optimizer);
-    let mut scratch = Scratch::default();
-
-    let evaluate =
-        |layers: &[DenseLayer], rows: &[usize], scratch: &mut Scratch| -> Option<PassTotals> {
-            (!rows.is_empty())
-                .then(|| network::evaluate(layers, features, labels, rows, loss, scratch))
-        };
-    let start_train =
-        evaluate(&layers, &train_rows, &mut scratch).expect("at least one training row");
-    let start_validation = evaluate(&layers, &validation_rows, &mut scratch);
-    let cancelled = |flow: ControlFlow<()>| flow.is_break();
-    if cancelled(observer(&UpdateEvent {
-        kind: UpdateEventKind::Began,
-        epoch: 0,
-        batch: 0,
-        step: 0,
-        train_loss: start_train.mean_loss(),
-        train_accuracy: start_train.accuracy(),
-        validation_loss: start_validation.map(|t| t.mean_loss()),
-        validation_accuracy: start_validation.map(|t| t.accuracy()),
-    })) {
-        return Err(Error::Cancelled);
-    }
-
-    let mut best: Option<(f32, usize, Vec<DenseLayer>)> =
-        start_validation.map(|t| (t.mean_loss(), 0, layers.clone()));
-    let mut epochs_without_improvement = 0;
-    let mut steps = 0;
-    let mut epochs = 0;
-    let mut batches_in_last_epoch = 0;
-    let mut stop_reason = StopReason::EpochsDone;
+    let mut run = Training::prepare(head, anchor, samples, config)?;
+    let train = run.evaluate_train();
+    let validation = run.evaluate_validation();
+    notify(
+        observer,
+        run.event(UpdateEventKind::Began, 0, 0, train, validation),
+    )?;
 
     'epochs: for epoch in 0..config.epochs {
-        let order = epoch_order(&by_label, config, &mut rng);
+        let order = run.epoch_order();
         let mut epoch_totals = PassTotals::default();
         for (batch, rows) in order.chunks(config.batch_size).enumerate() {
-            if config.max_steps.is_some_and(|max| steps >= max) {
-                stop_reason = StopReason::StepBudget;
+            if config.max_steps.is_some_and(|max| run.steps >= max) {
+                run.stop_reason = StopReason::StepBudget;
                 break 'epochs;
             }
-            grads.clear();
-            let totals = network::accumulate_gradients(
-                &layers,
-                features,
-                labels,
-                rows,
-                loss,
-                &mut grads,
-                &mut scratch,
-            );
-            if !totals.loss_sum.is_finite() {
-                return Err(Error::Training(format!(
-                    "the loss became {} at step {}: the learning rate ({}) is too high for these \
-                     samples; the previous head is unchanged",
-                    totals.loss_sum,
-                    steps + 1,
-                    config.learning_rate
-                )));
-            }
-            network::add_penalty_gradients(&layers, anchor.layers(), penalties, &mut grads);
-            if !grads.step_is_finite() {
-                // The softmax saturates to NaN before the loss shows it.
-                return Err(Error::Training(format!(
-                    "the gradient became non-finite at step {}: the learning rate ({}) is too high \
-                     for these samples; the previous head is unchanged",
-                    steps + 1,
-                    config.learning_rate
-                )));
-            }
-            steps += 1;
-            state.step(
-                &mut layers[first_trained..],
-                &grads.layers[first_trained..],
-                config.learning_rate,
-                steps as u32,
-            );
+            let totals = run.step(rows)?;
             epoch_totals.loss_sum += totals.loss_sum;
             epoch_totals.correct += totals.correct;
             epoch_totals.samples += totals.samples;
-            batches_in_last_epoch = batch + 1;
-            if cancelled(observer(&UpdateEvent {
-                kind: UpdateEventKind::BatchEnd,
-                epoch,
-                batch,
-                step: steps,
-                train_loss: totals.mean_loss(),
-                train_accuracy: totals.accuracy(),
-                validation_loss: None,
-                validation_accuracy: None,
-            })) {
-                return Err(Error::Cancelled);
-            }
+            run.batches_in_last_epoch = batch + 1;
+            notify(
+                observer,
+                run.event(UpdateEventKind::BatchEnd, epoch, batch, totals, None),
+            )?;
             if config
                 .time_budget_ms
                 .is_some_and(|budget| now_ms() - started >= budget)
             {
-                stop_reason = StopReason::TimeBudget;
+                run.stop_reason = StopReason::TimeBudget;
                 break 'epochs;
             }
         }
-        epochs = epoch + 1;
-
-        let validation = evaluate(&layers, &validation_rows, &mut scratch);
-        if cancelled(observer(&UpdateEvent {
-            kind: UpdateEventKind::EpochEnd,
-            epoch,
-            batch: batches_in_last_epoch,
-            step: steps,
-            train_loss: epoch_totals.mean_loss(),
-            train_accuracy: epoch_totals.accuracy(),
-            validation_loss: validation.map(|t| t.mean_loss()),
-            validation_accuracy: validation.map(|t| t.accuracy()),
-        })) {
-            return Err(Error::Cancelled);
-        }
-        if let (Some(validation), Some((best_loss, best_epoch, best_layers))) =
-            (validation, best.as_mut())
-        {
-            if validation.mean_loss() < *best_loss {
-                *best_loss = validation.mean_loss();
-                *best_epoch = epochs;
-                best_layers.clone_from(&layers);
-                epochs_without_improvement = 0;
-            } else {
-                epochs_without_improvement += 1;
-                if config.early_stopping_patience > 0
-                    && epochs_without_improvement >= config.early_stopping_patience
-                {
-                    stop_reason = StopReason::EarlyStopped;
-                    break;
-                }
-            }
+        run.epochs = epoch + 1;
+        let validation = run.evaluate_validation();
+        let batches = run.batches_in_last_epoch;
+        notify(
+            observer,
+            run.event(
+                UpdateEventKind::EpochEnd,
+                epoch,
+                batches,
+                epoch_totals,
+                validation,
+            ),
+        )?;
+        if run.end_epoch(validation) == ControlFlow::Break(()) {
+            run.stop_reason = StopReason::EarlyStopped;
+            break;
         }
     }
+    run.finish(observer, &|| now_ms() - started)
+}
 
-    let best_epoch = match best {
-        Some((_, best_epoch, best_layers)) => {
-            layers = best_layers;
-            best_epoch
+/// Passes an event to the observer; `Break` cancels the update.
+fn notify(
+    observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+    event: UpdateEvent,
+) -> Result<()> {
+    match observer(&event) {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(Error::Cancelled),
+    }
+}
+
+/// One update in progress: the samples, the layers being trained and the
+/// optimizer's memory, and where the update is.
+struct Training<'a> {
+    head: &'a Head,
+    anchor: &'a Head,
+    config: &'a UpdateConfig,
+    features: &'a [f32],
+    labels: &'a [usize],
+    train_rows: Vec<usize>,
+    validation_rows: Vec<usize>,
+    by_label: Vec<Vec<usize>>,
+    penalties: Penalties,
+    /// Layers before this one keep their weights (a frozen hidden layer).
+    first_trained: usize,
+    layers: Vec<DenseLayer>,
+    grads: Gradients,
+    state: OptimizerState,
+    scratch: Scratch,
+    rng: ChaCha8Rng,
+    /// The lowest held-out loss so far, its epoch (0: the starting head) and
+    /// that epoch's layers; `None` without a hold-out.
+    best: Option<(f32, usize, Vec<DenseLayer>)>,
+    epochs_without_improvement: usize,
+    steps: usize,
+    epochs: usize,
+    batches_in_last_epoch: usize,
+    stop_reason: StopReason,
+}
+
+impl<'a> Training<'a> {
+    /// Checks the samples and settings, splits off the hold-out and sets up
+    /// the optimizer.
+    fn prepare(
+        head: &'a Head,
+        anchor: Option<&'a Head>,
+        samples: TrainingSet<'a>,
+        config: &'a UpdateConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        check_samples(head, samples)?;
+        let anchor = anchor.unwrap_or(head);
+        check_same_shape(head, anchor)?;
+        if config.freeze_hidden_layer && head.layers().len() < 2 {
+            return Err(Error::Config(
+                "freezeHiddenLayer: a linear head has no hidden layer to freeze".into(),
+            ));
         }
-        None => epochs,
-    };
-    // A hidden unit can go non-finite without the loss showing it (a −∞
-    // pre-activation leaves the ReLU as 0); never hand such a head back.
-    for (i, layer) in layers.iter().enumerate() {
-        let finite = layer
-            .weights
-            .iter()
-            .chain(&layer.bias)
-            .all(|v| v.is_finite());
-        if !finite {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let (train_rows, validation_rows) =
+            split_validation(samples.labels, head.labels().len(), config, &mut rng);
+        let by_label = rows_by_label(&train_rows, samples.labels, head.labels().len());
+        let penalties = Penalties {
+            weight_decay: config.weight_decay / train_rows.len() as f32,
+            l2_sp: config.l2_sp / train_rows.len() as f32,
+        };
+        let layers: Vec<DenseLayer> = head.layers().to_vec();
+        let mut run = Training {
+            head,
+            anchor,
+            config,
+            features: samples.features,
+            labels: samples.labels,
+            train_rows,
+            validation_rows,
+            by_label,
+            penalties,
+            first_trained: usize::from(config.freeze_hidden_layer),
+            grads: Gradients::zeros_like(&layers),
+            state: OptimizerState::new(&layers, config.optimizer),
+            layers,
+            scratch: Scratch::default(),
+            rng,
+            best: None,
+            epochs_without_improvement: 0,
+            steps: 0,
+            epochs: 0,
+            batches_in_last_epoch: 0,
+            stop_reason: StopReason::EpochsDone,
+        };
+        run.best = run
+            .evaluate_validation()
+            .map(|t| (t.mean_loss(), 0, run.layers.clone()));
+        Ok(run)
+    }
+
+    fn evaluate(&mut self, validation: bool) -> Option<PassTotals> {
+        let rows = if validation {
+            &self.validation_rows
+        } else {
+            &self.train_rows
+        };
+        (!rows.is_empty()).then(|| {
+            network::evaluate(
+                &self.layers,
+                self.features,
+                self.labels,
+                rows,
+                self.config.loss,
+                &mut self.scratch,
+            )
+        })
+    }
+
+    /// Loss and accuracy over every training row with the current layers.
+    fn evaluate_train(&mut self) -> PassTotals {
+        self.evaluate(false).expect("at least one training row")
+    }
+
+    fn evaluate_validation(&mut self) -> Option<PassTotals> {
+        self.evaluate(true)
+    }
+
+    /// The rows of the next epoch, in training order.
+    fn epoch_order(&mut self) -> Vec<usize> {
+        epoch_order(&self.by_label, self.config, &mut self.rng)
+    }
+
+    /// One optimizer step on `rows`; what the batch measured before it.
+    fn step(&mut self, rows: &[usize]) -> Result<PassTotals> {
+        let config = self.config;
+        self.grads.clear();
+        let totals = network::accumulate_gradients(
+            &self.layers,
+            self.features,
+            self.labels,
+            rows,
+            config.loss,
+            &mut self.grads,
+            &mut self.scratch,
+        );
+        if !totals.loss_sum.is_finite() {
             return Err(Error::Training(format!(
-                "layer {} became non-finite: the learning rate ({}) is too high for these \
+                "the loss became {} at step {}: the learning rate ({}) is too high for these \
                  samples; the previous head is unchanged",
-                i + 1,
+                totals.loss_sum,
+                self.steps + 1,
                 config.learning_rate
             )));
         }
+        network::add_penalty_gradients(
+            &self.layers,
+            self.anchor.layers(),
+            self.penalties,
+            &mut self.grads,
+        );
+        if !self.grads.step_is_finite() {
+            // The softmax saturates to NaN before the loss shows it.
+            return Err(Error::Training(format!(
+                "the gradient became non-finite at step {}: the learning rate ({}) is too high \
+                 for these samples; the previous head is unchanged",
+                self.steps + 1,
+                config.learning_rate
+            )));
+        }
+        self.steps += 1;
+        self.state.step(
+            &mut self.layers[self.first_trained..],
+            &self.grads.layers[self.first_trained..],
+            config.learning_rate,
+            self.steps as u32,
+        );
+        Ok(totals)
     }
-    let final_train =
-        evaluate(&layers, &train_rows, &mut scratch).expect("at least one training row");
-    let final_validation = evaluate(&layers, &validation_rows, &mut scratch);
-    let done = UpdateEvent {
-        kind: UpdateEventKind::Done,
-        epoch: epochs,
-        batch: batches_in_last_epoch,
-        step: steps,
-        train_loss: final_train.mean_loss(),
-        train_accuracy: final_train.accuracy(),
-        validation_loss: final_validation.map(|t| t.mean_loss()),
-        validation_accuracy: final_validation.map(|t| t.accuracy()),
-    };
-    // The update has finished; a cancel request arriving now is too late to
-    // matter and is ignored.
-    let _ = observer(&done);
-    let mut new_head = head.clone();
-    new_head.layers_mut().clone_from_slice(&layers);
-    Ok(UpdateOutcome {
-        head: new_head,
-        stop_reason,
-        epochs,
-        steps,
-        training_samples: train_rows.len(),
-        validation_samples: validation_rows.len(),
-        train_loss: done.train_loss,
-        train_accuracy: done.train_accuracy,
-        validation_loss: done.validation_loss,
-        validation_accuracy: done.validation_accuracy,
-        best_epoch,
-        millis: now_ms() - started,
-    })
+
+    /// Keeps the epoch's layers if its held-out loss is the best so far;
+    /// `Break` when early stopping's patience has run out.
+    fn end_epoch(&mut self, validation: Option<PassTotals>) -> ControlFlow<()> {
+        let (Some(validation), Some((best_loss, best_epoch, best_layers))) =
+            (validation, self.best.as_mut())
+        else {
+            return ControlFlow::Continue(());
+        };
+        if validation.mean_loss() < *best_loss {
+            *best_loss = validation.mean_loss();
+            *best_epoch = self.epochs;
+            best_layers.clone_from(&self.layers);
+            self.epochs_without_improvement = 0;
+            return ControlFlow::Continue(());
+        }
+        self.epochs_without_improvement += 1;
+        let patience = self.config.early_stopping_patience;
+        if patience > 0 && self.epochs_without_improvement >= patience {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    /// The update's event at this point, from the totals of a pass.
+    fn event(
+        &self,
+        kind: UpdateEventKind,
+        epoch: usize,
+        batch: usize,
+        train: PassTotals,
+        validation: Option<PassTotals>,
+    ) -> UpdateEvent {
+        UpdateEvent {
+            kind,
+            epoch,
+            batch,
+            step: self.steps,
+            train_loss: train.mean_loss(),
+            train_accuracy: train.accuracy(),
+            validation_loss: validation.map(|t| t.mean_loss()),
+            validation_accuracy: validation.map(|t| t.accuracy()),
+        }
+    }
+
+    /// The best epoch's head (the last one without a hold-out), checked to
+    /// be finite, its final figures, and the `Done` event.
+    fn finish(
+        mut self,
+        observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+        elapsed_ms: &dyn Fn() -> f64,
+    ) -> Result<UpdateOutcome> {
+        let best_epoch = match self.best.take() {
+            Some((_, best_epoch, best_layers)) => {
+                self.layers = best_layers;
+                best_epoch
+            }
+            None => self.epochs,
+        };
+        // A hidden unit can go non-finite without the loss showing it (a −∞
+        // pre-activation leaves the ReLU as 0); never hand such a head back.
+        for (i, layer) in self.layers.iter().enumerate() {
+            let finite = layer
+                .weights
+                .iter()
+                .chain(&layer.bias)
+                .all(|v| v.is_finite());
+            if !finite {
+                return Err(Error::Training(format!(
+                    "layer {} became non-finite: the learning rate ({}) is too high for these \
+                     samples; the previous head is unchanged",
+                    i + 1,
+                    self.config.learning_rate
+                )));
+            }
+        }
+        let train = self.evaluate_train();
+        let validation = self.evaluate_validation();
+        let done = self.event(
+            UpdateEventKind::Done,
+            self.epochs,
+            self.batches_in_last_epoch,
+            train,
+            validation,
+        );
+        // The update has finished; a cancel request arriving now is too late
+        // to matter and is ignored.
+        let _ = observer(&done);
+        let mut new_head = self.head.clone();
+        new_head.layers_mut().clone_from_slice(&self.layers);
+        Ok(UpdateOutcome {
+            head: new_head,
+            stop_reason: self.stop_reason,
+            epochs: self.epochs,
+            steps: self.steps,
+            training_samples: self.train_rows.len(),
+            validation_samples: self.validation_rows.len(),
+            train_loss: done.train_loss,
+            train_accuracy: done.train_accuracy,
+            validation_loss: done.validation_loss,
+            validation_accuracy: done.validation_accuracy,
+            best_epoch,
+            millis: elapsed_ms(),
+        })
+    }
 }
 
 /// Rejects what cannot be trained on, with a message that says why.
