@@ -22,13 +22,17 @@ use serde::Serialize;
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+pub use crate::head::personal::rehearsal_rows_to_keep;
+use crate::head::personal::{
+    train_personal_head, with_labels, PersonalOutcome, RehearsalRows, UserSamples,
+};
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability};
 use crate::store::{
     AddedSample, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy, StoreProblem,
     VersionInfo, VersionMetrics, VersionNumber,
 };
-use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
+use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
 
@@ -339,11 +343,7 @@ impl<B: StoreBackend> Classifier<B> {
             ));
         }
         let dim = self.bundle.head.input_dim();
-        let mut start = self.bundle.head.clone();
-        let mut user_labels = Vec::with_capacity(data.labels.len());
-        for label in &data.labels {
-            user_labels.push(start.add_label(label)?);
-        }
+        let (start, user_labels) = with_labels(&self.bundle.head, &data.labels)?;
         let label_count = start.labels().len();
         let gate_config = UpdateConfig {
             validation_fraction: self.bundle.manifest.training.validation_gate_fraction,
@@ -354,31 +354,22 @@ impl<B: StoreBackend> Classifier<B> {
         let (train_rows, gate_rows) =
             split_validation(&user_labels, label_count, &gate_config, &mut rng);
 
-        // User samples, then the rehearsal vectors the user has not
-        // overridden (see `rehearsal_rows_to_keep`).
         let rehearsal = &self.bundle.rehearsal;
-        let train_user: Vec<(&[f32], usize)> = train_rows
-            .iter()
-            .map(|&row| (&data.features[row * dim..(row + 1) * dim], user_labels[row]))
-            .collect();
-        let kept = rehearsal_rows_to_keep(&rehearsal.features, &rehearsal.labels, dim, &train_user);
-        let mut features = Vec::with_capacity((train_user.len() + kept.len()) * dim);
-        let mut labels = Vec::with_capacity(train_user.len() + kept.len());
-        for (vector, label) in &train_user {
-            features.extend_from_slice(vector);
-            labels.push(*label);
-        }
-        for &row in &kept {
-            features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
-            labels.push(rehearsal.labels[row] as usize);
-        }
-
-        let outcome = run_update(
+        let PersonalOutcome {
+            outcome,
+            user_samples,
+            rehearsal_kept,
+            rehearsal_overridden,
+        } = train_personal_head(
             &start,
-            None,
-            TrainingSet {
-                features: &features,
-                labels: &labels,
+            UserSamples {
+                features: &data.features,
+                labels: &user_labels,
+            },
+            &train_rows,
+            RehearsalRows {
+                features: &rehearsal.features,
+                labels: &rehearsal.labels,
             },
             config,
             now_ms,
@@ -446,9 +437,9 @@ impl<B: StoreBackend> Classifier<B> {
                 candidate_accuracy,
                 current_accuracy,
                 held_out_samples: gate_rows.len(),
-                user_samples: train_rows.len(),
-                rehearsal_samples: kept.len(),
-                rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+                user_samples,
+                rehearsal_samples: rehearsal_kept,
+                rehearsal_overridden,
                 outcome,
             },
             details,
@@ -533,40 +524,4 @@ impl<B: StoreBackend> UpdateSession<'_, B> {
     pub async fn commit(self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
         self.classifier.commit(candidate, now_ms).await
     }
-}
-
-/// Which rehearsal rows an update trains on. The bundle's vectors keep the
-/// head from forgetting labels the user never corrects; but where the user
-/// has taught otherwise (relabelled an intent), the shipped examples there
-/// would argue with the user. A rehearsal row is left out when its nearest
-/// neighbour (cosine; the vectors are unit length) among all other rows is
-/// a user sample of another label: corrections override the shipped
-/// examples they sit closest to, and nothing else.
-pub fn rehearsal_rows_to_keep(
-    features: &[f32],
-    labels: &[u32],
-    dim: usize,
-    user: &[(&[f32], usize)],
-) -> Vec<usize> {
-    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-    let rows = labels.len();
-    (0..rows)
-        .filter(|&r| {
-            let v = &features[r * dim..(r + 1) * dim];
-            let nearest_rehearsal = (0..rows)
-                .filter(|&o| o != r)
-                .map(|o| dot(v, &features[o * dim..(o + 1) * dim]))
-                .fold(f32::NEG_INFINITY, f32::max);
-            let nearest_user = user
-                .iter()
-                .map(|(u, label)| (dot(v, u), *label))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            match nearest_user {
-                Some((similarity, label)) => {
-                    !(similarity > nearest_rehearsal && label != labels[r] as usize)
-                }
-                None => true,
-            }
-        })
-        .collect()
 }

@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod kernels;
 pub mod network;
+pub mod personal;
 pub mod train;
 
 use rand::Rng;

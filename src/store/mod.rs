@@ -25,8 +25,9 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::checksum::sha256_hex;
 use crate::error::{Error, Result};
+use crate::head::personal::{train_personal_head, with_labels, RehearsalRows, UserSamples};
 use crate::head::{check_label, codec, Head};
-use crate::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
+use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 pub use backend::*;
 
 /// A sample's text is what the user typed or pasted; the encoder reads only
@@ -574,25 +575,23 @@ impl<B: StoreBackend> Store<B> {
         if data.labels.is_empty() {
             return Ok(None);
         }
-        let mut head = self.shipped_head.clone();
-        let mut indices = Vec::with_capacity(data.labels.len());
-        for label in &data.labels {
-            indices.push(head.add_label(label)?);
-        }
-        // L2-SP pulls toward the shipped head (with the new labels' rows at
-        // zero), if the config asks for it.
-        let anchor = head.clone();
-        let outcome = run_update(
-            &head,
-            Some(&anchor),
-            TrainingSet {
+        // The same path as every update (crate::head::personal), with no
+        // rehearsal rows (the store has no bundle) and no gate: all samples.
+        let (start, labels) = with_labels(&self.shipped_head, &data.labels)?;
+        let all: Vec<usize> = (0..labels.len()).collect();
+        let outcome = train_personal_head(
+            &start,
+            UserSamples {
                 features: &data.features,
-                labels: &indices,
+                labels: &labels,
             },
+            &all,
+            RehearsalRows::default(),
             config,
             now_ms,
             observer,
-        )?;
+        )?
+        .outcome;
         let details = SaveDetails {
             parent: Some(self.shipped().version),
             rejected: false,

@@ -1,0 +1,133 @@
+//! Training a personal head: the one path every kind of update takes (an
+//! update through the classifier's gate, a retrain after an encoder
+//! change). It starts from the shipped head with the user's new labels
+//! added and trains on the user's samples plus the shipped rehearsal
+//! vectors that the user's samples do not override.
+
+use std::ops::ControlFlow;
+
+use super::train::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
+use super::Head;
+use crate::error::Result;
+
+/// Labelled feature vectors shipped with a bundle: `labels[i]` is an index
+/// into the shipped head's labels.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RehearsalRows<'a> {
+    pub features: &'a [f32],
+    pub labels: &'a [u32],
+}
+
+/// The user's samples: `labels.len()` vectors, row-major, with each
+/// sample's label index in the head being trained.
+#[derive(Debug, Clone, Copy)]
+pub struct UserSamples<'a> {
+    pub features: &'a [f32],
+    pub labels: &'a [usize],
+}
+
+/// A trained personal head and what it was trained on.
+#[derive(Debug, Clone)]
+pub struct PersonalOutcome {
+    pub outcome: UpdateOutcome,
+    pub user_samples: usize,
+    /// Rehearsal rows trained on, and those left out because a user sample
+    /// of another label is their nearest neighbour.
+    pub rehearsal_kept: usize,
+    pub rehearsal_overridden: usize,
+}
+
+/// `base` with every label of `labels` added (in order of first
+/// appearance; the others keep their rows exactly), and each label's index.
+pub fn with_labels(base: &Head, labels: &[String]) -> Result<(Head, Vec<usize>)> {
+    let mut head = base.clone();
+    let indices = labels
+        .iter()
+        .map(|label| head.add_label(label))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((head, indices))
+}
+
+/// Trains `start` (the shipped head with the user's labels, see
+/// [`with_labels`]) on the user's samples in `rows` and the rehearsal rows
+/// they do not override ([`rehearsal_rows_to_keep`]), pulled toward `start`
+/// if `config.l2_sp` asks for it.
+pub fn train_personal_head(
+    start: &Head,
+    user: UserSamples<'_>,
+    rows: &[usize],
+    rehearsal: RehearsalRows<'_>,
+    config: &UpdateConfig,
+    now_ms: &dyn Fn() -> f64,
+    observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+) -> Result<PersonalOutcome> {
+    let dim = start.input_dim();
+    let user_rows: Vec<(&[f32], usize)> = rows
+        .iter()
+        .map(|&row| (&user.features[row * dim..(row + 1) * dim], user.labels[row]))
+        .collect();
+    let kept = rehearsal_rows_to_keep(rehearsal.features, rehearsal.labels, dim, &user_rows);
+    let mut features = Vec::with_capacity((user_rows.len() + kept.len()) * dim);
+    let mut labels = Vec::with_capacity(user_rows.len() + kept.len());
+    for (vector, label) in &user_rows {
+        features.extend_from_slice(vector);
+        labels.push(*label);
+    }
+    for &row in &kept {
+        features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
+        labels.push(rehearsal.labels[row] as usize);
+    }
+    let outcome = run_update(
+        start,
+        None,
+        TrainingSet {
+            features: &features,
+            labels: &labels,
+        },
+        config,
+        now_ms,
+        observer,
+    )?;
+    Ok(PersonalOutcome {
+        outcome,
+        user_samples: user_rows.len(),
+        rehearsal_kept: kept.len(),
+        rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+    })
+}
+
+/// Which rehearsal rows an update trains on. The bundle's vectors keep the
+/// head from forgetting labels the user never corrects; but where the user
+/// has taught otherwise (relabelled an intent), the shipped examples there
+/// would argue with the user. A rehearsal row is left out when its nearest
+/// neighbour (cosine; the vectors are unit length) among all other rows is
+/// a user sample of another label: corrections override the shipped
+/// examples they sit closest to, and nothing else.
+pub fn rehearsal_rows_to_keep(
+    features: &[f32],
+    labels: &[u32],
+    dim: usize,
+    user: &[(&[f32], usize)],
+) -> Vec<usize> {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let rows = labels.len();
+    (0..rows)
+        .filter(|&r| {
+            let v = &features[r * dim..(r + 1) * dim];
+            let nearest_rehearsal = (0..rows)
+                .filter(|&o| o != r)
+                .map(|o| dot(v, &features[o * dim..(o + 1) * dim]))
+                .fold(f32::NEG_INFINITY, f32::max);
+            let nearest_user = user
+                .iter()
+                .map(|(u, label)| (dot(v, u), *label))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            match nearest_user {
+                Some((similarity, label)) => {
+                    !(similarity > nearest_rehearsal && label != labels[r] as usize)
+                }
+                None => true,
+            }
+        })
+        .collect()
+}
