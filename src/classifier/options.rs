@@ -3,7 +3,7 @@
 //! what overrides what, what is out of range) are tested natively and the
 //! JavaScript layer only converts values.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::auto_update::AutoUpdatePolicy;
@@ -15,7 +15,7 @@ use crate::UpdateConfig;
 
 /// `Classifier.load`'s options (functions such as `onAutoUpdate` are taken
 /// out by the binding before these are read).
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ClassifierOptions {
     /// The IndexedDB store's name (default: the bundle's name).
@@ -26,7 +26,7 @@ pub struct ClassifierOptions {
 }
 
 /// `autoUpdate` in [`ClassifierOptions`].
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct AutoUpdateOptions {
     /// Default true.

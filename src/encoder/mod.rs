@@ -32,7 +32,7 @@ pub const MAX_SEQ_LEN_LIMIT: usize = 512;
 const GATHER_FIRST_MIN_ELEMENTS: usize = (4 << 20) / std::mem::size_of::<f32>();
 
 /// How an [`Encoder`] is built (`EncoderOptions` in JavaScript).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct EncoderConfig {
     /// Texts longer than this many tokens (special tokens included) are truncated.

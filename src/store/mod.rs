@@ -119,7 +119,7 @@ pub struct TrainingData {
 }
 
 /// What to record with a new version (`SaveOptions` in JavaScript).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct SaveDetails {
     /// The version this one was trained from.
