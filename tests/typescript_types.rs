@@ -270,7 +270,7 @@ fn the_typescript_types_name_the_fields_the_rust_types_send_and_read() {
         },
         &[],
     );
-    check(&ts, "UpdateResult", &outcome(), &["head"]);
+    check(&ts, "UpdateOutcome", &outcome(), &["head"]);
     check(
         &ts,
         "Prediction",

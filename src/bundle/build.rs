@@ -149,7 +149,7 @@ pub fn build(
 
     let (head, summary) = train_generic_head(&train, dim, &labels, options, now_ms)?;
     progress(BuildProgress::Trained(summary));
-    if let Some((correct, total)) = held_out_accuracy(&head, &test, dim) {
+    if let Some((correct, total)) = held_out_accuracy(&head, &test, dim, &labels)? {
         progress(BuildProgress::HeldOutAccuracy { correct, total });
     }
     let rehearsal = pick_rehearsal(&train, dim, labels.len(), options);
@@ -310,27 +310,20 @@ fn train_generic_head(
 }
 
 /// (correct, total) on the held-out rows, if there are any.
-fn held_out_accuracy(head: &Head, test: &Labelled, dim: usize) -> Option<(usize, usize)> {
-    if test.labels.is_empty() {
-        return None;
-    }
-    let correct = test
-        .labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &label)| {
-            head.probabilities(&test.features[i * dim..(i + 1) * dim])
-                .ok()
-                .and_then(|p| {
-                    p.iter()
-                        .enumerate()
-                        .max_by(|a, b| a.1.total_cmp(b.1))
-                        .map(|(j, _)| j)
-                })
-                == Some(label)
-        })
-        .count();
-    Some((correct, test.labels.len()))
+fn held_out_accuracy(
+    head: &Head,
+    test: &Labelled,
+    dim: usize,
+    labels: &[String],
+) -> Result<Option<(usize, usize)>> {
+    let samples = test.labels.iter().enumerate().map(|(i, &label)| {
+        (
+            &test.features[i * dim..(i + 1) * dim],
+            labels[label].as_str(),
+        )
+    });
+    let (correct, total) = head.count_correct(samples)?;
+    Ok((total > 0).then_some((correct, total)))
 }
 
 /// A few training vectors per label (seeded), for on-device updates to

@@ -377,22 +377,20 @@ impl<B: StoreBackend> Classifier<B> {
         )?;
 
         let (current_info, current_head) = self.current.borrow().clone();
-        let accuracy = |head: &Head| -> Option<f32> {
-            if gate_rows.is_empty() {
-                return None;
-            }
-            let correct = gate_rows
-                .iter()
-                .filter(|&&row| {
-                    let vector = &data.features[row * dim..(row + 1) * dim];
-                    head.predict(vector)
-                        .is_ok_and(|p| p[0].label == data.labels[row])
-                })
-                .count();
-            Some(correct as f32 / gate_rows.len() as f32)
+        let gate_samples = || {
+            gate_rows.iter().map(|&row| {
+                (
+                    &data.features[row * dim..(row + 1) * dim],
+                    data.labels[row].as_str(),
+                )
+            })
         };
-        let candidate_accuracy = accuracy(&outcome.head);
-        let current_accuracy = accuracy(&current_head);
+        let accuracy = |head: &Head| -> Result<Option<f32>> {
+            let (correct, total) = head.count_correct(gate_samples())?;
+            Ok((total > 0).then(|| correct as f32 / total as f32))
+        };
+        let candidate_accuracy = accuracy(&outcome.head)?;
+        let current_accuracy = accuracy(&current_head)?;
         let (accepted, gate) = match (candidate_accuracy, current_accuracy) {
             (Some(new), Some(old)) if new >= old => (
                 true,

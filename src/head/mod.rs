@@ -275,6 +275,31 @@ impl Head {
         Ok(network::forward_one(&self.layers, features, &mut scratch).to_vec())
     }
 
+    /// How many of `samples` (a vector and its true label, by name) have
+    /// the true label as their most probable one, and how many there are.
+    /// Labels this head does not know count as wrong; ties go to the earlier
+    /// label, as in [`Head::predict`]. The one accuracy every part reports:
+    /// the validation gate and the bundle tool's held-out score.
+    pub fn count_correct<'a>(
+        &self,
+        samples: impl IntoIterator<Item = (&'a [f32], &'a str)>,
+    ) -> Result<(usize, usize)> {
+        let (mut correct, mut total) = (0usize, 0usize);
+        for (vector, label) in samples {
+            let probabilities = self.probabilities(vector)?;
+            let best = probabilities.iter().enumerate().fold(0, |best, (i, p)| {
+                if *p > probabilities[best] {
+                    i
+                } else {
+                    best
+                }
+            });
+            correct += usize::from(self.labels[best] == label);
+            total += 1;
+        }
+        Ok((correct, total))
+    }
+
     /// Every label with its probability, most probable first.
     pub fn predict(&self, features: &[f32]) -> Result<Vec<LabelProbability>> {
         let probabilities = self.probabilities(features)?;

@@ -255,8 +255,14 @@ impl<B: StoreBackend> Store<B> {
         self.backend.delete_all_samples().await
     }
 
-    /// Caches vectors (this store's encoder) for samples that lacked them.
+    /// The name this method had before it matched the JavaScript one.
+    #[deprecated(note = "renamed to cache_vectors (JavaScript: cacheVectors)")]
     pub async fn cache_features(&self, rows: &[CachedFeatures]) -> Result<()> {
+        self.cache_vectors(rows).await
+    }
+
+    /// Caches vectors (this store's encoder) for samples that lacked them.
+    pub async fn cache_vectors(&self, rows: &[CachedFeatures]) -> Result<()> {
         for row in rows {
             self.check_vector(&row.values)?;
         }

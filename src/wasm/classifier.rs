@@ -68,7 +68,7 @@ export interface UpdateReport {
   userSamples: number;
   rehearsalSamples: number;
   rehearsalOverridden: number;
-  outcome: Omit<UpdateResult, "head">;
+  outcome: Omit<UpdateOutcome, "head">;
 }
 
 export interface ClassifierStats {

@@ -55,7 +55,7 @@ export interface UpdateEvent {
 }
 
 /** What a finished update returns: the new head (the old one is unchanged) and how it went. */
-export interface UpdateResult {
+export interface UpdateOutcome {
   head: Head;
   stopReason: "epochsDone" | "earlyStopped" | "stepBudget" | "timeBudget";
   epochs: number;
@@ -69,6 +69,9 @@ export interface UpdateResult {
   bestEpoch: number;
   millis: number;
 }
+
+/** @deprecated The same type under its old name: use `UpdateOutcome`. */
+export type UpdateResult = UpdateOutcome;
 
 /** One label and its probability. */
 export interface LabelProbability {
@@ -85,8 +88,8 @@ extern "C" {
     pub type UpdateOptionsArg;
     #[wasm_bindgen(typescript_type = "(event: UpdateEvent) => boolean | void")]
     pub type UpdateEventCallback;
-    #[wasm_bindgen(typescript_type = "UpdateResult")]
-    pub type UpdateResultJs;
+    #[wasm_bindgen(typescript_type = "UpdateOutcome")]
+    pub type UpdateOutcomeJs;
     #[wasm_bindgen(typescript_type = "LabelProbability[]")]
     pub type LabelProbabilities;
 }
@@ -169,7 +172,7 @@ impl JsHead {
         labels: Vec<String>,
         options: Option<UpdateOptionsArg>,
         on_event: Option<UpdateEventCallback>,
-    ) -> Result<UpdateResultJs, JsValue> {
+    ) -> Result<UpdateOutcomeJs, JsValue> {
         let (config, mut observer) = read_update_options(options, on_event)?;
         let label_indices = labels
             .iter()

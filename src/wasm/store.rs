@@ -259,7 +259,7 @@ impl JsStore {
                     values: v.to_vec(),
                 })
                 .collect();
-            store.cache_features(&rows).await.map_err(err)?;
+            store.cache_vectors(&rows).await.map_err(err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -366,7 +366,7 @@ impl JsStore {
     /// `undefined` if there are no samples.
     #[wasm_bindgen(
         js_name = retrainForEncoder,
-        unchecked_return_type = "Promise<{ version: VersionInfo; result: Omit<UpdateResult, \"head\"> } | undefined>"
+        unchecked_return_type = "Promise<{ version: VersionInfo; result: Omit<UpdateOutcome, \"head\"> } | undefined>"
     )]
     pub fn retrain_for_encoder(
         &self,

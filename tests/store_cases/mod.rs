@@ -170,7 +170,7 @@ pub async fn samples_are_added_listed_and_really_deleted<F: Fixture>(f: &F) {
     assert_eq!(data.missing.len(), 1);
     assert_eq!(data.missing[0].id, b.sample.id);
     store
-        .cache_features(&[CachedFeatures {
+        .cache_vectors(&[CachedFeatures {
             sample_id: b.sample.id,
             values: vector("play jazz"),
         }])
