@@ -74,8 +74,8 @@ fn feedback_counts_as_pending_until_an_update_learns_it() {
     assert_eq!(p.predict(&["weather today"]).unwrap()[0].label, "weather");
     assert_eq!(p.predict(&["play music"]).unwrap()[0].label, "music");
 
-    // Moved to another profile: same predictions; the imported samples
-    // have no vectors until the next update embeds them, in batches.
+    // Moved to another profile: same predictions; the export file carries
+    // no vectors, and the import embeds the samples (in batches).
     let file = block_on(p.store().export(1.0)).unwrap();
     let q = open();
     block_on(q.import(&file, 2.0)).unwrap();
@@ -84,10 +84,11 @@ fn feedback_counts_as_pending_until_an_update_learns_it() {
         q.predict(&["open the garage"]).unwrap(),
         p.predict(&["open the garage"]).unwrap()
     );
-    assert_eq!(
-        block_on(q.store().training_data()).unwrap().missing.len(),
-        6
-    );
+    assert!(block_on(q.store().training_data())
+        .unwrap()
+        .missing
+        .is_empty());
+    assert_eq!(q.remembered_corrections(), 6);
     block_on(q.add_feedback("lock the garage", "doors", 20.0)).unwrap();
     let report = block_on(q.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
         ControlFlow::Continue(())
@@ -270,4 +271,105 @@ fn the_bundles_threshold_starts_one_automatic_update() {
         }
     }
     assert_eq!(due, [false, false, false, false, true, false]);
+}
+
+#[test]
+fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
+    let backend = std::rc::Rc::new(MemoryBackend::new());
+    let open_on = |backend: std::rc::Rc<MemoryBackend>| {
+        block_on(Classifier::open(
+            load(bundle_files()).unwrap(),
+            backend,
+            StorePolicy::default(),
+            0.0,
+        ))
+        .unwrap()
+    };
+    let p = open_on(backend.clone());
+    let text = "how many steps did I walk today";
+    let before = p.predict(&[text]).unwrap().remove(0);
+    assert_ne!(before.label, "Fitness");
+    assert!(!p.labels().contains(&"Fitness".to_string()));
+
+    block_on(p.add_feedback(text, "Fitness", 1.0)).unwrap();
+    let after = p.predict(&[text]).unwrap().remove(0);
+    assert_eq!(after.label, "Fitness", "{after:?}");
+    assert!(after.probability >= 0.95, "{after:?}");
+    assert!(p.labels().ends_with(&["Fitness".to_string()]));
+    assert_eq!(p.remembered_corrections(), 1);
+
+    // Another instance on the same store (a reload, another tab) honours it.
+    let q = open_on(backend.clone());
+    assert_eq!(q.predict(&[text]).unwrap()[0].label, "Fitness");
+    // A text the correction is far from keeps the head's answer exactly.
+    let far = "turn off the kitchen lights";
+    let nearest = q.predict(&[far]).unwrap().remove(0);
+    let similarity = {
+        let e = q.bundle().encoder.embed(&[far, text]).unwrap();
+        let rows: Vec<&[f32]> = e.rows().collect();
+        rows[0].iter().zip(rows[1]).map(|(a, b)| a * b).sum::<f32>()
+    };
+    if similarity < 0.85 {
+        let head = q
+            .current_head()
+            .predict(q.bundle().encoder.embed(&[far]).unwrap().as_slice());
+        assert_eq!(nearest.probabilities, head.unwrap());
+    }
+
+    // The same text corrected again: the newest correction wins.
+    block_on(q.add_feedback(text, "Steps", 2.0)).unwrap();
+    assert_eq!(q.predict(&[text]).unwrap()[0].label, "Steps");
+    // After an update (whatever the gate decides) the corrections still count.
+    block_on(q.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert_eq!(q.predict(&[text]).unwrap()[0].label, "Steps");
+    // Exported (texts and labels, no vectors) and imported into a fresh
+    // store: the import embeds them, and they count at once.
+    let file = block_on(q.store().export(3.0)).unwrap();
+    let r = open();
+    block_on(r.import(&file, 4.0)).unwrap();
+    assert_eq!(r.remembered_corrections(), 2);
+    assert_eq!(r.predict(&[text]).unwrap()[0].label, "Steps");
+}
+
+#[test]
+fn a_rollback_answers_as_that_version_did_and_later_corrections_count_at_once() {
+    let backend = std::rc::Rc::new(MemoryBackend::new());
+    let open_on = |backend: std::rc::Rc<MemoryBackend>| {
+        block_on(Classifier::open(
+            load(bundle_files()).unwrap(),
+            backend,
+            StorePolicy::default(),
+            0.0,
+        ))
+        .unwrap()
+    };
+    let p = open_on(backend.clone());
+    let shipped = p.current_version().version;
+    let text = "how many steps did I walk today";
+    let before = p.predict(&[text]).unwrap().remove(0);
+    block_on(p.add_feedback(text, "Fitness", 1.0)).unwrap();
+    assert_eq!(p.predict(&[text]).unwrap()[0].label, "Fitness");
+
+    block_on(p.reset_to_shipped()).unwrap();
+    assert_eq!(p.current_version().version, shipped);
+    assert_eq!(p.remembered_corrections(), 0);
+    assert_eq!(
+        p.predict(&[text]).unwrap().remove(0),
+        before,
+        "the shipped head's answer, exactly"
+    );
+    assert_eq!(block_on(p.store().sample_count()).unwrap(), 1, "kept");
+    // Another tab that reloads agrees.
+    let q = open_on(backend.clone());
+    assert_eq!(q.predict(&[text]).unwrap().remove(0), before);
+
+    // A correction after the reset counts at once, here and after a reload.
+    block_on(p.add_feedback(text, "Steps", 2.0)).unwrap();
+    assert_eq!(p.predict(&[text]).unwrap()[0].label, "Steps");
+    block_on(q.reload()).unwrap();
+    assert_eq!(q.predict(&[text]).unwrap()[0].label, "Steps");
+    assert_eq!(q.remembered_corrections(), 1);
 }

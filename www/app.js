@@ -123,9 +123,10 @@ async function correct(label) {
   }
   try {
     const { pending, evicted } = await state.classifier.addFeedback(text, label);
-    $('feedback-status').textContent = `Saved: “${text.length > 60 ? `${text.slice(0, 60)}…` : text}” is ${label}. ${pending} pending.`
+    $('feedback-status').textContent = `Saved: “${text.length > 60 ? `${text.slice(0, 60)}…` : text}” is ${label}, from now on. ${pending} pending.`
       + (evicted.length ? ` (${evicted.length} oldest correction${evicted.length > 1 ? 's' : ''} of the largest label made room.)` : '');
-    await refresh();
+    // The correction counts at once: show what the classifier says now.
+    await Promise.all([predict(), refresh()]);
   } catch (e) {
     // The text stays in the box: nothing the user typed is lost.
     showError(e);

@@ -7,10 +7,13 @@
 //! - [`options`]: the app's options, resolved against the bundle's defaults;
 //! - [`auto_update`]: when an update starts by itself;
 //! - [`change_lock`]: one change (update, rollback, reset, import, reload)
-//!   at a time, first come first served.
+//!   at a time, first come first served;
+//! - [`memory`]: the corrections every prediction consults, so a correction
+//!   counts before the next update.
 
 pub mod auto_update;
 pub mod change_lock;
+pub mod memory;
 pub mod options;
 
 use std::cell::RefCell;
@@ -35,6 +38,7 @@ use crate::store::{
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
+use memory::{CorrectionMemory, MemorySettings};
 
 /// One text's prediction: every label, most probable first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,6 +117,9 @@ pub struct Classifier<B> {
     encoder_changed: bool,
     changes: ChangeLock,
     auto_update: AutoUpdater,
+    /// Every stored correction with a cached vector. Borrowed only between
+    /// awaits.
+    memory: RefCell<CorrectionMemory>,
 }
 
 /// The name this type had before it matched the JavaScript class.
@@ -141,6 +148,11 @@ impl<B: StoreBackend> Classifier<B> {
             problems,
             encoder_changed,
         } = store.load_current().await?;
+        let memory = CorrectionMemory::from_training_data(
+            bundle.head.input_dim(),
+            MemorySettings::default(),
+            &store.remembered_corrections().await?,
+        );
         let training = &bundle.manifest.training;
         let auto_update = AutoUpdater::new(AutoUpdatePolicy {
             enabled: true,
@@ -157,6 +169,7 @@ impl<B: StoreBackend> Classifier<B> {
             encoder_changed,
             changes: ChangeLock::new(),
             auto_update,
+            memory: RefCell::new(memory),
         })
     }
 
@@ -228,31 +241,51 @@ impl<B: StoreBackend> Classifier<B> {
         self.current.borrow().1.clone()
     }
 
-    /// Labels, most probable first, for each text.
+    /// Every label a prediction can give: the current head's, then labels
+    /// the user taught that it does not know yet.
+    pub fn labels(&self) -> Vec<String> {
+        let mut labels = self.current.borrow().1.labels().to_vec();
+        for label in self.memory.borrow().labels() {
+            if !labels.contains(label) {
+                labels.push(label.clone());
+            }
+        }
+        labels
+    }
+
+    /// How many corrections predictions consult.
+    pub fn remembered_corrections(&self) -> usize {
+        self.memory.borrow().len()
+    }
+
+    /// Labels, most probable first, for each text: the current head's
+    /// answer, moved toward the label of a correction the text sits close
+    /// to (see [`memory`]).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
         let vectors = self.bundle.encoder.embed(texts)?;
         let current = self.current.borrow();
+        let memory = self.memory.borrow();
         vectors
             .rows()
-            .map(|row| {
-                let probabilities = current.1.predict(row)?;
-                Ok(Prediction {
-                    label: probabilities[0].label.clone(),
-                    probability: probabilities[0].probability,
-                    probabilities,
-                })
-            })
+            .map(|row| Ok(memory.adjust(row, current.1.predict(row)?)))
             .collect()
     }
 
-    /// Stores "`text` is `label`" with its feature vector. A label the head
-    /// does not know yet is fine: the next update adds it.
+    /// Stores "`text` is `label`" with its feature vector; the next
+    /// prediction already honours it (see [`memory`]). A label the head
+    /// does not know yet is fine: the memory knows it at once, the next
+    /// update adds it to the head.
     pub async fn add_feedback(&self, text: &str, label: &str, now_ms: f64) -> Result<Feedback> {
         let vector = self.bundle.encoder.embed(&[text])?;
         let added = self
             .store
             .add_sample(text, label, now_ms, Some(vector.as_slice()))
             .await?;
+        {
+            let mut memory = self.memory.borrow_mut();
+            memory.add(added.sample.id, vector.as_slice(), label);
+            memory.remove(&added.evicted);
+        }
         Ok(Feedback {
             added,
             pending: self.pending_count().await?,
@@ -337,6 +370,9 @@ impl<B: StoreBackend> Classifier<B> {
             .store
             .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
             .await?;
+        // Corrections without vectors have them now: predictions consult them
+        // too.
+        self.refresh_memory().await?;
         if data.labels.is_empty() {
             return Err(Error::Training(
                 "there is no feedback to learn from yet".into(),
@@ -458,27 +494,44 @@ impl<B: StoreBackend> Classifier<B> {
     }
 
     /// Makes an earlier version current (and the head in use), after any
-    /// update or other change asked for before it.
+    /// update or other change asked for before it. Predictions stop
+    /// consulting the corrections made so far: the classifier answers as
+    /// that version did. The corrections stay stored (the next update
+    /// learns them again; delete them to forget them) and every correction
+    /// from now on counts at once.
     pub async fn rollback(&self, version: VersionNumber) -> Result<VersionInfo> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         self.store.rollback(version).await?;
-        self.load_current().await
+        let info = self.load_current().await?;
+        self.refresh_memory().await?;
+        Ok(info)
     }
 
     /// Makes the shipped head current again, after any change asked for
-    /// before it. Corrections and versions stay.
+    /// before it: a rollback to the shipped head (see
+    /// [`Classifier::rollback`]). Corrections and versions stay stored.
     pub async fn reset_to_shipped(&self) -> Result<VersionInfo> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         self.store.reset_to_shipped().await?;
-        self.load_current().await
+        let info = self.load_current().await?;
+        self.refresh_memory().await?;
+        Ok(info)
     }
 
     /// Replaces everything with an export file's contents and loads its
-    /// current head, after any change asked for before it.
+    /// current head, after any change asked for before it. The file carries
+    /// no feature vectors (any encoder can recompute them): the imported
+    /// corrections are embedded here, in batches, so that predictions
+    /// honour them at once.
     pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         let counts = self.store.import(file, now_ms).await?;
         self.load_current().await?;
+        let encoder = &self.bundle.encoder;
+        self.store
+            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
+            .await?;
+        self.refresh_memory().await?;
         Ok(counts)
     }
 
@@ -486,7 +539,20 @@ impl<B: StoreBackend> Classifier<B> {
     /// saved one), after any change asked for before it.
     pub async fn reload(&self) -> Result<VersionInfo> {
         let _turn = self.changes.acquire(Change::Other)?.await;
-        self.load_current().await
+        let info = self.load_current().await?;
+        self.refresh_memory().await?;
+        Ok(info)
+    }
+
+    /// Re-reads the corrections predictions consult (another tab may have
+    /// added some or rolled back; an import replaced them). Samples without
+    /// a cached vector join at the next update, which embeds them.
+    async fn refresh_memory(&self) -> Result<()> {
+        let data = self.store.remembered_corrections().await?;
+        let settings = self.memory.borrow().settings();
+        *self.memory.borrow_mut() =
+            CorrectionMemory::from_training_data(self.bundle.head.input_dim(), settings, &data);
+        Ok(())
     }
 
     async fn load_current(&self) -> Result<VersionInfo> {

@@ -109,7 +109,15 @@ export class WorkerClassifier {
 
   predict(text) { return this.#call('predict', [text]); }
   predictMany(texts) { return this.#call('predictMany', [texts]); }
-  addFeedback(text, label) { return this.#call('addFeedback', [text, label]); }
+  /** As `Classifier.addFeedback`; `labels` includes a new label at once. */
+  async addFeedback(text, label) {
+    const feedback = await this.#call('addFeedback', [text, label]);
+    if (feedback.evicted.length > 0) this.#described = await this.#call('describe');
+    else if (!this.#described.labels.includes(label)) {
+      this.#described = { ...this.#described, labels: [...this.#described.labels, label] };
+    }
+    return feedback;
+  }
 
   /** As `Classifier.update`; `options.signal` and `onProgress` work across the worker boundary. */
   async update(options = {}, onProgress) {
@@ -143,8 +151,9 @@ export class WorkerClassifier {
     this.#pending.clear();
   }
 
-  #refresh(version) {
-    this.#described = { ...this.#described, currentVersion: version };
+  /** After a change of head: what the worker's classifier now is. */
+  async #refresh(version) {
+    this.#described = await this.#call('describe');
     return version;
   }
 }

@@ -162,8 +162,16 @@ pub trait StoreBackend {
         make_current: bool,
     ) -> Result<VersionInfo>;
     async fn current(&self) -> Result<Option<VersionNumber>>;
-    /// Points "current" at an existing version.
-    async fn set_current(&self, version: VersionNumber) -> Result<()>;
+    /// Points "current" at an existing version and, if given, sets the
+    /// memory mark ([`StoreBackend::memory_from`]) in the same operation.
+    async fn set_current(
+        &self,
+        version: VersionNumber,
+        memory_from: Option<SampleId>,
+    ) -> Result<()>;
+    /// The memory mark: predictions consult the corrections with a larger
+    /// id (0, all of them, until a rollback or reset moves it).
+    async fn memory_from(&self) -> Result<SampleId>;
     /// Deletes versions and their weights; refuses (deleting nothing) if one
     /// is current or shipped. Missing versions are ignored.
     async fn delete_versions(&self, versions: &[VersionNumber]) -> Result<()>;
@@ -217,8 +225,15 @@ impl<B: StoreBackend + ?Sized> StoreBackend for std::rc::Rc<B> {
     async fn current(&self) -> Result<Option<VersionNumber>> {
         (**self).current().await
     }
-    async fn set_current(&self, version: VersionNumber) -> Result<()> {
-        (**self).set_current(version).await
+    async fn set_current(
+        &self,
+        version: VersionNumber,
+        memory_from: Option<SampleId>,
+    ) -> Result<()> {
+        (**self).set_current(version, memory_from).await
+    }
+    async fn memory_from(&self) -> Result<SampleId> {
+        (**self).memory_from().await
     }
     async fn delete_versions(&self, versions: &[VersionNumber]) -> Result<()> {
         (**self).delete_versions(versions).await

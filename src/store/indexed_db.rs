@@ -43,6 +43,8 @@ const VERSIONS: &str = "versions";
 const WEIGHTS: &str = "weights";
 const META: &str = "meta";
 const CURRENT: &str = "current";
+/// The memory mark (see `StoreBackend::memory_from`), beside "current".
+const MEMORY_FROM: &str = "memoryFrom";
 
 /// One open IndexedDB database.
 pub struct IndexedDbBackend {
@@ -582,7 +584,11 @@ impl StoreBackend for IndexedDbBackend {
         number(&value, "current pointer").map(Some)
     }
 
-    async fn set_current(&self, version: VersionNumber) -> Result<()> {
+    async fn set_current(
+        &self,
+        version: VersionNumber,
+        memory_from: Option<SampleId>,
+    ) -> Result<()> {
         let tx = self.begin(&[VERSIONS, META], true, "changing the current version")?;
         let key = JsValue::from_f64(version as f64);
         let n = number(
@@ -595,7 +601,22 @@ impl StoreBackend for IndexedDbBackend {
                 .await);
         }
         tx.send(tx.store(META)?.put_with_key(&key, &CURRENT.into()))?;
+        if let Some(mark) = memory_from {
+            tx.send(
+                tx.store(META)?
+                    .put_with_key(&JsValue::from_f64(mark as f64), &MEMORY_FROM.into()),
+            )?;
+        }
         tx.commit().await
+    }
+
+    async fn memory_from(&self) -> Result<SampleId> {
+        let tx = self.begin(&[META], false, "reading the memory mark")?;
+        let value = tx.run(tx.store(META)?.get(&MEMORY_FROM.into())).await?;
+        if value.is_undefined() {
+            return Ok(0);
+        }
+        number(&value, "memory mark")
     }
 
     async fn delete_versions(&self, versions: &[VersionNumber]) -> Result<()> {

@@ -16,6 +16,7 @@ struct State {
     versions: BTreeMap<VersionNumber, VersionInfo>,
     weights: BTreeMap<VersionNumber, WeightsRecord>,
     current: Option<VersionNumber>,
+    memory_from: SampleId,
     next_sample: SampleId,
     next_version: VersionNumber,
 }
@@ -211,14 +212,25 @@ impl StoreBackend for MemoryBackend {
         Ok(self.read(|s| s.current))
     }
 
-    async fn set_current(&self, version: VersionNumber) -> Result<()> {
+    async fn set_current(
+        &self,
+        version: VersionNumber,
+        memory_from: Option<SampleId>,
+    ) -> Result<()> {
         self.transact("changing the current version", |s| {
             if !s.versions.contains_key(&version) {
                 return Err(Error::NotFound(format!("head version {version}")));
             }
             s.current = Some(version);
+            if let Some(mark) = memory_from {
+                s.memory_from = mark;
+            }
             Ok(())
         })
+    }
+
+    async fn memory_from(&self) -> Result<SampleId> {
+        Ok(self.read(|s| s.memory_from))
     }
 
     async fn delete_versions(&self, versions: &[VersionNumber]) -> Result<()> {
@@ -272,6 +284,9 @@ impl StoreBackend for MemoryBackend {
                     .map(|x| (x.version, x.clone()))
                     .collect(),
                 current: snapshot.current,
+                // As IndexedDB's import, which clears its meta records:
+                // every imported correction counts.
+                memory_from: 0,
                 next_sample,
                 next_version,
             };

@@ -480,7 +480,7 @@ impl<B: StoreBackend> Store<B> {
             match self.verified_head(info).await {
                 Ok(head) => {
                     if Some(v) != current {
-                        self.backend.set_current(v).await?;
+                        self.backend.set_current(v, None).await?;
                     }
                     return Ok(LoadedHead {
                         info: info.clone(),
@@ -506,7 +506,10 @@ impl<B: StoreBackend> Store<B> {
     }
 
     /// Makes an earlier version current again, after checking it is intact
-    /// and was trained for this encoder. Returns the version.
+    /// and was trained for this encoder, and moves the memory mark past
+    /// every stored correction: the head goes back to that version, and
+    /// predictions stop consulting the corrections made so far (they stay
+    /// stored, and the next update learns them again). Returns the version.
     pub async fn rollback(&self, version: VersionNumber) -> Result<VersionInfo> {
         let (info, _) = self.load_version(version).await?;
         if info.meta.encoder_sha256 != self.encoder_sha256 {
@@ -516,13 +519,39 @@ impl<B: StoreBackend> Store<B> {
                 short(&self.encoder_sha256)
             )));
         }
-        self.backend.set_current(version).await?;
+        let newest = self.backend.samples().await?.iter().map(|s| s.id).max();
+        let mark = newest.unwrap_or(0).max(self.backend.memory_from().await?);
+        self.backend.set_current(version, Some(mark)).await?;
         Ok(info)
     }
 
-    /// Makes the shipped head current again. Samples and versions stay.
+    /// Makes the shipped head current again (a rollback to it). Samples and
+    /// versions stay.
     pub async fn reset_to_shipped(&self) -> Result<VersionInfo> {
         self.rollback(self.shipped().version).await
+    }
+
+    /// The corrections predictions consult: every sample after the memory
+    /// mark (see [`Store::rollback`]) with its cached vector under this
+    /// encoder.
+    pub async fn remembered_corrections(&self) -> Result<TrainingData> {
+        let mark = self.backend.memory_from().await?;
+        let mut data = self.training_data().await?;
+        let dim = self.input_dim;
+        let keep: Vec<usize> = (0..data.sample_ids.len())
+            .filter(|&row| data.sample_ids[row] > mark)
+            .collect();
+        if keep.len() < data.sample_ids.len() {
+            let features = keep
+                .iter()
+                .flat_map(|&row| data.features[row * dim..(row + 1) * dim].iter().copied())
+                .collect();
+            data.sample_ids = keep.iter().map(|&row| data.sample_ids[row]).collect();
+            data.labels = keep.iter().map(|&row| data.labels[row].clone()).collect();
+            data.features = features;
+        }
+        data.missing.retain(|s| s.id > mark);
+        Ok(data)
     }
 
     /// Deletes one version; the current and the shipped head are refused.

@@ -253,10 +253,11 @@ impl JsClassifier {
         }))
     }
 
-    /// The labels the current head predicts.
+    /// Every label a prediction can give: the current head's, then labels
+    /// taught by corrections that the head does not know yet.
     #[wasm_bindgen(getter)]
     pub fn labels(&self) -> Vec<String> {
-        self.inner.classifier.current_head().labels().to_vec()
+        self.inner.classifier.labels()
     }
 
     /// The current head's version.

@@ -57,9 +57,20 @@ test('predict, correct 50 texts, watch the update, reload, roll back — offline
 
   for (const [i, text] of CORRECTIONS.entries()) {
     await typeAndPredict(page, text);
+    const predictions = Number(await page.getAttribute('body', 'data-predictions'));
     await page.fill('#new-label', 'Forecast');
     await page.click('#new-label-form button');
     await page.waitForFunction((n) => document.getElementById('feedback-status').textContent.includes(`${n} pending`) || document.body.dataset.updating === 'true' || document.body.dataset.lastUpdate, i + 1);
+    if (i === 0) {
+      // The first correction counts at once: the same text is predicted
+      // as corrected before any update, and after a reload.
+      await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, predictions);
+      assert.equal(await page.textContent('#prediction'), 'Forecast', 'a correction takes effect before the next prediction');
+      page.ready = false;
+      await page.reload();
+      await waitReady(page);
+      assert.equal(await typeAndPredict(page, text), 'Forecast', 'and a reload keeps it');
+    }
   }
   await page.waitForSelector('body[data-last-update="accepted"]', { state: 'attached', timeout: 120_000 });
   await page.waitForSelector('body[data-updating="false"]', { state: 'attached' });

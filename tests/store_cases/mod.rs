@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use localtune::error::Error;
 use localtune::head::train::UpdateEventKind;
 use localtune::store::{
-    CachedFeatures, SaveDetails, Store, StoreBackend, StorePolicy, VersionStatus,
+    CachedFeatures, SaveDetails, Store, StoreBackend, StorePolicy, TrainingData, VersionStatus,
     MAX_SAMPLE_TEXT_BYTES,
 };
 use localtune::{Head, HeadArchitecture, UpdateConfig};
@@ -602,6 +602,61 @@ pub async fn a_reopened_store_has_everything<F: Fixture>(f: &F) {
     assert!(same_bits(&loaded.head, &h));
 }
 
+pub async fn a_rollback_moves_the_memory_mark_for_every_connection<F: Fixture>(f: &F) {
+    let store = open(f.fresh("memory-mark").await, StorePolicy::default()).await;
+    let add = |text: &'static str, label: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .add_sample(text, label, 1.0, Some(&vector(text)))
+                .await
+                .unwrap()
+                .sample
+                .id
+        }
+    };
+    let first = add("lights please", "lights").await;
+    let second = add("music please", "music").await;
+    let ids = |data: TrainingData| data.sample_ids;
+    assert_eq!(
+        ids(store.remembered_corrections().await.unwrap()),
+        [first, second],
+        "every correction counts until a rollback"
+    );
+    let v = store
+        .save_version(&head(&["lights", "music"], 5), SaveDetails::default(), 2.0)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.remembered_corrections().await.unwrap()),
+        [first, second],
+        "an update does not move the mark"
+    );
+    store.rollback(store.shipped().version).await.unwrap();
+    assert!(
+        ids(store.remembered_corrections().await.unwrap()).is_empty(),
+        "a rollback forgets the corrections made so far"
+    );
+    let third = add("weather please", "weather").await;
+    let remembered = store.remembered_corrections().await.unwrap();
+    assert_eq!(remembered.sample_ids, [third]);
+    assert_eq!(remembered.labels, labels(&["weather"]));
+    assert_eq!(remembered.features, vector("weather please"));
+    assert_eq!(
+        store.sample_count().await.unwrap(),
+        3,
+        "nothing was deleted"
+    );
+    drop(store);
+
+    // Another connection (a reload, another tab) sees the same mark.
+    let store = open(f.reopen("memory-mark").await, StorePolicy::default()).await;
+    assert_eq!(ids(store.remembered_corrections().await.unwrap()), [third]);
+    // Rolling forward again moves it past the third too.
+    store.rollback(v.version).await.unwrap();
+    assert!(ids(store.remembered_corrections().await.unwrap()).is_empty());
+}
+
 pub async fn two_connections_saving_at_once_both_keep_their_versions<F: Fixture>(f: &F) {
     let a = open(f.fresh("two-tabs").await, StorePolicy::default()).await;
     let b = open(f.reopen("two-tabs").await, StorePolicy::default()).await;
@@ -880,6 +935,7 @@ macro_rules! all_store_cases {
             retention_keeps_the_newest_the_current_and_the_shipped,
             a_corrupt_weight_record_falls_back_and_is_reported,
             a_reopened_store_has_everything,
+            a_rollback_moves_the_memory_mark_for_every_connection,
             two_connections_saving_at_once_both_keep_their_versions,
             a_new_encoder_never_uses_old_heads_and_retrains,
             export_then_import_into_a_fresh_profile_predicts_the_same,

@@ -1,0 +1,317 @@
+//! The memory of corrections: every stored correction's feature vector,
+//! consulted by each prediction, so that a correction takes effect before
+//! the next prediction instead of waiting for the next update.
+//!
+//! A prediction whose text sits close to a correction (cosine similarity of
+//! their unit feature vectors) moves toward that correction's label: not at
+//! all below [`MemorySettings::lower`], wholly (up to
+//! [`MemorySettings::max_weight`]) from [`MemorySettings::upper`] up, in
+//! proportion between. The same text corrected again is similarity 1, so
+//! `predict(text)` returns the corrected label at once; texts far from every
+//! correction (the labels the user never touched) keep the head's answer
+//! exactly. The head still learns the corrections in the next update; the
+//! memory keeps honouring them after it (a correction held out for the
+//! validation gate is not trained on, and a rejected candidate learns
+//! nothing), until the user deletes them.
+
+use super::Prediction;
+use crate::head::kernels::{dot, dot4};
+use crate::head::LabelProbability;
+use crate::store::{SampleId, TrainingData};
+
+/// Where a correction starts and stops deciding a prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemorySettings {
+    /// Below this similarity a correction does not move a prediction.
+    pub lower: f32,
+    /// From this similarity up a correction moves it by `max_weight`.
+    pub upper: f32,
+    /// The nearest correction's share of the blended probabilities at most:
+    /// below 1, so the head's view still shows for a corrected text.
+    pub max_weight: f32,
+}
+
+impl Default for MemorySettings {
+    /// A narrow band: the text itself and near-verbatim rewordings (a
+    /// changed name or number) follow the correction; anything the encoder
+    /// places further away is the head's to decide until an update.
+    fn default() -> Self {
+        MemorySettings {
+            lower: 0.85,
+            upper: 0.95,
+            max_weight: 0.95,
+        }
+    }
+}
+
+/// The corrections' vectors and labels.
+#[derive(Debug, Clone, Default)]
+pub struct CorrectionMemory {
+    dim: usize,
+    settings: MemorySettings,
+    /// Row-major, `ids.len() × dim`, unit length.
+    vectors: Vec<f32>,
+    labels: Vec<String>,
+    ids: Vec<SampleId>,
+}
+
+/// The correction nearest to a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nearest {
+    pub sample_id: SampleId,
+    pub label: String,
+    pub similarity: f32,
+}
+
+impl CorrectionMemory {
+    pub fn new(dim: usize, settings: MemorySettings) -> Self {
+        CorrectionMemory {
+            dim,
+            settings,
+            ..Self::default()
+        }
+    }
+
+    /// Every sample of `data` (oldest first) with its vector.
+    pub fn from_training_data(dim: usize, settings: MemorySettings, data: &TrainingData) -> Self {
+        let mut memory = Self::new(dim, settings);
+        for (row, (&id, label)) in data.sample_ids.iter().zip(&data.labels).enumerate() {
+            memory.add(id, &data.features[row * dim..(row + 1) * dim], label);
+        }
+        memory
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn settings(&self) -> MemorySettings {
+        self.settings
+    }
+
+    /// The corrections' labels, oldest correction first (with repeats).
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// Remembers a correction (its vector must be `dim` long).
+    pub fn add(&mut self, id: SampleId, vector: &[f32], label: &str) {
+        debug_assert_eq!(vector.len(), self.dim);
+        self.vectors.extend_from_slice(vector);
+        self.labels.push(label.into());
+        self.ids.push(id);
+    }
+
+    /// Forgets corrections (deleted or evicted samples).
+    pub fn remove(&mut self, ids: &[SampleId]) {
+        let dim = self.dim;
+        let mut keep = 0;
+        for row in 0..self.ids.len() {
+            if ids.contains(&self.ids[row]) {
+                continue;
+            }
+            self.ids.swap(keep, row);
+            self.labels.swap(keep, row);
+            self.vectors
+                .copy_within(row * dim..(row + 1) * dim, keep * dim);
+            keep += 1;
+        }
+        self.ids.truncate(keep);
+        self.labels.truncate(keep);
+        self.vectors.truncate(keep * dim);
+    }
+
+    /// The most similar correction; of equally similar ones (the same text
+    /// corrected twice), the newest.
+    pub fn nearest(&self, vector: &[f32]) -> Option<Nearest> {
+        let dim = self.dim;
+        let rows = self.ids.len();
+        let mut best: Option<(usize, f32)> = None;
+        let mut consider = |row: usize, similarity: f32| {
+            if best.is_none_or(|(_, s)| similarity >= s) {
+                best = Some((row, similarity));
+            }
+        };
+        let row_of = |r: usize| &self.vectors[r * dim..(r + 1) * dim];
+        let mut row = 0;
+        // Four corrections per pass through the query vector.
+        while row + 4 <= rows {
+            let s = dot4(
+                vector,
+                [
+                    row_of(row),
+                    row_of(row + 1),
+                    row_of(row + 2),
+                    row_of(row + 3),
+                ],
+            );
+            for (k, similarity) in s.into_iter().enumerate() {
+                consider(row + k, similarity);
+            }
+            row += 4;
+        }
+        for r in row..rows {
+            consider(r, dot(vector, row_of(r)));
+        }
+        best.map(|(row, similarity)| Nearest {
+            sample_id: self.ids[row],
+            label: self.labels[row].clone(),
+            similarity,
+        })
+    }
+
+    /// How much the nearest correction decides a prediction at this
+    /// similarity: 0 below `lower`, `max_weight` from `upper` up.
+    pub fn weight(&self, similarity: f32) -> f32 {
+        let MemorySettings {
+            lower,
+            upper,
+            max_weight,
+        } = self.settings;
+        if similarity < lower {
+            return 0.0;
+        }
+        let ramp = ((similarity - lower) / (upper - lower).max(f32::EPSILON)).min(1.0);
+        max_weight * ramp
+    }
+
+    /// The head's ranked probabilities for `vector`, moved toward the
+    /// nearest correction's label by [`CorrectionMemory::weight`]; a label
+    /// the head does not know yet joins the list. Unchanged (bit for bit)
+    /// when no correction is within `lower`.
+    pub fn adjust(&self, vector: &[f32], head: Vec<LabelProbability>) -> Prediction {
+        let mut probabilities = head;
+        if let Some(nearest) = self.nearest(vector) {
+            let w = self.weight(nearest.similarity);
+            if w > 0.0 {
+                for p in &mut probabilities {
+                    p.probability *= 1.0 - w;
+                }
+                match probabilities.iter_mut().find(|p| p.label == nearest.label) {
+                    Some(p) => p.probability += w,
+                    None => probabilities.push(LabelProbability {
+                        label: nearest.label,
+                        probability: w,
+                    }),
+                }
+                // Stable: ties keep the head's order.
+                probabilities.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+            }
+        }
+        Prediction {
+            label: probabilities[0].label.clone(),
+            probability: probabilities[0].probability,
+            probabilities,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit(v: &[f32]) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    fn ranked(pairs: &[(&str, f32)]) -> Vec<LabelProbability> {
+        pairs
+            .iter()
+            .map(|&(label, probability)| LabelProbability {
+                label: label.into(),
+                probability,
+            })
+            .collect()
+    }
+
+    fn memory() -> CorrectionMemory {
+        let mut m = CorrectionMemory::new(3, MemorySettings::default());
+        m.add(1, &unit(&[1.0, 0.0, 0.0]), "Fitness");
+        m.add(2, &unit(&[0.0, 1.0, 0.0]), "lights");
+        m
+    }
+
+    #[test]
+    fn the_corrected_text_itself_takes_the_corrected_label_even_a_new_one() {
+        let head = ranked(&[("weather", 0.98), ("lights", 0.02)]);
+        let p = memory().adjust(&unit(&[1.0, 0.0, 0.0]), head);
+        assert_eq!(p.label, "Fitness");
+        assert!((p.probability - 0.95).abs() < 1e-6, "{}", p.probability);
+        let labels: Vec<&str> = p.probabilities.iter().map(|l| l.label.as_str()).collect();
+        assert_eq!(labels, ["Fitness", "weather", "lights"]);
+        let total: f32 = p.probabilities.iter().map(|l| l.probability).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn texts_far_from_every_correction_keep_the_heads_answer_exactly() {
+        let head = ranked(&[("weather", 0.7), ("lights", 0.3)]);
+        let far = unit(&[0.5, 0.5, 1.0]); // similarity ≈ 0.41 to both
+        let p = memory().adjust(&far, head.clone());
+        assert_eq!(p.probabilities, head);
+        assert_eq!(p.label, "weather");
+        let empty = CorrectionMemory::new(3, MemorySettings::default());
+        assert_eq!(empty.adjust(&far, head.clone()).probabilities, head);
+    }
+
+    #[test]
+    fn between_the_bounds_a_correction_moves_the_prediction_in_proportion() {
+        let m = memory();
+        assert_eq!(m.weight(0.80), 0.0);
+        assert!((m.weight(0.90) - 0.475).abs() < 1e-6);
+        assert_eq!(m.weight(0.95), 0.95);
+        assert_eq!(m.weight(1.0), 0.95);
+        // A text at similarity 0.9 to "lights": 0.475 of it goes there.
+        let near = unit(&[0.0, 0.9, (1.0f32 - 0.81).sqrt()]);
+        let p = m.adjust(&near, ranked(&[("weather", 0.8), ("lights", 0.2)]));
+        assert_eq!(p.label, "lights");
+        assert!((p.probability - (0.2 * 0.525 + 0.475)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn the_newest_of_two_corrections_of_the_same_text_wins_and_deleted_ones_are_forgotten() {
+        let mut m = memory();
+        m.add(3, &unit(&[1.0, 0.0, 0.0]), "Steps");
+        let text = unit(&[1.0, 0.0, 0.0]);
+        assert_eq!(m.nearest(&text).unwrap().label, "Steps");
+        m.remove(&[3]);
+        assert_eq!(m.nearest(&text).unwrap().label, "Fitness");
+        m.remove(&[1, 2]);
+        assert!(m.is_empty() && m.nearest(&text).is_none());
+    }
+
+    #[test]
+    fn nearest_agrees_with_a_plain_scan_past_the_blocks_of_four() {
+        let dim = 5;
+        let mut m = CorrectionMemory::new(dim, MemorySettings::default());
+        let vectors: Vec<Vec<f32>> = (0..11)
+            .map(|i| {
+                unit(
+                    &(0..dim)
+                        .map(|d| ((i * 7 + d * 3) % 5) as f32 + 0.5)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        for (i, v) in vectors.iter().enumerate() {
+            m.add(i as u64 + 1, v, &format!("l{i}"));
+        }
+        let query = unit(&[0.3, 1.0, 0.2, 0.9, 0.1]);
+        let expected = vectors
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i, v.iter().zip(&query).map(|(a, b)| a * b).sum::<f32>()))
+            .fold(
+                (0, f32::MIN),
+                |best, (i, s)| if s >= best.1 { (i, s) } else { best },
+            );
+        let nearest = m.nearest(&query).unwrap();
+        assert_eq!(nearest.sample_id, expected.0 as u64 + 1);
+        assert!((nearest.similarity - expected.1).abs() < 1e-5);
+    }
+}
