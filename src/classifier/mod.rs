@@ -380,15 +380,7 @@ impl<B: StoreBackend> Classifier<B> {
         }
         let dim = self.bundle.head.input_dim();
         let (start, user_labels) = with_labels(&self.bundle.head, &data.labels)?;
-        let label_count = start.labels().len();
-        let gate_config = UpdateConfig {
-            validation_fraction: self.bundle.manifest.training.validation_gate_fraction,
-            min_samples_per_label_for_validation: 3,
-            ..config.clone()
-        };
-        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6761_7465);
-        let (train_rows, gate_rows) =
-            split_validation(&user_labels, label_count, &gate_config, &mut rng);
+        let (train_rows, gate_rows) = self.gate_split(&user_labels, start.labels().len(), config);
 
         let rehearsal = &self.bundle.rehearsal;
         let PersonalOutcome {
@@ -427,31 +419,7 @@ impl<B: StoreBackend> Classifier<B> {
         };
         let candidate_accuracy = accuracy(&outcome.head)?;
         let current_accuracy = accuracy(&current_head)?;
-        let (accepted, gate) = match (candidate_accuracy, current_accuracy) {
-            (Some(new), Some(old)) if new >= old => (
-                true,
-                format!(
-                    "accepted: {:.1}% on {} held-out samples, the current head {:.1}%",
-                    100.0 * new,
-                    gate_rows.len(),
-                    100.0 * old
-                ),
-            ),
-            (Some(new), Some(old)) => (
-                false,
-                format!(
-                    "rejected: {:.1}% on {} held-out samples, below the current head's {:.1}%",
-                    100.0 * new,
-                    gate_rows.len(),
-                    100.0 * old
-                ),
-            ),
-            _ => (
-                true,
-                "accepted without a gate: no label has the 3 samples a held-out slice needs"
-                    .to_string(),
-            ),
-        };
+        let (accepted, gate) = gate_verdict(candidate_accuracy, current_accuracy, gate_rows.len());
         let details = SaveDetails {
             parent: Some(current_info.version),
             rejected: !accepted,
@@ -478,6 +446,23 @@ impl<B: StoreBackend> Classifier<B> {
             },
             details,
         })
+    }
+
+    /// The validation gate's slice of the user's samples: the bundle's
+    /// share of each label with at least 3 samples, seeded; the rest trains.
+    fn gate_split(
+        &self,
+        labels: &[usize],
+        label_count: usize,
+        config: &UpdateConfig,
+    ) -> (Vec<usize>, Vec<usize>) {
+        let gate_config = UpdateConfig {
+            validation_fraction: self.bundle.manifest.training.validation_gate_fraction,
+            min_samples_per_label_for_validation: 3,
+            ..config.clone()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x6761_7465);
+        split_validation(labels, label_count, &gate_config, &mut rng)
     }
 
     /// Stores the candidate as a version, current if the gate accepted it.
@@ -561,6 +546,34 @@ impl<B: StoreBackend> Classifier<B> {
         let info = loaded.info.clone();
         *self.current.borrow_mut() = (loaded.info, loaded.head);
         Ok(info)
+    }
+}
+
+/// The validation gate's decision on the held-out slice of `samples`
+/// corrections: the candidate replaces the current head if it is at least
+/// as accurate there; without a slice, it is accepted and says why.
+fn gate_verdict(candidate: Option<f32>, current: Option<f32>, samples: usize) -> (bool, String) {
+    match (candidate, current) {
+        (Some(new), Some(old)) if new >= old => (
+            true,
+            format!(
+                "accepted: {:.1}% on {samples} held-out samples, the current head {:.1}%",
+                100.0 * new,
+                100.0 * old
+            ),
+        ),
+        (Some(new), Some(old)) => (
+            false,
+            format!(
+                "rejected: {:.1}% on {samples} held-out samples, below the current head's {:.1}%",
+                100.0 * new,
+                100.0 * old
+            ),
+        ),
+        _ => (
+            true,
+            "accepted without a gate: no label has the 3 samples a held-out slice needs".into(),
+        ),
     }
 }
 
