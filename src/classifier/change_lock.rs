@@ -106,6 +106,11 @@ impl ChangeLock {
         }
         drop(abandoned);
         self.serving.set(next);
+        self.wake_all();
+    }
+
+    /// Every waiter checks again (its turn, or no update pending).
+    fn wake_all(&self) {
         for waker in self.wakers.take() {
             waker.wake();
         }
@@ -161,6 +166,8 @@ impl Drop for Acquire<'_> {
             lock.advance(self.ticket + 1);
         } else {
             lock.abandoned.borrow_mut().insert(self.ticket);
+            // An abandoned update may have been what `until_no_update` waits for.
+            lock.wake_all();
         }
     }
 }
@@ -273,6 +280,25 @@ mod tests {
         let mut next = lock.acquire(Change::Other).unwrap();
         drop(turn);
         assert!(poll(&mut next).is_ready());
+    }
+
+    #[test]
+    fn an_abandoned_update_wakes_whoever_waits_for_no_update() {
+        let lock = ChangeLock::new();
+        let mut other = lock.acquire(Change::Other).unwrap();
+        let Poll::Ready(guard) = poll(&mut other) else {
+            panic!()
+        };
+        let update = lock.acquire(Change::Update).unwrap();
+        let woken = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(woken.clone());
+        let mut idle = lock.until_no_update();
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut idle).poll(&mut cx).is_pending());
+        drop(update);
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1, "woken");
+        assert!(Pin::new(&mut idle).poll(&mut cx).is_ready());
+        drop(guard);
     }
 
     #[test]
