@@ -8,6 +8,7 @@
 mod common;
 
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use common::tiny_bundle::{block_on, bundle_files, load};
 use localtune::classifier::{rehearsal_rows_to_keep, Classifier};
@@ -202,6 +203,18 @@ fn corrections_override_only_the_rehearsal_rows_they_sit_closest_to() {
     );
 }
 
+/// A classifier on a store that another instance may share: a reload, or
+/// another tab.
+fn open_on(backend: Rc<MemoryBackend>) -> Classifier<Rc<MemoryBackend>> {
+    block_on(Classifier::open(
+        load(bundle_files()).unwrap(),
+        backend,
+        StorePolicy::default(),
+        0.0,
+    ))
+    .unwrap()
+}
+
 /// Polls a future once with a no-op waker.
 fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> Option<F::Output> {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -275,16 +288,7 @@ fn the_bundles_threshold_starts_one_automatic_update() {
 
 #[test]
 fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
-    let backend = std::rc::Rc::new(MemoryBackend::new());
-    let open_on = |backend: std::rc::Rc<MemoryBackend>| {
-        block_on(Classifier::open(
-            load(bundle_files()).unwrap(),
-            backend,
-            StorePolicy::default(),
-            0.0,
-        ))
-        .unwrap()
-    };
+    let backend = Rc::new(MemoryBackend::new());
     let p = open_on(backend.clone());
     let text = "how many steps did I walk today";
     let before = p.predict(&[text]).unwrap().remove(0);
@@ -336,16 +340,7 @@ fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
 
 #[test]
 fn a_rollback_answers_as_that_version_did_and_later_corrections_count_at_once() {
-    let backend = std::rc::Rc::new(MemoryBackend::new());
-    let open_on = |backend: std::rc::Rc<MemoryBackend>| {
-        block_on(Classifier::open(
-            load(bundle_files()).unwrap(),
-            backend,
-            StorePolicy::default(),
-            0.0,
-        ))
-        .unwrap()
-    };
+    let backend = Rc::new(MemoryBackend::new());
     let p = open_on(backend.clone());
     let shipped = p.current_version().version;
     let text = "how many steps did I walk today";

@@ -33,7 +33,7 @@ use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability};
 use crate::store::{
     AddedSample, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy, StoreProblem,
-    VersionInfo, VersionMetrics, VersionNumber,
+    TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
@@ -365,11 +365,7 @@ impl<B: StoreBackend> Classifier<B> {
                 || self.bundle.manifest.head.hidden_layer_frozen(),
             ..config.clone()
         };
-        let encoder = &self.bundle.encoder;
-        let data = self
-            .store
-            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
-            .await?;
+        let data = self.embed_missing().await?;
         // Corrections without vectors have them now: predictions consult them
         // too.
         self.refresh_memory().await?;
@@ -512,10 +508,7 @@ impl<B: StoreBackend> Classifier<B> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         let counts = self.store.import(file, now_ms).await?;
         self.load_current().await?;
-        let encoder = &self.bundle.encoder;
-        self.store
-            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
-            .await?;
+        self.embed_missing().await?;
         self.refresh_memory().await?;
         Ok(counts)
     }
@@ -527,6 +520,16 @@ impl<B: StoreBackend> Classifier<B> {
         let info = self.load_current().await?;
         self.refresh_memory().await?;
         Ok(info)
+    }
+
+    /// Every sample with its vector, embedding (and caching) those that
+    /// have none under this encoder: imported, or stored before an encoder
+    /// change.
+    async fn embed_missing(&self) -> Result<TrainingData> {
+        let encoder = &self.bundle.encoder;
+        self.store
+            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
+            .await
     }
 
     /// Re-reads the corrections predictions consult (another tab may have
