@@ -72,11 +72,21 @@ impl CorrectionMemory {
         }
     }
 
-    /// Every sample of `data` (oldest first) with its vector.
-    pub fn from_training_data(dim: usize, settings: MemorySettings, data: &TrainingData) -> Self {
+    /// The samples of `data` after the memory mark `mark` (oldest first),
+    /// with their vectors.
+    pub fn from_training_data(
+        dim: usize,
+        settings: MemorySettings,
+        data: &TrainingData,
+        mark: SampleId,
+    ) -> Self {
         let mut memory = Self::new(dim, settings);
-        for (row, (&id, label)) in data.sample_ids.iter().zip(&data.labels).enumerate() {
-            memory.add(id, &data.features[row * dim..(row + 1) * dim], label);
+        for row in data.rows_after(mark) {
+            memory.add(
+                data.sample_ids[row],
+                &data.features[row * dim..(row + 1) * dim],
+                &data.labels[row],
+            );
         }
         memory
     }

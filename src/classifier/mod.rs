@@ -151,7 +151,8 @@ impl<B: StoreBackend> Classifier<B> {
         let memory = CorrectionMemory::from_training_data(
             bundle.head.input_dim(),
             MemorySettings::default(),
-            &store.remembered_corrections().await?,
+            &store.training_data().await?,
+            store.memory_from().await?,
         );
         let training = &bundle.manifest.training;
         let auto_update = AutoUpdater::new(AutoUpdatePolicy {
@@ -368,7 +369,7 @@ impl<B: StoreBackend> Classifier<B> {
         let data = self.embed_missing().await?;
         // Corrections without vectors have them now: predictions consult them
         // too.
-        self.refresh_memory().await?;
+        self.remember(&data).await?;
         if data.labels.is_empty() {
             return Err(Error::Training(
                 "there is no feedback to learn from yet".into(),
@@ -508,8 +509,8 @@ impl<B: StoreBackend> Classifier<B> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         let counts = self.store.import(file, now_ms).await?;
         self.load_current().await?;
-        self.embed_missing().await?;
-        self.refresh_memory().await?;
+        let data = self.embed_missing().await?;
+        self.remember(&data).await?;
         Ok(counts)
     }
 
@@ -536,10 +537,21 @@ impl<B: StoreBackend> Classifier<B> {
     /// added some or rolled back; an import replaced them). Samples without
     /// a cached vector join at the next update, which embeds them.
     async fn refresh_memory(&self) -> Result<()> {
-        let data = self.store.remembered_corrections().await?;
+        let data = self.store.training_data().await?;
+        self.remember(&data).await
+    }
+
+    /// Makes the memory the corrections of `data` after the store's memory
+    /// mark (`data` as just read: not read again).
+    async fn remember(&self, data: &TrainingData) -> Result<()> {
+        let mark = self.store.memory_from().await?;
         let settings = self.memory.borrow().settings();
-        *self.memory.borrow_mut() =
-            CorrectionMemory::from_training_data(self.bundle.head.input_dim(), settings, &data);
+        *self.memory.borrow_mut() = CorrectionMemory::from_training_data(
+            self.bundle.head.input_dim(),
+            settings,
+            data,
+            mark,
+        );
         Ok(())
     }
 

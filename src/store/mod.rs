@@ -118,6 +118,14 @@ pub struct TrainingData {
     pub missing: Vec<Sample>,
 }
 
+impl TrainingData {
+    /// The rows of the samples after `mark` (a memory mark, see
+    /// [`Store::rollback`]).
+    pub fn rows_after(&self, mark: SampleId) -> impl Iterator<Item = usize> + '_ {
+        (0..self.sample_ids.len()).filter(move |&row| self.sample_ids[row] > mark)
+    }
+}
+
 /// What to record with a new version (`SaveOptions` in JavaScript).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -520,7 +528,7 @@ impl<B: StoreBackend> Store<B> {
             )));
         }
         let newest = self.backend.samples().await?.iter().map(|s| s.id).max();
-        let mark = newest.unwrap_or(0).max(self.backend.memory_from().await?);
+        let mark = newest.unwrap_or(0).max(self.memory_from().await?);
         self.backend.set_current(version, Some(mark)).await?;
         Ok(info)
     }
@@ -535,23 +543,24 @@ impl<B: StoreBackend> Store<B> {
     /// mark (see [`Store::rollback`]) with its cached vector under this
     /// encoder.
     pub async fn remembered_corrections(&self) -> Result<TrainingData> {
-        let mark = self.backend.memory_from().await?;
-        let mut data = self.training_data().await?;
+        let mark = self.memory_from().await?;
+        let data = self.training_data().await?;
         let dim = self.input_dim;
-        let keep: Vec<usize> = (0..data.sample_ids.len())
-            .filter(|&row| data.sample_ids[row] > mark)
-            .collect();
-        if keep.len() < data.sample_ids.len() {
-            let features = keep
+        let rows: Vec<usize> = data.rows_after(mark).collect();
+        Ok(TrainingData {
+            sample_ids: rows.iter().map(|&row| data.sample_ids[row]).collect(),
+            features: rows
                 .iter()
                 .flat_map(|&row| data.features[row * dim..(row + 1) * dim].iter().copied())
-                .collect();
-            data.sample_ids = keep.iter().map(|&row| data.sample_ids[row]).collect();
-            data.labels = keep.iter().map(|&row| data.labels[row].clone()).collect();
-            data.features = features;
-        }
-        data.missing.retain(|s| s.id > mark);
-        Ok(data)
+                .collect(),
+            labels: rows.iter().map(|&row| data.labels[row].clone()).collect(),
+            missing: data.missing.into_iter().filter(|s| s.id > mark).collect(),
+        })
+    }
+
+    /// The memory mark: predictions consult the corrections after it.
+    pub async fn memory_from(&self) -> Result<SampleId> {
+        self.backend.memory_from().await
     }
 
     /// Deletes one version; the current and the shipped head are refused.
