@@ -60,7 +60,16 @@ test('predict, correct 50 texts, watch the update, reload, roll back — offline
     const predictions = Number(await page.getAttribute('body', 'data-predictions'));
     await page.fill('#new-label', 'Forecast');
     await page.click('#new-label-form button');
-    await page.waitForFunction((n) => document.getElementById('feedback-status').textContent.includes(`${n} pending`) || document.body.dataset.updating === 'true' || document.body.dataset.lastUpdate, i + 1);
+    await page.waitForFunction((n) => document.getElementById('feedback-status').textContent.includes(`${n} pending`) || document.body.dataset.updating === 'true' || document.body.dataset.lastUpdate, i + 1)
+      .catch(async (e) => {
+        // Say where it stuck: which correction, and what the page showed.
+        const shown = await page.evaluate(() => ({
+          status: document.getElementById('feedback-status').textContent,
+          error: document.getElementById('error').textContent,
+          prediction: document.getElementById('prediction').textContent,
+        }));
+        throw new Error(`correction ${i + 1} (${JSON.stringify(text)}) was not confirmed: ${JSON.stringify(shown)}; page errors: ${page.errors.join('; ')}`, { cause: e });
+      });
     if (i === 0) {
       // The first correction counts at once: the same text is predicted
       // as corrected before any update, and after a reload.
