@@ -464,6 +464,7 @@ fn build_embeds_trains_scores_and_assembles_a_bundle_that_loads() {
             "tokenizer.json",
             "head.bin",
             "rehearsal.bin",
+            "shipped-check.bin",
             "manifest.json"
         ]
     );

@@ -8,7 +8,7 @@ import { WorkerClassifier } from '/pkg/client.js';
 const BUNDLE = '/bundles/default/';
 // The compiled encoder stands in for encoder.onnx (same encoder, two thirds
 // of the start-up time), so the ONNX file is not downloaded.
-const BUNDLE_FILES = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+const BUNDLE_FILES = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
 const $ = (id) => document.getElementById(id);
 const state = { classifier: null, text: '', prediction: null, updating: false, curve: [] };
 

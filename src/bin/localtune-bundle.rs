@@ -36,7 +36,7 @@ usage: localtune-bundle --encoder MODEL.onnx --tokenizer TOKENIZER.json --data L
 Trains the generic head on the CSV's texts (embedded by the encoder) and
 writes DIR/manifest.json, encoder.onnx, encoder.compiled.tar (the encoder
 compiled ahead of time, loaded instead of the ONNX file), tokenizer.json,
-head.bin and rehearsal.bin.
+head.bin, rehearsal.bin and shipped-check.bin.
 
 options:
   --text-column NAME        column with the text (default: text)
@@ -51,6 +51,9 @@ options:
   --epochs N                epochs for the generic head (default: the update default)
   --seed N                  seed for the split, the head and the rehearsal pick (default: 0)
   --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 8)
+  --shipped-check-per-label N
+                            held-out vectors per label shipped for the update gate's check of
+                            the labels a user never corrects (default: 16)
   --auto-update-threshold N feedback samples that trigger an automatic update (default: 50)";
 
     struct Args {
@@ -69,6 +72,7 @@ options:
         epochs: Option<usize>,
         seed: u64,
         rehearsal_per_label: usize,
+        shipped_check_per_label: usize,
         auto_update_threshold: usize,
     }
 
@@ -135,6 +139,11 @@ options:
                 .transpose()?,
             seed: number(take("seed"), "seed", 0)? as u64,
             rehearsal_per_label: number(take("rehearsal-per-label"), "rehearsal-per-label", 8)?,
+            shipped_check_per_label: number(
+                take("shipped-check-per-label"),
+                "shipped-check-per-label",
+                16,
+            )?,
             auto_update_threshold: number(
                 take("auto-update-threshold"),
                 "auto-update-threshold",
@@ -221,6 +230,7 @@ options:
                 0.1
             },
             rehearsal_per_label: args.rehearsal_per_label,
+            shipped_check_per_label: args.shipped_check_per_label,
             auto_update_threshold: args.auto_update_threshold,
         };
         let clock = Instant::now();

@@ -52,6 +52,9 @@ pub struct BuildOptions {
     pub hold_out_fraction: f32,
     /// Training vectors per label shipped for on-device updates.
     pub rehearsal_per_label: usize,
+    /// Held-out vectors per label shipped for the validation gate's check
+    /// of the labels a user never corrects (fewer if a label has fewer).
+    pub shipped_check_per_label: usize,
     /// Feedback samples that trigger an automatic update.
     pub auto_update_threshold: usize,
 }
@@ -69,6 +72,7 @@ impl Default for BuildOptions {
             seed: 0,
             hold_out_fraction: 0.1,
             rehearsal_per_label: 8,
+            shipped_check_per_label: 16,
             auto_update_threshold: 50,
         }
     }
@@ -121,7 +125,42 @@ pub struct BuiltBundle {
 pub fn build(
     model: &[u8],
     tokenizer: &[u8],
+    rows: Vec<LabelledText>,
+    options: &BuildOptions,
+    now_ms: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<BuiltBundle> {
+    build_inner(model, tokenizer, rows, None, options, now_ms, progress)
+}
+
+/// [`build`] with every row's feature vector already computed by this
+/// encoder (row-major, in the rows' order): a caller that builds many
+/// bundles from one dataset (the personalization benchmark) embeds it once.
+pub fn build_from_vectors(
+    model: &[u8],
+    tokenizer: &[u8],
+    rows: Vec<LabelledText>,
+    vectors: &[f32],
+    options: &BuildOptions,
+    now_ms: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<BuiltBundle> {
+    build_inner(
+        model,
+        tokenizer,
+        rows,
+        Some(vectors),
+        options,
+        now_ms,
+        progress,
+    )
+}
+
+fn build_inner(
+    model: &[u8],
+    tokenizer: &[u8],
     mut rows: Vec<LabelledText>,
+    vectors: Option<&[f32]>,
     options: &BuildOptions,
     now_ms: &dyn Fn() -> f64,
     progress: &mut dyn FnMut(BuildProgress),
@@ -142,8 +181,18 @@ pub fn build(
         held_out: rows.iter().filter(|r| r.held_out).count(),
     });
 
-    let features = embed_rows(&encoder, &rows, progress)?;
     let dim = encoder.dim();
+    let features = match vectors {
+        Some(vectors) if vectors.len() == rows.len() * dim => vectors.to_vec(),
+        Some(vectors) => {
+            return Err(Error::Config(format!(
+                "{} values are not {} rows of {dim}-value vectors",
+                vectors.len(),
+                rows.len()
+            )))
+        }
+        None => embed_rows(&encoder, &rows, progress)?,
+    };
     let train = split(&rows, &features, dim, &labels, false);
     let test = split(&rows, &features, dim, &labels, true);
 
@@ -152,7 +201,21 @@ pub fn build(
     if let Some((correct, total)) = held_out_accuracy(&head, &test, dim, &labels)? {
         progress(BuildProgress::HeldOutAccuracy { correct, total });
     }
-    let rehearsal = pick_rehearsal(&train, dim, labels.len(), options);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5245_4845);
+    let rehearsal = pick_per_label(
+        &train,
+        dim,
+        labels.len(),
+        options.rehearsal_per_label,
+        &mut rng,
+    );
+    let shipped_check = pick_per_label(
+        &test,
+        dim,
+        labels.len(),
+        options.shipped_check_per_label,
+        &mut rng,
+    );
     let compiled = Encoder::compile(model)?;
     assemble(
         options,
@@ -164,6 +227,7 @@ pub fn build(
             ("tokenizer.json", tokenizer.to_vec()),
             ("head.bin", codec::encode(&head)),
             ("rehearsal.bin", rehearsal.encode()),
+            ("shipped-check.bin", shipped_check.encode()),
         ],
         rehearsal.labels.len(),
     )
@@ -326,15 +390,16 @@ fn held_out_accuracy(
     Ok((total > 0).then_some((correct, total)))
 }
 
-/// A few training vectors per label (seeded), for on-device updates to
-/// rehearse so the labels a user never corrects are not forgotten.
-fn pick_rehearsal(
+/// Up to `per_label` vectors of each label (seeded): from the training rows
+/// for on-device updates to rehearse, so the labels a user never corrects
+/// are not forgotten; from the held-out rows for the gate to check that.
+fn pick_per_label(
     train: &Labelled,
     dim: usize,
     label_count: usize,
-    options: &BuildOptions,
+    per_label: usize,
+    rng: &mut ChaCha8Rng,
 ) -> Rehearsal {
-    let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5245_4845);
     let mut rehearsal = Rehearsal {
         dim,
         ..Rehearsal::default()
@@ -343,8 +408,8 @@ fn pick_rehearsal(
         let mut rows_of: Vec<usize> = (0..train.labels.len())
             .filter(|&i| train.labels[i] == label)
             .collect();
-        rows_of.shuffle(&mut rng);
-        for &i in rows_of.iter().take(options.rehearsal_per_label) {
+        rows_of.shuffle(rng);
+        for &i in rows_of.iter().take(per_label) {
             rehearsal
                 .features
                 .extend_from_slice(&train.features[i * dim..(i + 1) * dim]);
@@ -359,7 +424,7 @@ fn assemble(
     options: &BuildOptions,
     dim: usize,
     labels: Vec<String>,
-    files: [(&str, Vec<u8>); 5],
+    files: [(&str, Vec<u8>); 6],
     rehearsal_vectors: usize,
 ) -> Result<BuiltBundle> {
     let refs: Vec<FileRef> = files
@@ -369,8 +434,8 @@ fn assemble(
             sha256: sha256_hex(bytes),
         })
         .collect();
-    let [encoder, compiled, tokenizer, head, rehearsal] =
-        <[FileRef; 5]>::try_from(refs).expect("five files");
+    let [encoder, compiled, tokenizer, head, rehearsal, shipped_check] =
+        <[FileRef; 6]>::try_from(refs).expect("six files");
     let manifest = Manifest {
         schema_version: SCHEMA_VERSION,
         name: options.name.clone(),
@@ -405,6 +470,8 @@ fn assemble(
             auto_update_threshold: options.auto_update_threshold,
             validation_gate_fraction: 0.2,
             rehearsal: Some(rehearsal),
+            shipped_check: Some(shipped_check),
+            shipped_margin: 0.01,
         },
     };
     let json = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");

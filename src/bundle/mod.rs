@@ -9,6 +9,7 @@
 //! | tokenizer (`tokenizer.json`) | its tokenizer |
 //! | head (`head.bin`) | the shipped (generic) head, [`crate::head::codec`] bytes |
 //! | rehearsal (`rehearsal.bin`, optional) | a few cached feature vectors per label from the bundle's training data, mixed into every on-device update so the labels the user never corrects are not forgotten |
+//! | shipped check (`shipped-check.bin`, optional) | held-out vectors per label (the rehearsal format), never trained on: the validation gate's guard of the labels the user never corrects |
 //!
 //! [`Bundle::load`] checks everything before anything is used, and every
 //! error names the manifest field and what is wrong with it.
@@ -59,14 +60,15 @@ impl Manifest {
     /// bytes if it fetched them: the ONNX encoder only when there is no
     /// compiled one this build can load (a loadable one stands in for it,
     /// and its 23 MB are never downloaded), then the tokenizer, the head and
-    /// the rehearsal vectors.
+    /// the rehearsal and shipped-check vectors.
     pub fn files_to_fetch(&self, compiled: Option<&[u8]>) -> Vec<&str> {
-        let mut files = Vec::with_capacity(4);
+        let mut files = Vec::with_capacity(5);
         if !compiled.is_some_and(EncoderSpec::compiled_is_loadable) {
             files.push(self.encoder.file.as_str());
         }
         files.extend([self.tokenizer.file.as_str(), self.head.file.as_str()]);
         files.extend(self.training.rehearsal.iter().map(|r| r.file.as_str()));
+        files.extend(self.training.shipped_check.iter().map(|r| r.file.as_str()));
         files
     }
 }
@@ -217,6 +219,19 @@ pub struct TrainingSpec {
     pub validation_gate_fraction: f32,
     #[serde(default)]
     pub rehearsal: Option<FileRef>,
+    /// Held-out vectors of the shipped labels (the rehearsal file's format),
+    /// never trained on: the validation gate rejects a candidate that is
+    /// less accurate on them than the current head by more than
+    /// `shipped_margin`, over the labels the user has not contradicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shipped_check: Option<FileRef>,
+    /// The accuracy (a fraction) an update may lose on `shipped_check`.
+    #[serde(default = "default_shipped_margin")]
+    pub shipped_margin: f32,
+}
+
+fn default_shipped_margin() -> f32 {
+    0.01
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,12 +321,25 @@ pub struct Bundle {
     pub encoder: Encoder,
     pub head: Head,
     pub rehearsal: Rehearsal,
+    /// The shipped labels' held-out vectors (empty if the bundle has none).
+    pub shipped_check: Rehearsal,
 }
 
 pub(crate) fn bundle_error(field: &str, problem: String) -> Error {
     Error::Bundle {
         field: field.into(),
         problem,
+    }
+}
+
+/// The decoder names the rehearsal field; the same format serves another.
+fn rename_field(error: Error, from: &str, to: &str) -> Error {
+    match error {
+        Error::Bundle { field, problem } if field == from => Error::Bundle {
+            field: to.into(),
+            problem,
+        },
+        other => other,
     }
 }
 
@@ -335,10 +363,15 @@ impl Bundle {
         let m = &manifest;
         let tokenizer = file("tokenizer", &m.tokenizer.file, &m.tokenizer.sha256)?;
         let head_bytes = file("head", &m.head.file, &m.head.sha256)?;
-        let rehearsal = match &m.training.rehearsal {
-            Some(r) => Rehearsal::decode(&file("training.rehearsal", &r.file, &r.sha256)?)?,
-            None => Rehearsal::default(),
+        let mut vectors = |field: &str, r: &Option<FileRef>| -> Result<Rehearsal> {
+            match r {
+                Some(r) => Rehearsal::decode(&file(field, &r.file, &r.sha256)?)
+                    .map_err(|e| rename_field(e, "training.rehearsal", field)),
+                None => Ok(Rehearsal::default()),
+            }
         };
+        let rehearsal = vectors("training.rehearsal", &m.training.rehearsal)?;
+        let shipped_check = vectors("training.shippedCheck", &m.training.shipped_check)?;
         let config = EncoderConfig {
             max_seq_len: m.encoder.max_seq_len,
             ..EncoderConfig::default()
@@ -375,12 +408,15 @@ impl Bundle {
         };
         let head =
             codec::decode(&head_bytes).map_err(|e| bundle_error("head.file", e.to_string()))?;
-        check_fits(m, encoder.dim(), &head, &rehearsal)?;
+        check_fits(m, encoder.dim(), &head)?;
+        check_vectors(m, "training.rehearsal", &rehearsal)?;
+        check_vectors(m, "training.shippedCheck", &shipped_check)?;
         Ok(Bundle {
             manifest,
             encoder,
             head,
             rehearsal,
+            shipped_check,
         })
     }
 }
@@ -459,7 +495,7 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
 }
 
 /// The sizes that must agree between the parts.
-fn check_fits(m: &Manifest, encoder_dim: usize, head: &Head, rehearsal: &Rehearsal) -> Result<()> {
+fn check_fits(m: &Manifest, encoder_dim: usize, head: &Head) -> Result<()> {
     if encoder_dim != m.encoder.feature_size {
         return Err(bundle_error(
             "encoder.featureSize",
@@ -495,10 +531,15 @@ fn check_fits(m: &Manifest, encoder_dim: usize, head: &Head, rehearsal: &Rehears
             "differ from the head file's labels (order matters)".into(),
         ));
     }
+    Ok(())
+}
+
+/// A file of labelled vectors (`field`) fits the encoder and the labels.
+fn check_vectors(m: &Manifest, field: &str, rehearsal: &Rehearsal) -> Result<()> {
     if !rehearsal.labels.is_empty() {
         if rehearsal.dim != m.encoder.feature_size {
             return Err(bundle_error(
-                "training.rehearsal",
+                field,
                 format!(
                     "vectors have {} values; features have {}",
                     rehearsal.dim, m.encoder.feature_size
@@ -511,7 +552,7 @@ fn check_fits(m: &Manifest, encoder_dim: usize, head: &Head, rehearsal: &Rehears
             .find(|&&l| l as usize >= m.labels.len())
         {
             return Err(bundle_error(
-                "training.rehearsal",
+                field,
                 format!(
                     "label index {bad} is out of range ({} labels)",
                     m.labels.len()

@@ -103,6 +103,15 @@ impl CorrectionMemory {
         self.settings
     }
 
+    pub fn set_settings(&mut self, settings: MemorySettings) {
+        self.settings = settings;
+    }
+
+    /// The corrections' vectors, row-major, oldest first.
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
     /// The corrections' labels, oldest correction first (with repeats).
     pub fn labels(&self) -> &[String] {
         &self.labels

@@ -9,8 +9,11 @@
 //! - [`change_lock`]: one change (update, rollback, reset, import, reload)
 //!   at a time, first come first served;
 //! - [`memory`]: the corrections every prediction consults, so a correction
-//!   counts before the next update.
+//!   counts before the next update;
+//! - [`at_once`]: the working head, fine-tuned on those corrections after
+//!   each one, so a correction carries over to paraphrases at once.
 
+pub mod at_once;
 pub mod auto_update;
 pub mod change_lock;
 pub mod memory;
@@ -27,7 +30,8 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 pub use crate::head::personal::rehearsal_rows_to_keep;
 use crate::head::personal::{
-    train_personal_head, with_labels, PersonalOutcome, RehearsalRows, UserSamples,
+    nearest_rehearsal_similarity, train_personal_head, with_labels, PersonalOutcome, RehearsalRows,
+    UserSamples,
 };
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability};
@@ -36,6 +40,7 @@ use crate::store::{
     TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
+use at_once::{working_head, AtOnceSettings};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
 use memory::{CorrectionMemory, MemorySettings};
@@ -78,6 +83,13 @@ pub struct UpdateSummary {
     /// correction of another label is their nearest neighbour.
     pub rehearsal_samples: usize,
     pub rehearsal_overridden: usize,
+    /// Accuracy on the bundle's held-out examples of the shipped labels the
+    /// user has not contradicted (the untouched labels), of the new head and
+    /// of the shipped head (`None` if the bundle ships no such examples, or
+    /// the user contradicted every label).
+    pub untouched_accuracy: Option<f32>,
+    pub untouched_accuracy_shipped: Option<f32>,
+    pub untouched_samples: usize,
     pub outcome: UpdateOutcome,
 }
 
@@ -120,6 +132,13 @@ pub struct Classifier<B> {
     /// Every stored correction with a cached vector. Borrowed only between
     /// awaits.
     memory: RefCell<CorrectionMemory>,
+    /// The head predictions use: the current head fine-tuned on the memory
+    /// (see [`at_once`]). Borrowed only between awaits.
+    working: RefCell<Head>,
+    at_once: AtOnceSettings,
+    /// Each rehearsal vector's similarity to its nearest other one: every
+    /// update and every correction asks, and it depends on the bundle alone.
+    rehearsal_nearest: Vec<f32>,
 }
 
 /// The name this type had before it matched the JavaScript class.
@@ -162,22 +181,67 @@ impl<B: StoreBackend> Classifier<B> {
             only_while_charging: false,
             config: training.defaults.clone(),
         });
-        Ok(Classifier {
+        let rehearsal_nearest =
+            nearest_rehearsal_similarity(&bundle.rehearsal.features, bundle.rehearsal.dim);
+        let classifier = Classifier {
             bundle,
             store,
+            working: RefCell::new(head.clone()),
             current: RefCell::new((info, head)),
             problems: RefCell::new(problems),
             encoder_changed,
             changes: ChangeLock::new(),
             auto_update,
             memory: RefCell::new(memory),
-        })
+            at_once: AtOnceSettings::default(),
+            rehearsal_nearest,
+        };
+        classifier.relearn()?;
+        Ok(classifier)
+    }
+
+    /// Replaces how the working head learns each correction
+    /// ([`AtOnceSettings::default`] unless set).
+    pub fn with_at_once(mut self, settings: AtOnceSettings) -> Result<Self> {
+        self.at_once = settings;
+        self.relearn()?;
+        Ok(self)
+    }
+
+    /// Fine-tunes the working head afresh from the current head on the
+    /// memory's corrections (see [`at_once`]).
+    fn relearn(&self) -> Result<()> {
+        // The update's settings; the working head trains the output layer
+        // only, whatever the bundle allows.
+        let head = working_head(
+            &self.current.borrow().1,
+            &self.memory.borrow(),
+            &self.bundle.rehearsal,
+            &self.rehearsal_nearest,
+            &self.auto_update.policy().config,
+            self.at_once,
+        )?;
+        *self.working.borrow_mut() = head;
+        Ok(())
     }
 
     /// Replaces the automatic-update policy (the bundle's by default).
     pub fn with_auto_update(mut self, policy: AutoUpdatePolicy) -> Self {
         self.auto_update = AutoUpdater::new(policy);
         self
+    }
+
+    /// Replaces where corrections start and stop deciding predictions
+    /// ([`MemorySettings::default`] unless set).
+    pub fn with_memory_settings(mut self, settings: MemorySettings) -> Self {
+        self.memory.get_mut().set_settings(settings);
+        self
+    }
+
+    /// The head predictions use now: [`Classifier::current_head`]
+    /// fine-tuned on the corrections since (see [`at_once`]).
+    pub fn working_head(&self) -> Head {
+        self.working.borrow().clone()
     }
 
     pub fn auto_update(&self) -> &AutoUpdater {
@@ -242,10 +306,11 @@ impl<B: StoreBackend> Classifier<B> {
         self.current.borrow().1.clone()
     }
 
-    /// Every label a prediction can give: the current head's, then labels
-    /// the user taught that it does not know yet.
+    /// Every label a prediction can give: the working head's (the current
+    /// head's and those the corrections taught it), then any label only the
+    /// memory knows (with the working head off).
     pub fn labels(&self) -> Vec<String> {
-        let mut labels = self.current.borrow().1.labels().to_vec();
+        let mut labels = self.working.borrow().labels().to_vec();
         for label in self.memory.borrow().labels() {
             if !labels.contains(label) {
                 labels.push(label.clone());
@@ -264,11 +329,25 @@ impl<B: StoreBackend> Classifier<B> {
     /// to (see [`memory`]).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
         let vectors = self.bundle.encoder.embed(texts)?;
-        let current = self.current.borrow();
+        self.predict_vectors(vectors.as_slice())
+    }
+
+    /// [`Classifier::predict`] for texts already embedded by this bundle's
+    /// encoder (row-major): what a benchmark that replays thousands of
+    /// queries calls.
+    pub fn predict_vectors(&self, vectors: &[f32]) -> Result<Vec<Prediction>> {
+        let dim = self.bundle.head.input_dim();
+        if !vectors.len().is_multiple_of(dim) {
+            return Err(Error::Config(format!(
+                "{} values are not whole {dim}-value vectors",
+                vectors.len()
+            )));
+        }
+        let working = self.working.borrow();
         let memory = self.memory.borrow();
         vectors
-            .rows()
-            .map(|row| Ok(memory.adjust(row, current.1.predict(row)?)))
+            .chunks_exact(dim)
+            .map(|row| Ok(memory.adjust(row, working.predict(row)?)))
             .collect()
     }
 
@@ -287,6 +366,7 @@ impl<B: StoreBackend> Classifier<B> {
             memory.add(added.sample.id, vector.as_slice(), label);
             memory.remove(&added.evicted);
         }
+        self.relearn()?;
         Ok(Feedback {
             added,
             pending: self.pending_count().await?,
@@ -395,6 +475,7 @@ impl<B: StoreBackend> Classifier<B> {
             RehearsalRows {
                 features: &rehearsal.features,
                 labels: &rehearsal.labels,
+                nearest: Some(&self.rehearsal_nearest),
             },
             config,
             now_ms,
@@ -416,7 +497,13 @@ impl<B: StoreBackend> Classifier<B> {
         };
         let candidate_accuracy = accuracy(&outcome.head)?;
         let current_accuracy = accuracy(&current_head)?;
-        let (accepted, gate) = gate_verdict(candidate_accuracy, current_accuracy, gate_rows.len());
+        let shipped = self.shipped_check(&data, &outcome.head)?;
+        let (accepted, gate) = gate_verdict(
+            candidate_accuracy,
+            current_accuracy,
+            gate_rows.len(),
+            shipped.as_ref(),
+        );
         let details = SaveDetails {
             parent: Some(current_info.version),
             rejected: !accepted,
@@ -439,10 +526,64 @@ impl<B: StoreBackend> Classifier<B> {
                 user_samples,
                 rehearsal_samples: rehearsal_kept,
                 rehearsal_overridden,
+                untouched_accuracy: shipped.as_ref().map(|s| s.candidate),
+                untouched_accuracy_shipped: shipped.as_ref().map(|s| s.shipped),
+                untouched_samples: shipped.as_ref().map_or(0, |s| s.samples),
                 outcome,
             },
             details,
         })
+    }
+
+    /// Scores `candidate` and the shipped head on the bundle's held-out
+    /// examples of the shipped labels the user has not contradicted. A label is
+    /// contradicted when the shipped head gives it to one of the user's
+    /// samples that the user labelled otherwise: the user renamed it, or
+    /// taught a new label in its territory, so it may rightly lose ground.
+    /// The others are what nobody asked the update to change: compared
+    /// with the shipped head, not the current one, so that what updates
+    /// lose there cannot add up.
+    fn shipped_check(&self, data: &TrainingData, candidate: &Head) -> Result<Option<ShippedCheck>> {
+        let check = &self.bundle.shipped_check;
+        if check.labels.is_empty() {
+            return Ok(None);
+        }
+        let shipped = &self.bundle.head;
+        let dim = shipped.input_dim();
+        let mut contradicted = vec![false; shipped.labels().len()];
+        for (row, label) in data.labels.iter().enumerate() {
+            let probabilities =
+                shipped.probabilities(&data.features[row * dim..(row + 1) * dim])?;
+            let given = crate::head::network::argmax(&probabilities);
+            if shipped.labels()[given] != *label {
+                contradicted[given] = true;
+            }
+        }
+        let samples = || {
+            check
+                .labels
+                .iter()
+                .enumerate()
+                .filter(|(_, &l)| !contradicted[l as usize])
+                .map(|(row, &l)| {
+                    (
+                        &check.features[row * dim..(row + 1) * dim],
+                        shipped.labels()[l as usize].as_str(),
+                    )
+                })
+        };
+        let (candidate_correct, total) = candidate.count_correct(samples())?;
+        let (shipped_correct, _) = shipped.count_correct(samples())?;
+        if total == 0 {
+            return Ok(None);
+        }
+        Ok(Some(ShippedCheck {
+            candidate: candidate_correct as f32 / total as f32,
+            shipped: shipped_correct as f32 / total as f32,
+            samples: total,
+            labels: contradicted.iter().filter(|&&c| !c).count(),
+            margin: self.bundle.manifest.training.shipped_margin,
+        }))
     }
 
     /// The validation gate's slice of the user's samples: the bundle's
@@ -471,6 +612,7 @@ impl<B: StoreBackend> Classifier<B> {
             .await?;
         if summary.accepted {
             *self.current.borrow_mut() = (version.clone(), summary.outcome.head.clone());
+            self.relearn()?;
         }
         Ok(UpdateReport { summary, version })
     }
@@ -552,7 +694,7 @@ impl<B: StoreBackend> Classifier<B> {
             data,
             mark,
         );
-        Ok(())
+        self.relearn()
     }
 
     async fn load_current(&self) -> Result<VersionInfo> {
@@ -564,10 +706,72 @@ impl<B: StoreBackend> Classifier<B> {
     }
 }
 
-/// The validation gate's decision on the held-out slice of `samples`
-/// corrections: the candidate replaces the current head if it is at least
-/// as accurate there; without a slice, it is accepted and says why.
-fn gate_verdict(candidate: Option<f32>, current: Option<f32>, samples: usize) -> (bool, String) {
+/// The candidate's and the shipped head's accuracy on the shipped labels
+/// the user has not contradicted (see [`Classifier::shipped_check`]).
+struct ShippedCheck {
+    candidate: f32,
+    shipped: f32,
+    samples: usize,
+    labels: usize,
+    /// The accuracy the candidate may lose there.
+    margin: f32,
+}
+
+/// The validation gate's decision: the candidate replaces the current head
+/// if it is not less accurate on the shipped labels the user never
+/// contradicted than the shipped head by more than the bundle's margin,
+/// and at least as accurate on the held-out slice of `samples`
+/// corrections (without a slice, that part is skipped and says why).
+fn gate_verdict(
+    candidate: Option<f32>,
+    current: Option<f32>,
+    samples: usize,
+    shipped: Option<&ShippedCheck>,
+) -> (bool, String) {
+    if let Some(s) = shipped {
+        // Compared in whole samples: a margin of 1 point on 100 vectors
+        // allows one more mistake, not a rounding error's worth more.
+        let lost = ((s.shipped - s.candidate) * s.samples as f32).round();
+        if lost > (s.margin * s.samples as f32).floor() {
+            return (
+                false,
+                format!(
+                    "rejected: {:.1}% on {} held-out examples of the {} shipped labels the \
+                     user has not corrected, {:.1} points below the shipped head's {:.1}% \
+                     (the bundle allows {:.1})",
+                    100.0 * s.candidate,
+                    s.samples,
+                    s.labels,
+                    100.0 * (s.shipped - s.candidate),
+                    100.0 * s.shipped,
+                    100.0 * s.margin
+                ),
+            );
+        }
+    }
+    let (accepted, verdict) = user_gate_verdict(candidate, current, samples);
+    match shipped {
+        Some(s) if accepted => (
+            true,
+            format!(
+                "{verdict}; {:.1}% on the untouched shipped labels' {} held-out examples \
+                 (shipped {:.1}%)",
+                100.0 * s.candidate,
+                s.samples,
+                100.0 * s.shipped
+            ),
+        ),
+        _ => (accepted, verdict),
+    }
+}
+
+/// The gate's part on the held-out slice of `samples` corrections: the
+/// candidate must be at least as accurate there.
+fn user_gate_verdict(
+    candidate: Option<f32>,
+    current: Option<f32>,
+    samples: usize,
+) -> (bool, String) {
     match (candidate, current) {
         (Some(new), Some(old)) if new >= old => (
             true,
@@ -615,5 +819,56 @@ impl<B: StoreBackend> UpdateSession<'_, B> {
     /// Stores the candidate as a version, current if the gate accepted it.
     pub async fn commit(self, candidate: Candidate, now_ms: f64) -> Result<UpdateReport> {
         self.classifier.commit(candidate, now_ms).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(candidate: f32, shipped: f32, samples: usize) -> ShippedCheck {
+        ShippedCheck {
+            candidate,
+            shipped,
+            samples,
+            labels: 20,
+            margin: 0.01,
+        }
+    }
+
+    #[test]
+    fn a_candidate_that_forgets_untouched_labels_is_rejected_with_the_reason() {
+        // Better on the user's held-out corrections, but 3 points below the
+        // shipped head on the labels the user never corrected.
+        let (accepted, reason) =
+            gate_verdict(Some(1.0), Some(0.5), 10, Some(&check(0.91, 0.94, 400)));
+        assert!(!accepted);
+        assert!(
+            reason.contains("rejected") && reason.contains("shipped"),
+            "{reason}"
+        );
+        assert!(reason.contains("3.0 points"), "{reason}");
+    }
+
+    #[test]
+    fn within_the_margin_the_users_slice_decides() {
+        // 4 of 400 lost: the 1-point margin allows exactly that.
+        let within = check(0.93, 0.94, 400);
+        let (accepted, reason) = gate_verdict(Some(0.9), Some(0.8), 10, Some(&within));
+        assert!(accepted, "{reason}");
+        assert!(reason.contains("untouched"), "{reason}");
+        let (accepted, _) = gate_verdict(Some(0.7), Some(0.8), 10, Some(&within));
+        assert!(!accepted);
+        // One more mistake than the margin allows.
+        let (accepted, _) = gate_verdict(Some(0.9), Some(0.8), 10, Some(&check(0.9275, 0.94, 400)));
+        assert!(!accepted);
+    }
+
+    #[test]
+    fn without_shipped_examples_the_gate_is_the_users_slice_alone() {
+        assert!(gate_verdict(Some(0.9), Some(0.9), 10, None).0);
+        assert!(!gate_verdict(Some(0.8), Some(0.9), 10, None).0);
+        let (accepted, reason) = gate_verdict(None, None, 0, None);
+        assert!(accepted && reason.contains("without a gate"), "{reason}");
     }
 }

@@ -143,6 +143,8 @@ mod tests {
             auto_update_threshold: 50,
             validation_gate_fraction: 0.2,
             rehearsal: None,
+            shipped_check: None,
+            shipped_margin: 0.01,
             inputs: TrainingInputs::FeatureVectors,
         }
     }

@@ -115,6 +115,12 @@ pub struct UpdateConfig {
     /// Keep an MLP head's hidden layer as it is and train only the output
     /// layer (a bundle whose `updatableLayers` is `["output"]`).
     pub freeze_hidden_layer: bool,
+    /// Output rows (label indices) the update leaves exactly as they are:
+    /// no gradient, decay or penalty reaches them. Not an app option: the
+    /// classifier's working head freezes the labels no correction touched
+    /// (see `classifier::at_once`).
+    #[serde(skip)]
+    pub frozen_labels: Vec<usize>,
 }
 
 impl Default for UpdateConfig {
@@ -136,6 +142,7 @@ impl Default for UpdateConfig {
             max_steps: None,
             time_budget_ms: None,
             freeze_hidden_layer: false,
+            frozen_labels: Vec::new(),
         }
     }
 }
@@ -401,6 +408,16 @@ impl<'a> Training<'a> {
                 "freezeHiddenLayer: a linear head has no hidden layer to freeze".into(),
             ));
         }
+        if let Some(&label) = config
+            .frozen_labels
+            .iter()
+            .find(|&&l| l >= head.labels().len())
+        {
+            return Err(Error::Config(format!(
+                "frozen label {label} is out of range ({} labels)",
+                head.labels().len()
+            )));
+        }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let (train_rows, validation_rows) =
             split_validation(samples.labels, head.labels().len(), config, &mut rng);
@@ -499,6 +516,16 @@ impl<'a> Training<'a> {
             self.penalties,
             &mut self.grads,
         );
+        if !config.frozen_labels.is_empty() {
+            // A zero gradient moves neither SGD nor Adam (whose moments of a
+            // never-moved parameter stay zero).
+            let out = self.grads.layers.last_mut().expect("one or two layers");
+            let inputs = out.inputs;
+            for &label in &config.frozen_labels {
+                out.weights[label * inputs..(label + 1) * inputs].fill(0.0);
+                out.bias[label] = 0.0;
+            }
+        }
         if !self.grads.step_is_finite() {
             // The softmax saturates to NaN before the loss shows it.
             return Err(Error::Training(format!(

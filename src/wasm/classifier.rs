@@ -68,6 +68,9 @@ export interface UpdateReport {
   userSamples: number;
   rehearsalSamples: number;
   rehearsalOverridden: number;
+  untouchedAccuracy: number | null;
+  untouchedAccuracyShipped: number | null;
+  untouchedSamples: number;
   outcome: Omit<UpdateOutcome, "head">;
 }
 

@@ -114,6 +114,8 @@ pub fn bundle_files() -> HashMap<String, Vec<u8>> {
             auto_update_threshold: 5,
             validation_gate_fraction: 0.2,
             rehearsal: Some(rehearsal_file),
+            shipped_check: None,
+            shipped_margin: 0.01,
         },
     };
     files.insert(

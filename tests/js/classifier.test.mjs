@@ -123,7 +123,7 @@ test('a bundle that does not fit is refused with the field and the problem', asy
   const context = await env.browser.newContext();
   const page = await openPage(context);
   const errors = await page.evaluate(async () => {
-    const names = ['manifest.json', 'encoder.onnx', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const names = ['manifest.json', 'encoder.onnx', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
     const files = {};
     for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
     const manifest = JSON.parse(new TextDecoder().decode(files['manifest.json']));

@@ -64,7 +64,7 @@ test('the worker client predicts, learns automatically, reports progress and can
     }
 
     // Loading from bytes transfers them to the worker instead of copying.
-    const names = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin'];
+    const names = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
     const files = {};
     for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
     const fromBytes = await WorkerClassifier.load(files, { storeName: 'worker-bytes' });
