@@ -1,9 +1,10 @@
 //! Quality of the default update on real encoder features: Home Assistant
 //! intents (bench/data/, template-disjoint train/test), k = 5, 10, 20
 //! examples per intent and "50 corrections over 10 intents", 5 seeds each.
-//! Writes the features and every run (training rows, test rows, our
-//! accuracy) for tools/head_quality_reference.py, which fits scikit-learn's
-//! LogisticRegression on the very same rows and prints the table.
+//! Writes every run (training rows, test rows, our accuracy) next to the
+//! cached features for tools/head_quality_reference.py, which fits
+//! scikit-learn's LogisticRegression on the very same rows and prints the
+//! table.
 //!
 //! Run through `bash bench/head-quality.sh`. Alone:
 //! `cargo bench --bench head_quality [-- --sweep FILE.json]`; `--sweep` also
@@ -17,21 +18,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use localtune::head::network::{argmax, Scratch};
-use localtune::{
-    run_update, Encoder, EncoderConfig, Head, HeadArchitecture, TrainingSet, UpdateConfig,
-};
+use localtune::{run_update, Head, HeadArchitecture, TrainingSet, UpdateConfig};
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-const SEEDS: u64 = 5;
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+#[path = "common/dataset.rs"]
+mod dataset;
+use dataset::{features, read_dataset, Dataset, ROOT};
 
-struct Dataset {
-    texts: Vec<String>,
-    intents: Vec<String>,
-    train: Vec<bool>,
-}
+const SEEDS: u64 = 5;
 
 /// One benchmark run: which rows train, which test, over which labels.
 struct Run {
@@ -50,8 +46,8 @@ fn main() {
         .map(|i| PathBuf::from(args.get(i + 1).expect("--sweep takes a JSON file")));
     let out_dir = PathBuf::from(ROOT).join("bench/results/head-quality");
     std::fs::create_dir_all(&out_dir).expect("results folder");
-    let data = read_dataset(&Path::new(ROOT).join("bench/data/home-assistant-intents-en.csv"));
-    let (features, dim, sha256) = features(&data, &out_dir);
+    let data = read_dataset();
+    let (features, dim, sha256) = features(&data);
     let runs = plan_runs(&data);
 
     let defaults = UpdateConfig::default();
@@ -82,80 +78,6 @@ fn main() {
     if let Some(path) = sweep {
         sweep_settings(&path, &data, &features, dim, &runs);
     }
-}
-
-fn read_dataset(path: &Path) -> Dataset {
-    let mut reader =
-        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut data = Dataset {
-        texts: vec![],
-        intents: vec![],
-        train: vec![],
-    };
-    for record in reader.records() {
-        let record = record.expect("csv record");
-        data.texts.push(record[0].to_string());
-        data.intents.push(record[1].to_string());
-        data.train.push(&record[3] == "train");
-    }
-    data
-}
-
-/// Embeds every text with the real encoder, or reads the cached vectors when
-/// the encoder and the dataset are the same as last time.
-fn features(data: &Dataset, out_dir: &Path) -> (Vec<f32>, usize, String) {
-    let dir = Path::new(ROOT).join("models/all-minilm-l6-v2-int8");
-    let model = std::fs::read(dir.join("model.onnx")).expect("run scripts/fetch-model.sh");
-    let tokenizer = std::fs::read(dir.join("tokenizer.json")).expect("tokenizer.json");
-    let encoder =
-        Encoder::from_bytes(&model, &tokenizer, EncoderConfig::default()).expect("encoder");
-    let key = format!(
-        "{} {} {}",
-        encoder.sha256(),
-        data.texts.len(),
-        fingerprint(&data.texts)
-    );
-    let (cache, key_file) = (out_dir.join("features.f32"), out_dir.join("features.key"));
-    if std::fs::read_to_string(&key_file).ok().as_deref() == Some(key.as_str()) {
-        let bytes = std::fs::read(&cache).expect("features cache");
-        let values = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        return (values, encoder.dim(), encoder.sha256().to_string());
-    }
-    // Embed in batches of similar length: little padding, full speed.
-    let mut order: Vec<usize> = (0..data.texts.len()).collect();
-    order.sort_by_key(|&i| data.texts[i].len());
-    let dim = encoder.dim();
-    let mut values = vec![0.0f32; data.texts.len() * dim];
-    let started = Instant::now();
-    for chunk in order.chunks(32) {
-        let texts: Vec<&str> = chunk.iter().map(|&i| data.texts[i].as_str()).collect();
-        let embeddings = encoder.embed(&texts).expect("embed");
-        for (k, &row) in chunk.iter().enumerate() {
-            values[row * dim..(row + 1) * dim].copy_from_slice(embeddings.row(k));
-        }
-    }
-    eprintln!(
-        "embedded {} texts in {:.1} s",
-        data.texts.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&cache, bytes).expect("write features");
-    std::fs::write(&key_file, &key).expect("write key");
-    (values, dim, encoder.sha256().to_string())
-}
-
-/// A cheap content fingerprint for the cache key (not a security boundary).
-fn fingerprint(texts: &[String]) -> u64 {
-    texts
-        .iter()
-        .flat_map(|t| t.bytes().chain([0]))
-        .fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        })
 }
 
 fn plan_runs(data: &Dataset) -> Vec<Run> {

@@ -240,7 +240,7 @@ def readme_parts(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--features", default=RESULTS / "features.f32", type=Path,
+    parser.add_argument("--features", default=ROOT / "bench/results/features/features.f32", type=Path,
                         help="little-endian float32 (rows, dim), rows in CSV order")
     parser.add_argument("--runs", default=RESULTS / "runs.json", type=Path)
     parser.add_argument("--csv", default=DEFAULT_CSV, type=Path,
