@@ -12,7 +12,6 @@
 //! setting — the measurement the defaults were chosen from
 //! (bench/head-quality-sweep.json).
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -81,16 +80,10 @@ fn main() {
 }
 
 fn plan_runs(data: &Dataset) -> Vec<Run> {
-    let mut train_by_intent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut test_by_intent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (row, intent) in data.intents.iter().enumerate() {
-        let split = if data.train[row] {
-            &mut train_by_intent
-        } else {
-            &mut test_by_intent
-        };
-        split.entry(intent).or_default().push(row);
-    }
+    let dataset::Splits {
+        train: train_by_intent,
+        test: test_by_intent,
+    } = data.rows_by_intent();
     let all_intents: Vec<&str> = train_by_intent.keys().copied().collect();
     let all_test: Vec<usize> = test_by_intent.values().flatten().copied().collect();
     let mut runs = Vec::new();

@@ -273,16 +273,10 @@ fn main() {
 
 /// The streams of both scenarios for every seed.
 fn plan_streams(data: &Dataset) -> Vec<Stream> {
-    let mut test_by_intent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    let mut train_by_intent: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (row, intent) in data.intents.iter().enumerate() {
-        let split = if data.train[row] {
-            &mut train_by_intent
-        } else {
-            &mut test_by_intent
-        };
-        split.entry(intent).or_default().push(row);
-    }
+    let dataset::Splits {
+        train: train_by_intent,
+        test: test_by_intent,
+    } = data.rows_by_intent();
     let all: Vec<&str> = test_by_intent.keys().copied().collect();
     let mut streams = Vec::new();
     for seed in 0..SEEDS {

@@ -16,13 +16,7 @@ markers into README.md and the aggregated numbers as JSON.
 Packages: tools/bench-requirements.txt (scripts/python-bench-env.sh).
 """
 
-import os
-
-# Single-threaded, as in the benchmark's budget: the BLAS pools read these
-# when numpy is first imported, so they must be set before that.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ[_var] = "1"
+import single_thread_blas  # noqa: F401  (first: before numpy is imported)
 
 import argparse  # noqa: E402
 import datetime  # noqa: E402

@@ -4,6 +4,7 @@
 //! bench/results/features/ while the encoder and the sentences stay the
 //! same.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,6 +17,31 @@ pub struct Dataset {
     pub intents: Vec<String>,
     /// In the training split (else the test split).
     pub train: Vec<bool>,
+}
+
+/// Rows by intent, per split.
+pub struct Splits<'a> {
+    pub train: BTreeMap<&'a str, Vec<usize>>,
+    pub test: BTreeMap<&'a str, Vec<usize>>,
+}
+
+impl Dataset {
+    /// Each intent's rows in the training and in the test split.
+    pub fn rows_by_intent(&self) -> Splits<'_> {
+        let mut splits = Splits {
+            train: BTreeMap::new(),
+            test: BTreeMap::new(),
+        };
+        for (row, intent) in self.intents.iter().enumerate() {
+            let split = if self.train[row] {
+                &mut splits.train
+            } else {
+                &mut splits.test
+            };
+            split.entry(intent.as_str()).or_default().push(row);
+        }
+        splits
+    }
 }
 
 /// The encoder's files (scripts/fetch-model.sh puts them there).
