@@ -45,7 +45,7 @@ impl Default for MemorySettings {
 }
 
 /// The corrections' vectors and labels.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CorrectionMemory {
     dim: usize,
     settings: MemorySettings,

@@ -448,8 +448,11 @@ impl<B: StoreBackend> Classifier<B> {
         };
         let data = self.embed_missing().await?;
         // Corrections without vectors have them now: predictions consult them
-        // too.
-        self.remember(&data).await?;
+        // too. (The working head is retrained only if that changed the
+        // memory: otherwise it would come out the same.)
+        if self.remember(&data).await? {
+            self.relearn()?;
+        }
         if data.labels.is_empty() {
             return Err(Error::Training(
                 "there is no feedback to learn from yet".into(),
@@ -653,6 +656,7 @@ impl<B: StoreBackend> Classifier<B> {
         self.load_current().await?;
         let data = self.embed_missing().await?;
         self.remember(&data).await?;
+        self.relearn()?;
         Ok(counts)
     }
 
@@ -676,25 +680,29 @@ impl<B: StoreBackend> Classifier<B> {
     }
 
     /// Re-reads the corrections predictions consult (another tab may have
-    /// added some or rolled back; an import replaced them). Samples without
-    /// a cached vector join at the next update, which embeds them.
+    /// added some or rolled back; an import replaced them) and retrains the
+    /// working head on them over the current head (just loaded). Samples
+    /// without a cached vector join at the next update, which embeds them.
     async fn refresh_memory(&self) -> Result<()> {
         let data = self.store.training_data().await?;
-        self.remember(&data).await
+        self.remember(&data).await?;
+        self.relearn()
     }
 
     /// Makes the memory the corrections of `data` after the store's memory
-    /// mark (`data` as just read: not read again).
-    async fn remember(&self, data: &TrainingData) -> Result<()> {
+    /// mark (`data` as just read: not read again); whether that changed it.
+    async fn remember(&self, data: &TrainingData) -> Result<bool> {
         let mark = self.store.memory_from().await?;
         let settings = self.memory.borrow().settings();
-        *self.memory.borrow_mut() = CorrectionMemory::from_training_data(
+        let memory = CorrectionMemory::from_training_data(
             self.bundle.head.input_dim(),
             settings,
             data,
             mark,
         );
-        self.relearn()
+        let changed = *self.memory.borrow() != memory;
+        *self.memory.borrow_mut() = memory;
+        Ok(changed)
     }
 
     async fn load_current(&self) -> Result<VersionInfo> {
