@@ -304,7 +304,24 @@ fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
     assert!(p.labels().ends_with(&["Fitness".to_string()]));
     assert_eq!(p.remembered_corrections(), 1);
 
-    // The working head has learned it too: the new label is one of its
+    // The memory made that answer: the working head learns the correction
+    // a slice of optimizer steps at a time, and until it has, predictions
+    // use the previous one (here the shipped head).
+    assert!(!p.working_head_settled());
+    assert_eq!(p.working_head(), p.current_head());
+    let slice = p.at_once().slice_steps;
+    let mut slices = 0;
+    while !p.relearn_some(slice).unwrap() {
+        slices += 1;
+        // Between slices the instance answers, and the correction holds.
+        assert_eq!(p.predict(&[text]).unwrap()[0].label, "Fitness");
+    }
+    // Setting up is a slice of its own; then the steps, `slice` at a time
+    // (the last slice returns true).
+    assert_eq!(slices, p.at_once().steps.div_ceil(slice));
+    assert!(p.working_head_settled());
+    assert!(p.relearn_some(slice).unwrap(), "nothing left to learn");
+    // Now the working head has learned it too: the new label is one of its
     // outputs, and it gives it to the corrected text on its own.
     let working = p.working_head();
     assert!(working.labels().contains(&"Fitness".to_string()));
@@ -432,7 +449,9 @@ fn an_update_leaves_the_rows_of_labels_no_correction_touches_exactly_as_shipped(
         "the tiny bundle has a label none of these touch"
     );
     // The working head, fine-tuned on the same corrections, too.
+    p.finish_relearning().unwrap();
     let working = p.working_head();
+    assert_ne!(working, p.current_head());
     for label in shipped.labels().iter().filter(|l| !touched.contains(l)) {
         assert_eq!(
             row(&working, label),

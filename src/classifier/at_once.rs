@@ -10,18 +10,22 @@
 //! As in every update, only the output rows of the labels the corrections
 //! touch learn ([`train_personal_head`]).
 //!
+//! The classifier learns it a slice of steps at a time ([`Relearning`]):
+//! `addFeedback` resolves as soon as the memory holds the correction, and
+//! the working head follows between the next messages, so neither the
+//! correction nor a prediction waits for the whole fine-tuning.
+//!
 //! The working head is derived state, never stored: the same corrections,
 //! head and settings give the same head (seeded), so opening the store
 //! again, another tab and a rollback rebuild it from what is stored.
 //! Versions stay the checkpoints; the update at the threshold consolidates
 //! every correction into one through the validation gate.
 
-use std::ops::ControlFlow;
-
 use super::memory::CorrectionMemory;
 use crate::bundle::Rehearsal;
 use crate::error::Result;
-use crate::head::personal::{train_personal_head, with_labels, RehearsalRows, UserSamples};
+use crate::head::personal::{personal_training_set, with_labels, RehearsalRows, UserSamples};
+use crate::head::train::SteppedUpdate;
 use crate::head::Head;
 use crate::UpdateConfig;
 
@@ -36,6 +40,10 @@ pub struct AtOnceSettings {
     /// however many are stored (older ones are in the current version once
     /// an update has consolidated them).
     pub recent: usize,
+    /// Optimizer steps per slice when the working head learns between other
+    /// work (a Web Worker answering messages): a prediction that arrives
+    /// meanwhile waits for one slice at most, not for the whole relearning.
+    pub slice_steps: usize,
 }
 
 impl Default for AtOnceSettings {
@@ -44,52 +52,84 @@ impl Default for AtOnceSettings {
             enabled: true,
             steps: 60,
             recent: 256,
+            slice_steps: 10,
         }
     }
 }
 
-/// `current` fine-tuned on the newest corrections of `memory` and the
-/// rehearsal vectors; `current` itself without corrections (or when off).
-pub fn working_head(
-    current: &Head,
-    memory: &CorrectionMemory,
-    rehearsal: &Rehearsal,
-    rehearsal_nearest: &[f32],
-    defaults: &UpdateConfig,
-    settings: AtOnceSettings,
-) -> Result<Head> {
-    if !settings.enabled || memory.is_empty() || settings.steps == 0 {
-        return Ok(current.clone());
+/// The working head being learned, a slice at a time.
+pub struct Relearning {
+    /// `None`: nothing to learn (no corrections, or switched off); the
+    /// working head is the current one.
+    update: Option<SteppedUpdate>,
+    current: Head,
+}
+
+impl Relearning {
+    /// Sets up fine-tuning `current` on the newest corrections of `memory`
+    /// and the rehearsal vectors (no step runs yet).
+    pub fn begin(
+        current: &Head,
+        memory: &CorrectionMemory,
+        rehearsal: &Rehearsal,
+        rehearsal_nearest: &[f32],
+        defaults: &UpdateConfig,
+        settings: AtOnceSettings,
+    ) -> Result<Self> {
+        if !settings.enabled || memory.is_empty() || settings.steps == 0 {
+            return Ok(Relearning {
+                update: None,
+                current: current.clone(),
+            });
+        }
+        let (start, labels) = with_labels(current, memory.labels())?;
+        let rows: Vec<usize> =
+            (memory.len().saturating_sub(settings.recent)..memory.len()).collect();
+        let set = personal_training_set(
+            &start,
+            UserSamples {
+                features: memory.vectors(),
+                labels: &labels,
+            },
+            &rows,
+            RehearsalRows {
+                features: &rehearsal.features,
+                labels: &rehearsal.labels,
+                nearest: Some(rehearsal_nearest),
+            },
+        )?;
+        let config = UpdateConfig {
+            // Only the output layer: a hidden layer serves every label.
+            freeze_hidden_layer: start.layers().len() > 1,
+            max_steps: Some(settings.steps),
+            // Enough epochs that the step budget decides.
+            epochs: settings.steps,
+            validation_fraction: 0.0,
+            early_stopping_patience: 0,
+            time_budget_ms: None,
+            seed: memory.len() as u64,
+            frozen_labels: set.frozen_labels,
+            ..defaults.clone()
+        };
+        Ok(Relearning {
+            update: Some(SteppedUpdate::new(start, set.features, set.labels, config)?),
+            current: current.clone(),
+        })
     }
-    let (start, labels) = with_labels(current, memory.labels())?;
-    let rows: Vec<usize> = (memory.len().saturating_sub(settings.recent)..memory.len()).collect();
-    let config = UpdateConfig {
-        // Only the output layer: a hidden layer serves every label.
-        freeze_hidden_layer: start.layers().len() > 1,
-        max_steps: Some(settings.steps),
-        // Enough epochs that the step budget decides.
-        epochs: settings.steps,
-        validation_fraction: 0.0,
-        early_stopping_patience: 0,
-        time_budget_ms: None,
-        seed: memory.len() as u64,
-        ..defaults.clone()
-    };
-    let outcome = train_personal_head(
-        &start,
-        UserSamples {
-            features: memory.vectors(),
-            labels: &labels,
-        },
-        &rows,
-        RehearsalRows {
-            features: &rehearsal.features,
-            labels: &rehearsal.labels,
-            nearest: Some(rehearsal_nearest),
-        },
-        &config,
-        &|| 0.0,
-        &mut |_| ControlFlow::Continue(()),
-    )?;
-    Ok(outcome.outcome.head)
+
+    /// Runs at most `steps` more optimizer steps; true once all have run.
+    pub fn advance(&mut self, steps: usize) -> Result<bool> {
+        match &mut self.update {
+            Some(update) => update.advance(steps),
+            None => Ok(true),
+        }
+    }
+
+    /// The working head (running whatever steps remain first).
+    pub fn finish(self) -> Result<Head> {
+        match self.update {
+            Some(update) => Ok(update.finish()?.head),
+            None => Ok(self.current),
+        }
+    }
 }

@@ -40,7 +40,7 @@ use crate::store::{
     TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
-use at_once::{working_head, AtOnceSettings};
+use at_once::{AtOnceSettings, Relearning};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
 use memory::{CorrectionMemory, MemorySettings};
@@ -135,10 +135,23 @@ pub struct Classifier<B> {
     /// The head predictions use: the current head fine-tuned on the memory
     /// (see [`at_once`]). Borrowed only between awaits.
     working: RefCell<Head>,
+    /// Whether `working` has learned every correction in the memory, or is
+    /// being relearned. Borrowed only between awaits.
+    relearning: RefCell<WorkingHeadState>,
     at_once: AtOnceSettings,
     /// Each rehearsal vector's similarity to its nearest other one: every
     /// update and every correction asks, and it depends on the bundle alone.
     rehearsal_nearest: Vec<f32>,
+}
+
+/// Where the working head is with the corrections in the memory.
+enum WorkingHeadState {
+    /// It has learned every one.
+    Settled,
+    /// The memory changed since; nothing has run yet.
+    Stale,
+    /// Relearning, a slice at a time.
+    Learning(Box<Relearning>),
 }
 
 /// The name this type had before it matched the JavaScript class.
@@ -187,6 +200,7 @@ impl<B: StoreBackend> Classifier<B> {
             bundle,
             store,
             working: RefCell::new(head.clone()),
+            relearning: RefCell::new(WorkingHeadState::Stale),
             current: RefCell::new((info, head)),
             problems: RefCell::new(problems),
             encoder_changed,
@@ -209,20 +223,72 @@ impl<B: StoreBackend> Classifier<B> {
     }
 
     /// Fine-tunes the working head afresh from the current head on the
-    /// memory's corrections (see [`at_once`]).
+    /// memory's corrections (see [`at_once`]), all at once.
     fn relearn(&self) -> Result<()> {
-        // The update's settings; the working head trains the output layer
-        // only, whatever the bundle allows.
-        let head = working_head(
-            &self.current.borrow().1,
-            &self.memory.borrow(),
-            &self.bundle.rehearsal,
-            &self.rehearsal_nearest,
-            &self.auto_update.policy().config,
-            self.at_once,
-        )?;
-        *self.working.borrow_mut() = head;
+        *self.relearning.borrow_mut() = WorkingHeadState::Stale;
+        self.finish_relearning()
+    }
+
+    /// Runs the working head's relearning to its end (nothing if it has
+    /// learned every correction already).
+    pub fn finish_relearning(&self) -> Result<()> {
+        while !self.relearn_some(usize::MAX)? {}
         Ok(())
+    }
+
+    /// Advances the working head's relearning by at most `steps` optimizer
+    /// steps (setting it up counts as a slice of its own); true once the
+    /// working head has learned every correction. Predictions meanwhile use
+    /// the previous working head, and the memory, which knows every
+    /// correction already. If relearning fails, the previous working head
+    /// stays and the error is returned (the next correction tries again).
+    pub fn relearn_some(&self, steps: usize) -> Result<bool> {
+        let mut state = self.relearning.borrow_mut();
+        let outcome = match &mut *state {
+            WorkingHeadState::Settled => return Ok(true),
+            WorkingHeadState::Stale => Relearning::begin(
+                &self.current.borrow().1,
+                &self.memory.borrow(),
+                &self.bundle.rehearsal,
+                &self.rehearsal_nearest,
+                // The update's settings; the working head trains the output
+                // layer only, whatever the bundle allows.
+                &self.auto_update.policy().config,
+                self.at_once,
+            )
+            .map(|job| {
+                *state = WorkingHeadState::Learning(Box::new(job));
+                false
+            }),
+            WorkingHeadState::Learning(job) => job.advance(steps),
+        };
+        match outcome {
+            Ok(false) => Ok(false),
+            Ok(true) => {
+                let WorkingHeadState::Learning(job) =
+                    std::mem::replace(&mut *state, WorkingHeadState::Settled)
+                else {
+                    unreachable!("only a running relearning finishes")
+                };
+                *self.working.borrow_mut() = job.finish()?;
+                Ok(true)
+            }
+            Err(e) => {
+                *state = WorkingHeadState::Settled;
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether the working head has learned every correction the memory
+    /// holds (see [`Classifier::relearn_some`]).
+    pub fn working_head_settled(&self) -> bool {
+        matches!(*self.relearning.borrow(), WorkingHeadState::Settled)
+    }
+
+    /// How the working head learns corrections.
+    pub fn at_once(&self) -> AtOnceSettings {
+        self.at_once
     }
 
     /// Replaces the automatic-update policy (the bundle's by default).
@@ -239,7 +305,9 @@ impl<B: StoreBackend> Classifier<B> {
     }
 
     /// The head predictions use now: [`Classifier::current_head`]
-    /// fine-tuned on the corrections since (see [`at_once`]).
+    /// fine-tuned on the corrections since (see [`at_once`]); after a
+    /// correction, the previous one until relearning has run
+    /// ([`Classifier::relearn_some`], [`Classifier::finish_relearning`]).
     pub fn working_head(&self) -> Head {
         self.working.borrow().clone()
     }
@@ -366,7 +434,9 @@ impl<B: StoreBackend> Classifier<B> {
             memory.add(added.sample.id, vector.as_slice(), label);
             memory.remove(&added.evicted);
         }
-        self.relearn()?;
+        // The memory honours the correction from now on; the working head
+        // learns it a slice at a time ([`Classifier::relearn_some`]).
+        *self.relearning.borrow_mut() = WorkingHeadState::Stale;
         Ok(Feedback {
             added,
             pending: self.pending_count().await?,

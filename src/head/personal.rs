@@ -53,20 +53,31 @@ pub fn with_labels(base: &Head, labels: &[String]) -> Result<(Head, Vec<usize>)>
     Ok((head, indices))
 }
 
-/// Trains `start` (the shipped head with the user's labels, see
-/// [`with_labels`]) on the user's samples in `rows` and the rehearsal rows
-/// they do not override ([`rehearsal_rows_to_keep`]), pulled toward `start`
-/// if `config.l2_sp` asks for it. Only the output rows of the labels the
-/// samples touch learn ([`untouched_labels`] stay as they are).
-pub fn train_personal_head(
+/// What a personal head trains on: the user's samples in `rows`, then the
+/// rehearsal rows they do not override, and the labels it leaves as they
+/// are.
+#[derive(Debug, Clone)]
+pub struct PersonalTrainingSet {
+    /// Row-major, `labels.len()` vectors.
+    pub features: Vec<f32>,
+    pub labels: Vec<usize>,
+    /// [`untouched_labels`].
+    pub frozen_labels: Vec<usize>,
+    pub user_samples: usize,
+    pub rehearsal_kept: usize,
+    pub rehearsal_overridden: usize,
+}
+
+/// The samples and frozen labels of a personal update of `start` (the
+/// shipped head with the user's labels, see [`with_labels`]): the user's
+/// samples in `rows` and the rehearsal rows they do not override
+/// ([`rehearsal_rows_to_keep`]).
+pub fn personal_training_set(
     start: &Head,
     user: UserSamples<'_>,
     rows: &[usize],
     rehearsal: RehearsalRows<'_>,
-    config: &UpdateConfig,
-    now_ms: &dyn Fn() -> f64,
-    observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
-) -> Result<PersonalOutcome> {
+) -> Result<PersonalTrainingSet> {
     let dim = start.input_dim();
     let user_rows: Vec<(&[f32], usize)> = rows
         .iter()
@@ -97,16 +108,40 @@ pub fn train_personal_head(
         features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
         labels.push(rehearsal.labels[row] as usize);
     }
-    let config = &UpdateConfig {
+    Ok(PersonalTrainingSet {
+        features,
+        labels,
         frozen_labels: untouched_labels(start, &user_rows)?,
+        user_samples: user_rows.len(),
+        rehearsal_kept: kept.len(),
+        rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+    })
+}
+
+/// Trains `start` (the shipped head with the user's labels, see
+/// [`with_labels`]) on its [`personal_training_set`], pulled toward `start`
+/// if `config.l2_sp` asks for it. Only the output rows of the labels the
+/// samples touch learn ([`untouched_labels`] stay as they are).
+pub fn train_personal_head(
+    start: &Head,
+    user: UserSamples<'_>,
+    rows: &[usize],
+    rehearsal: RehearsalRows<'_>,
+    config: &UpdateConfig,
+    now_ms: &dyn Fn() -> f64,
+    observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
+) -> Result<PersonalOutcome> {
+    let set = personal_training_set(start, user, rows, rehearsal)?;
+    let config = &UpdateConfig {
+        frozen_labels: set.frozen_labels,
         ..config.clone()
     };
     let outcome = run_update(
         start,
         None,
         TrainingSet {
-            features: &features,
-            labels: &labels,
+            features: &set.features,
+            labels: &set.labels,
         },
         config,
         now_ms,
@@ -114,9 +149,9 @@ pub fn train_personal_head(
     )?;
     Ok(PersonalOutcome {
         outcome,
-        user_samples: user_rows.len(),
-        rehearsal_kept: kept.len(),
-        rehearsal_overridden: rehearsal.labels.len() - kept.len(),
+        user_samples: set.user_samples,
+        rehearsal_kept: set.rehearsal_kept,
+        rehearsal_overridden: set.rehearsal_overridden,
     })
 }
 

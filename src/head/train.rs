@@ -5,6 +5,7 @@
 //!
 //! Training reads cached feature vectors only — the encoder never runs here.
 
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use rand::seq::SliceRandom;
@@ -296,7 +297,13 @@ pub fn run_update(
     observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
 ) -> Result<UpdateOutcome> {
     let started = now_ms();
-    let mut run = Training::prepare(head, anchor, samples, config)?;
+    let mut run = Training::prepare(
+        Cow::Borrowed(head),
+        anchor.map(Cow::Borrowed),
+        Cow::Borrowed(samples.features),
+        Cow::Borrowed(samples.labels),
+        Cow::Borrowed(config),
+    )?;
     let train = run.evaluate_train();
     let validation = run.evaluate_validation();
     notify(
@@ -350,6 +357,91 @@ pub fn run_update(
     run.finish(observer, &|| now_ms() - started)
 }
 
+/// An update run a few optimizer steps at a time, for a caller that must
+/// stay responsive between them: the classifier's working head trains
+/// between the messages its Web Worker answers. It owns what it trains on.
+/// It takes what such a run needs and no more — no hold-out, no time budget,
+/// no observer — and stepped through to the end it gives the head
+/// [`run_update`] gives for the same samples and settings, bit for bit.
+pub struct SteppedUpdate {
+    run: Training<'static>,
+    /// The current epoch's rows in training order, and the next batch's
+    /// start in it.
+    order: Vec<usize>,
+    next: usize,
+}
+
+impl SteppedUpdate {
+    /// Checks the samples and settings and sets up the optimizer (no step
+    /// runs yet).
+    pub fn new(
+        head: Head,
+        features: Vec<f32>,
+        labels: Vec<usize>,
+        config: UpdateConfig,
+    ) -> Result<Self> {
+        if config.validation_fraction > 0.0 || config.time_budget_ms.is_some() {
+            return Err(Error::Config(
+                "an update run step by step has no hold-out and no time budget".into(),
+            ));
+        }
+        let run = Training::prepare(
+            Cow::Owned(head),
+            None,
+            Cow::Owned(features),
+            Cow::Owned(labels),
+            Cow::Owned(config),
+        )?;
+        Ok(SteppedUpdate {
+            run,
+            order: Vec::new(),
+            next: 0,
+        })
+    }
+
+    /// Whether every step the settings allow has run.
+    pub fn is_done(&self) -> bool {
+        let config = &self.run.config;
+        let epoch_over = self.next >= self.order.len();
+        config.max_steps.is_some_and(|max| self.run.steps >= max)
+            || (epoch_over && self.run.epochs >= config.epochs)
+    }
+
+    /// Runs at most `steps` more optimizer steps, in [`run_update`]'s order;
+    /// true once the update is done.
+    pub fn advance(&mut self, steps: usize) -> Result<bool> {
+        for _ in 0..steps {
+            if self.is_done() {
+                break;
+            }
+            if self.next >= self.order.len() {
+                self.order = self.run.epoch_order();
+                self.next = 0;
+                self.run.batches_in_last_epoch = 0;
+            }
+            let end = (self.next + self.run.config.batch_size).min(self.order.len());
+            self.run.step(&self.order[self.next..end])?;
+            self.next = end;
+            self.run.batches_in_last_epoch += 1;
+            if self.next >= self.order.len() {
+                self.run.epochs += 1;
+            }
+        }
+        if self.run.steps >= self.run.config.max_steps.unwrap_or(usize::MAX)
+            && self.run.epochs < self.run.config.epochs
+        {
+            self.run.stop_reason = StopReason::StepBudget;
+        }
+        Ok(self.is_done())
+    }
+
+    /// The trained head and its figures; runs whatever steps remain first.
+    pub fn finish(mut self) -> Result<UpdateOutcome> {
+        while !self.advance(usize::MAX)? {}
+        self.run.finish(&mut |_| ControlFlow::Continue(()), &|| 0.0)
+    }
+}
+
 /// Passes an event to the observer; `Break` cancels the update.
 fn notify(
     observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
@@ -363,12 +455,16 @@ fn notify(
 
 /// One update in progress: the samples, the layers being trained and the
 /// optimizer's memory, and where the update is.
+///
+/// Borrows what it trains on, or owns it (`Training<'static>`, in a
+/// [`SteppedUpdate`] that outlives the call that began it).
 struct Training<'a> {
-    head: &'a Head,
-    anchor: &'a Head,
-    config: &'a UpdateConfig,
-    features: &'a [f32],
-    labels: &'a [usize],
+    head: Cow<'a, Head>,
+    /// `None`: the head it starts from.
+    anchor: Option<Cow<'a, Head>>,
+    config: Cow<'a, UpdateConfig>,
+    features: Cow<'a, [f32]>,
+    labels: Cow<'a, [usize]>,
     train_rows: Vec<usize>,
     validation_rows: Vec<usize>,
     by_label: Vec<Vec<usize>>,
@@ -394,15 +490,23 @@ impl<'a> Training<'a> {
     /// Checks the samples and settings, splits off the hold-out and sets up
     /// the optimizer.
     fn prepare(
-        head: &'a Head,
-        anchor: Option<&'a Head>,
-        samples: TrainingSet<'a>,
-        config: &'a UpdateConfig,
+        head: Cow<'a, Head>,
+        anchor: Option<Cow<'a, Head>>,
+        features: Cow<'a, [f32]>,
+        labels: Cow<'a, [usize]>,
+        config: Cow<'a, UpdateConfig>,
     ) -> Result<Self> {
         config.validate()?;
-        check_samples(head, samples)?;
-        let anchor = anchor.unwrap_or(head);
-        check_same_shape(head, anchor)?;
+        check_samples(
+            &head,
+            TrainingSet {
+                features: &features,
+                labels: &labels,
+            },
+        )?;
+        if let Some(anchor) = &anchor {
+            check_same_shape(&head, anchor)?;
+        }
         if config.freeze_hidden_layer && head.layers().len() < 2 {
             return Err(Error::Config(
                 "freezeHiddenLayer: a linear head has no hidden layer to freeze".into(),
@@ -420,26 +524,28 @@ impl<'a> Training<'a> {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let (train_rows, validation_rows) =
-            split_validation(samples.labels, head.labels().len(), config, &mut rng);
-        let by_label = rows_by_label(&train_rows, samples.labels, head.labels().len());
+            split_validation(&labels, head.labels().len(), &config, &mut rng);
+        let by_label = rows_by_label(&train_rows, &labels, head.labels().len());
         let penalties = Penalties {
             weight_decay: config.weight_decay / train_rows.len() as f32,
             l2_sp: config.l2_sp / train_rows.len() as f32,
         };
         let layers: Vec<DenseLayer> = head.layers().to_vec();
+        let first_trained = usize::from(config.freeze_hidden_layer);
+        let state = OptimizerState::new(&layers, config.optimizer);
         let mut run = Training {
             head,
             anchor,
             config,
-            features: samples.features,
-            labels: samples.labels,
+            features,
+            labels,
             train_rows,
             validation_rows,
             by_label,
             penalties,
-            first_trained: usize::from(config.freeze_hidden_layer),
+            first_trained,
             grads: Gradients::zeros_like(&layers),
-            state: OptimizerState::new(&layers, config.optimizer),
+            state,
             layers,
             scratch: Scratch::default(),
             rng,
@@ -465,8 +571,8 @@ impl<'a> Training<'a> {
         (!rows.is_empty()).then(|| {
             network::evaluate(
                 &self.layers,
-                self.features,
-                self.labels,
+                &self.features,
+                &self.labels,
                 rows,
                 self.config.loss,
                 &mut self.scratch,
@@ -485,17 +591,17 @@ impl<'a> Training<'a> {
 
     /// The rows of the next epoch, in training order.
     fn epoch_order(&mut self) -> Vec<usize> {
-        epoch_order(&self.by_label, self.config, &mut self.rng)
+        epoch_order(&self.by_label, &self.config, &mut self.rng)
     }
 
     /// One optimizer step on `rows`; what the batch measured before it.
     fn step(&mut self, rows: &[usize]) -> Result<PassTotals> {
-        let config = self.config;
+        let config = &*self.config;
         self.grads.clear();
         let totals = network::accumulate_gradients(
             &self.layers,
-            self.features,
-            self.labels,
+            &self.features,
+            &self.labels,
             rows,
             config.loss,
             &mut self.grads,
@@ -512,7 +618,7 @@ impl<'a> Training<'a> {
         }
         network::add_penalty_gradients(
             &self.layers,
-            self.anchor.layers(),
+            self.anchor.as_deref().unwrap_or(&self.head).layers(),
             self.penalties,
             &mut self.grads,
         );
@@ -633,7 +739,7 @@ impl<'a> Training<'a> {
         // The update has finished; a cancel request arriving now is too late
         // to matter and is ignored.
         let _ = observer(&done);
-        let mut new_head = self.head.clone();
+        let mut new_head = self.head.into_owned();
         new_head.layers_mut().clone_from_slice(&self.layers);
         Ok(UpdateOutcome {
             head: new_head,

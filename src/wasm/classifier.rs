@@ -6,6 +6,7 @@
 //! core's. Async methods clone an `Rc` into their futures; no borrow of the
 //! JS object outlives a call.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -90,12 +91,16 @@ extern "C" {
     pub type BundleSourceArg;
     #[wasm_bindgen(typescript_type = "ClassifierOptions")]
     pub type ClassifierOptionsArg;
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
 }
 
 struct Inner {
     classifier: Classifier<IndexedDbBackend>,
     /// `onAutoUpdate`: sees automatic updates start, progress, end.
     listener: Option<Function>,
+    /// A task runs the working head's relearning between other tasks.
+    relearning: Cell<bool>,
 }
 
 /// A personalizable text classifier (see the README's quick start).
@@ -251,6 +256,7 @@ impl JsClassifier {
             let inner = Rc::new(Inner {
                 classifier,
                 listener,
+                relearning: Cell::new(false),
             });
             Ok(JsClassifier { inner }.into())
         }))
@@ -307,6 +313,7 @@ impl JsClassifier {
                 .await
                 .map_err(err)?;
             let answer = to_js(&feedback);
+            keep_relearning(&inner);
             maybe_auto_update(&inner, feedback);
             answer
         })
@@ -334,12 +341,14 @@ impl JsClassifier {
         }))
     }
 
-    /// Resolves when no update is pending (at once if none is).
+    /// Resolves when no update is pending and the head predictions use has
+    /// learned every correction (at once if so already).
     #[wasm_bindgen(js_name = whenIdle, unchecked_return_type = "Promise<void>")]
     pub fn when_idle(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             inner.classifier.when_idle().await;
+            inner.classifier.finish_relearning().map_err(err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -449,6 +458,37 @@ async fn run_update_task(
     .await;
     observer.rethrow()?;
     to_js(&report.map_err(err)?)
+}
+
+/// Lets the working head learn the newest corrections a slice of steps per
+/// event-loop task (the core's `AtOnceSettings::slice_steps`), so that the
+/// messages a worker answers meanwhile wait for one slice, not the whole
+/// relearning. One such task at a time; it runs until the working
+/// head has caught up with every correction, however many arrive meanwhile.
+fn keep_relearning(inner: &Rc<Inner>) {
+    if inner.relearning.replace(true) {
+        return;
+    }
+    let inner = inner.clone();
+    spawn_local(async move {
+        let steps = inner.classifier.at_once().slice_steps.max(1);
+        loop {
+            next_task().await;
+            match inner.classifier.relearn_some(steps) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(e) => {
+                    // Predictions keep the previous working head and the
+                    // memory; the next correction tries again.
+                    console_warn(&format!(
+                        "localtune: the working head kept its last state: {e}"
+                    ));
+                    break;
+                }
+            }
+        }
+        inner.relearning.set(false);
+    });
 }
 
 /// Starts the automatic update `feedback` made due, once the browser's

@@ -10,7 +10,7 @@ use std::ops::ControlFlow;
 
 use localtune::head::kernels::{self, scalar, AdamStep};
 use localtune::head::network::{objective, Penalties};
-use localtune::head::train::{StopReason, UpdateEventKind};
+use localtune::head::train::{SteppedUpdate, StopReason, UpdateEventKind};
 use localtune::head::DenseLayer;
 use localtune::{
     run_update, Error, Head, HeadArchitecture, Loss, Optimizer, TrainingSet, UpdateConfig,
@@ -629,6 +629,66 @@ fn same_seed_same_head_other_seed_other_head() {
     )
     .unwrap();
     assert_ne!(a.head, c.head, "another seed shuffles differently");
+}
+
+#[test]
+fn an_update_stepped_in_slices_gives_run_updates_head_bit_for_bit() {
+    let (features, targets) = clustered(3, 10, 8, 5);
+    let head = Head::new_seeded(
+        8,
+        HeadArchitecture::Mlp { hidden: 8 },
+        labels(&["a", "b", "c"]),
+        2,
+    )
+    .unwrap();
+    let budgets = [
+        // The steps decide, ending mid-epoch (30 rows, batches of 4).
+        UpdateConfig {
+            batch_size: 4,
+            epochs: 50,
+            max_steps: Some(23),
+            frozen_labels: vec![1],
+            ..UpdateConfig::default()
+        },
+        // The epochs decide.
+        UpdateConfig {
+            batch_size: 4,
+            epochs: 3,
+            freeze_hidden_layer: true,
+            ..UpdateConfig::default()
+        },
+    ];
+    for config in budgets {
+        let whole = train(&head, &features, &targets, &config).unwrap();
+        for slice in [1, 7, 1000] {
+            let mut stepped = SteppedUpdate::new(
+                head.clone(),
+                features.clone(),
+                targets.clone(),
+                config.clone(),
+            )
+            .unwrap();
+            let mut calls = 0;
+            while !stepped.advance(slice).unwrap() {
+                calls += 1;
+                assert!(calls < 1000, "the stepped update never ends");
+            }
+            assert!(stepped.advance(slice).unwrap(), "done stays done");
+            let outcome = stepped.finish().unwrap();
+            assert_eq!(outcome.head, whole.head, "slices of {slice}: {config:?}");
+            assert_eq!(outcome.steps, whole.steps);
+            assert_eq!(outcome.epochs, whole.epochs);
+            assert_eq!(outcome.stop_reason, whole.stop_reason);
+        }
+    }
+    let held_out = UpdateConfig {
+        validation_fraction: 0.2,
+        ..UpdateConfig::default()
+    };
+    assert!(matches!(
+        SteppedUpdate::new(head, features, targets, held_out),
+        Err(Error::Config(_))
+    ));
 }
 
 // ---------------------------------------------------------------- bad input

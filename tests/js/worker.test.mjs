@@ -105,3 +105,42 @@ test('the worker client predicts, learns automatically, reports progress and can
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a correction counts before the next prediction; the working head learns it between calls, the same in two tabs', async () => {
+  const context = await env.browser.newContext();
+  const tabs = [await openPage(context), await openPage(context)];
+  const text = 'how many steps did I walk today';
+  const probes = ['how many steps have I taken today', 'count my steps', 'what is the weather like', 'turn off the kitchen lights'];
+  const load = (page) => page.evaluate(async () => {
+    const { WorkerClassifier } = await import('/pkg/client.js');
+    window.classifier = await WorkerClassifier.load('/bundles/default/', { storeName: 'at-once', autoUpdate: { enabled: false } });
+  });
+  const predictAll = (page) => page.evaluate((texts) => Promise.all(texts.map((t) => window.classifier.predict(t))), probes);
+
+  await load(tabs[0]);
+  const found = await tabs[0].evaluate(async (text) => {
+    const c = window.classifier;
+    const before = await c.predict(text);
+    // Sent together: the predict is answered right after the correction,
+    // before the working head has finished learning it.
+    const [feedback, right] = await Promise.all([c.addFeedback(text, 'Fitness'), c.predict(text)]);
+    await c.addFeedback('count my steps for today', 'Fitness');
+    await c.whenIdle();
+    return { before: before.label, pending: feedback.pending, right, settled: await c.predict(text) };
+  }, text);
+  assert.notEqual(found.before, 'Fitness');
+  assert.equal(found.right.label, 'Fitness', JSON.stringify(found.right));
+  assert.ok(found.right.probability >= 0.95, 'the memory decides a corrected text');
+  assert.equal(found.settled.label, 'Fitness');
+
+  // Another tab opens the same store: the working head is derived from the
+  // stored corrections, so it answers exactly as the first tab does.
+  await load(tabs[1]);
+  const [first, second] = [await predictAll(tabs[0]), await predictAll(tabs[1])];
+  assert.deepEqual(second, first);
+  // The working head knows the new label: it has a probability for the
+  // probes, which no correction is close to enough for the memory alone.
+  for (const p of first) assert.ok(p.probabilities.some((q) => q.label === 'Fitness'), JSON.stringify(p));
+  for (const tab of tabs) assert.deepEqual(tab.errors, []);
+  await context.close();
+});
