@@ -12,13 +12,13 @@ const BENCHMARKS = new URL('../docs/benchmarks.md', import.meta.url);
  * page to set `window.benchResult` (or `window.benchError`), and returns the
  * result with the browser's version.
  */
-export async function runBenchPage(path) {
+export async function runBenchPage(path, { timeoutMs = 600_000 } = {}) {
   console.error(`chromium: running ${path}…`);
   const env = await openBrowser();
   try {
     const page = await env.browser.newPage();
     await page.goto(`${env.url}${path}`);
-    await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: 600_000 });
+    await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: timeoutMs });
     const error = await page.evaluate(() => window.benchError);
     if (error) throw new Error(`browser benchmark failed: ${error}`);
     const result = await page.evaluate(() => window.benchResult);
@@ -29,16 +29,19 @@ export async function runBenchPage(path) {
   }
 }
 
-/** Replaces the text between `<!-- bench:NAME:start -->` and `…:end -->` in docs/benchmarks.md with `report`. */
-export async function updateBenchmarks(name, report) {
-  const text = String(await readFile(BENCHMARKS));
+/**
+ * Replaces the text between `<!-- bench:NAME:start -->` and `…:end -->` in
+ * `file` (docs/benchmarks.md unless given) with `report`.
+ */
+export async function updateBenchmarks(name, report, file = BENCHMARKS) {
+  const text = String(await readFile(file));
   const start = `<!-- bench:${name}:start -->`;
   const end = `<!-- bench:${name}:end -->`;
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`docs/benchmarks.md has no bench:${name} markers`);
-  await writeFile(BENCHMARKS, `${text.slice(0, i + start.length)}\n${report}\n${text.slice(j)}`);
-  console.error('docs/benchmarks.md updated');
+  if (i < 0 || j < i) throw new Error(`${file} has no bench:${name} markers`);
+  await writeFile(file, `${text.slice(0, i + start.length)}\n${report}\n${text.slice(j)}`);
+  console.error(`${file} updated`);
 }
 
 /** The old name, kept so that callers written before the move still work. */

@@ -77,10 +77,20 @@ def rehearsal_of(stream, dim):
     return values.reshape(len(labels), dim).astype(np.float64), labels
 
 
+def untouched_accuracy(learner, stream, features):
+    """The learner's accuracy on the test rows of the intents the user never
+    touches."""
+    untouched = stream["untouched"]
+    predicted = learner.predict(features[[u["row"] for u in untouched]])
+    return float(np.mean([p == u["label"] for p, u in zip(predicted, untouched)]))
+
+
 def replay(stream, features, dim, c):
-    """The reference's mistakes on the stream, one flag per query."""
+    """The reference's mistakes on the stream, one flag per query, and its
+    accuracy on the untouched intents at the start and at the end."""
     x0, y0 = rehearsal_of(stream, dim)
     learner = Reference(x0, y0, c)
+    untouched_start = untouched_accuracy(learner, stream, features)
     mistakes = []
     for q in stream["queries"]:
         x = features[q["row"]]
@@ -88,7 +98,11 @@ def replay(stream, features, dim, c):
         mistakes.append(wrong)
         if wrong:
             learner.correct(x, q["label"])
-    return mistakes
+    return {
+        "mistakes": mistakes,
+        "untouched_start": untouched_start,
+        "untouched_end": untouched_accuracy(learner, stream, features),
+    }
 
 
 def taught_after_50(stream, features, dim, c, first_50):
@@ -120,13 +134,13 @@ def summarize(data, features, dim):
         best = None
         for c in C_GRID:
             runs = [replay(s, features, dim, c) for s in streams]
-            total = mean([sum(r) for r in runs])
+            total = mean([sum(r["mistakes"]) for r in runs])
             print(f"  reference C={c:g} on {scenario}: {total:.1f} corrections", file=sys.stderr)
             if best is None or total < best[1]:
                 best = (c, total, runs)
         c, _, reference_runs = best
         row = {"c": c, "seeds": len(streams), "learners": {}}
-        learners = {"reference": reference_runs}
+        learners = {"reference": [r["mistakes"] for r in reference_runs]}
         for name in (OURS, TODAY):
             learners[name] = [s["variants"][name]["mistakes"] for s in streams]
         for name, runs in learners.items():
@@ -146,6 +160,10 @@ def summarize(data, features, dim):
             "updates": len(drops),
             "rejected": sum(not u["accepted"] for v in ours for u in v["updates"]),
         }
+        row["untouched_reference"] = {
+            "start": mean([r["untouched_start"] for r in reference_runs]),
+            "end": mean([r["untouched_end"] for r in reference_runs]),
+        }
         today = [s["variants"][TODAY] for s in streams]
         today_drops = [u["untouched_before"] - u["untouched_after"]
                        for v in today for u in v["updates"]]
@@ -158,8 +176,9 @@ def summarize(data, features, dim):
             "reference": mean([taught_after_50(s, features, dim, c, v["first_50"])
                                for s, v in zip(streams, ours)]),
         }
-        millis = sorted(m for v in ours for m in v["feedback_millis"])
-        row["feedback_p95_ms_native"] = float(np.percentile(millis, 95)) if millis else None
+        for key in ("feedback", "relearn"):
+            millis = [m for v in ours for m in v[f"{key}_millis"]]
+            row[f"{key}_p95_ms_native"] = float(np.percentile(millis, 95)) if millis else None
         out[scenario] = row
     return out
 
@@ -180,8 +199,9 @@ def table(summary, queries, measured):
         "| ratio to reference | without memory and working head (the batch of 50) "
         "| ratio to that "
         "| untouched intents, classifier: start → end (worst update) "
+        "| untouched intents, reference: start → end "
         "| taught labels after 50 corrections: classifier / reference |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for scenario, row in summary.items():
         learners = row["learners"]
@@ -192,16 +212,22 @@ def table(summary, queries, measured):
 
         ref, ours, today = (learners[n]["total"] for n in ("reference", OURS, TODAY))
         u = row["untouched"]
+        r = row["untouched_reference"]
         t = row["taught_after_50"]
         lines.append(
             f"| {SCENARIOS[scenario]} ({row['seeds']} seeds) | {cell('reference')} "
             f"| {cell(OURS)} | {ours / ref:.2f}× | {cell(TODAY)} | {ours / today:.2f}× "
             f"| {100 * u['start']:.1f}% → {100 * u['end']:.1f}% ({updates(u)}) "
+            f"| {100 * r['start']:.1f}% → {100 * r['end']:.1f}% "
             f"| {100 * t['classifier']:.1f}% / {100 * t['reference']:.1f}% |")
     lines.append("")
-    lines.append("The classifier's per-correction cost natively (add_feedback, embedding and "
-                 "working head): p95 "
+    lines.append("The classifier's per-correction cost natively, p95: `add_feedback` (embedding, "
+                 "storing, the memory) "
                  + ", ".join(f"{SCENARIOS[s]} {r['feedback_p95_ms_native']:.0f} ms"
+                             for s, r in summary.items())
+                 + "; the working head's relearning after it (run in slices between messages "
+                 "in the browser) "
+                 + ", ".join(f"{SCENARIOS[s]} {r['relearn_p95_ms_native']:.0f} ms"
                              for s, r in summary.items()) + ".")
     lines.append(measured)
     lines.append("Reference C (picked per stream kind from "

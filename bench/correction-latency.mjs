@@ -1,0 +1,29 @@
+// Correction latency: what a person waits for between correcting a
+// prediction and seeing the correction honoured, in headless Chromium
+// through the Web Worker client (bench/correction-latency.html), with 50
+// and 5,000 stored corrections; and `predict` with 5,000 stored against an
+// empty store, paired in alternation. Prints a Markdown table;
+// --update-readme writes it into README.md between the correction-latency
+// markers.
+//
+// Run: bash bench/correction-latency.sh   (builds pkg/ and the default bundle first)
+import { runBenchPage, updateBenchmarks } from './report.mjs';
+
+const result = await runBenchPage('bench/correction-latency.html', { timeoutMs: 1_800_000 });
+const ms = (x) => x.toFixed(1);
+const rows = result.conditions.map((c) => `| ${c.stored.toLocaleString('en')} | ${ms(c.feedback.median)} / ${ms(c.feedback.p95)} \
+| **${ms(c.reflected.median)} / ${ms(c.reflected.p95)}** | ${c.maxPredictsUntilReflected} \
+| ${ms(c.predictEmpty.median)} / ${ms(c.predictStored.median)} | ${c.predictRatio.median.toFixed(2)}× (${c.predictRatio.p05.toFixed(2)}–${c.predictRatio.p95.toFixed(2)}) |`);
+const report = `Measured ${new Date().toISOString().slice(0, 10)} by \`bash bench/correction-latency.sh\` in Chromium ${result.version} (headless), \
+through \`WorkerClassifier\`: ${result.trials} corrections one right after another (a sentence of the test split to a label of the user's own), \
+each timed from \`addFeedback\` until \`predict\` of the sentence answers with the new label; times in ms (median / p95). \
+The predict columns: the same sentences on a worker with an empty store and on this one, in alternation; the ratio is the median of the \
+per-pair ratios (5th–95th percentile in brackets).
+
+| stored corrections | \`addFeedback\` resolves | correction → reflected prediction | predicts needed | \`predict\`: empty store / this store (median) | predict ratio, paired |
+|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}`;
+console.log(report);
+if (process.argv.includes('--update-readme')) {
+  await updateBenchmarks('correction-latency', report, new URL('../README.md', import.meta.url));
+}
