@@ -121,16 +121,17 @@ test('a correction counts before the next prediction; the working head learns it
   const found = await tabs[0].evaluate(async (text) => {
     const c = window.classifier;
     const before = await c.predict(text);
-    // Sent together: the predict is answered right after the correction,
-    // before the working head has finished learning it.
-    const [feedback, right] = await Promise.all([c.addFeedback(text, 'Fitness'), c.predict(text)]);
+    // Asked as soon as addFeedback resolves: the memory answers, whether or
+    // not the working head has learned the correction yet.
+    const feedback = await c.addFeedback(text, 'Fitness');
+    const right = await c.predict(text);
     await c.addFeedback('count my steps for today', 'Fitness');
     await c.whenIdle();
     return { before: before.label, pending: feedback.pending, right, settled: await c.predict(text) };
   }, text);
   assert.notEqual(found.before, 'Fitness');
   assert.equal(found.right.label, 'Fitness', JSON.stringify(found.right));
-  assert.ok(found.right.probability >= 0.95, 'the memory decides a corrected text');
+  assert.ok(found.right.probability > 0.949, 'the memory decides a corrected text (0.95 of the probability, an f32)');
   assert.equal(found.settled.label, 'Fitness');
 
   // Another tab opens the same store: the working head is derived from the
