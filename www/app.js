@@ -114,7 +114,9 @@ async function predict() {
   document.body.dataset.predictions = String(Number(document.body.dataset.predictions ?? 0) + 1);
 }
 
-async function correct(label) {
+/** Stores a correction; `onSaved` runs as soon as it is stored, before the
+ * page asks for the new prediction, so a person typing on is not undone. */
+async function correct(label, onSaved = () => {}) {
   showError(null);
   const text = $('text').value;
   if (!text.trim()) {
@@ -123,6 +125,7 @@ async function correct(label) {
   }
   try {
     const { pending, evicted } = await state.classifier.addFeedback(text, label);
+    onSaved();
     $('feedback-status').textContent = `Saved: “${text.length > 60 ? `${text.slice(0, 60)}…` : text}” is ${label}, from now on. ${pending} pending.`
       + (evicted.length ? ` (${evicted.length} oldest correction${evicted.length > 1 ? 's' : ''} of the largest label made room.)` : '');
     // The correction counts at once: show what the classifier says now.
@@ -144,7 +147,9 @@ $('new-label-form').addEventListener('submit', (event) => {
     $('feedback-status').textContent = 'Type the new label first.';
     return;
   }
-  correct(label).then(() => { $('new-label').value = ''; });
+  // Clear the label once it is saved, and only if the person has not
+  // already typed the next one meanwhile.
+  correct(label, () => { if ($('new-label').value.trim() === label) $('new-label').value = ''; });
 });
 
 // ---- updating --------------------------------------------------------------
