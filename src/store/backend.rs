@@ -139,6 +139,9 @@ pub trait StoreBackend {
     /// Every sample, oldest first.
     async fn samples(&self) -> Result<Vec<Sample>>;
     async fn sample_count(&self) -> Result<usize>;
+    /// How many samples have an id above `id`, counted by the engine
+    /// without reading them (the pending count, at every correction).
+    async fn count_samples_after(&self, id: SampleId) -> Result<usize>;
     /// Deletes samples and all their cached features; returns how many of
     /// `ids` existed.
     async fn delete_samples(&self, ids: &[SampleId]) -> Result<usize>;
@@ -195,6 +198,9 @@ impl<B: StoreBackend + ?Sized> StoreBackend for std::rc::Rc<B> {
     }
     async fn sample_count(&self) -> Result<usize> {
         (**self).sample_count().await
+    }
+    async fn count_samples_after(&self, id: SampleId) -> Result<usize> {
+        (**self).count_samples_after(id).await
     }
     async fn delete_samples(&self, ids: &[SampleId]) -> Result<usize> {
         (**self).delete_samples(ids).await

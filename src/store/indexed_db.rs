@@ -472,6 +472,16 @@ impl StoreBackend for IndexedDbBackend {
         Ok(number(&n, "sample count")? as usize)
     }
 
+    async fn count_samples_after(&self, id: SampleId) -> Result<usize> {
+        let op = "counting samples";
+        let tx = self.begin(&[SAMPLES], false, op)?;
+        // Ids are below 2^53 (the key generator's limit), so the f64 is exact.
+        let above = IdbKeyRange::lower_bound_with_open(&JsValue::from_f64(id as f64), true)
+            .map_err(|e| storage_error(op, &e))?;
+        let n = tx.run(tx.store(SAMPLES)?.count_with_key(&above)).await?;
+        Ok(number(&n, "sample count")? as usize)
+    }
+
     async fn delete_samples(&self, ids: &[SampleId]) -> Result<usize> {
         let tx = self.begin(&[SAMPLES, FEATURES], true, "deleting samples")?;
         let samples = tx.store(SAMPLES)?;

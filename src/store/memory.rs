@@ -126,6 +126,10 @@ impl StoreBackend for MemoryBackend {
         Ok(self.read(|s| s.samples.len()))
     }
 
+    async fn count_samples_after(&self, id: SampleId) -> Result<usize> {
+        Ok(self.read(|s| s.samples.range(id.saturating_add(1)..).count()))
+    }
+
     async fn delete_samples(&self, ids: &[SampleId]) -> Result<usize> {
         self.transact("deleting samples", |s| {
             let removed = ids

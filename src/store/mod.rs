@@ -39,8 +39,11 @@ pub const MAX_SAMPLE_TEXT_BYTES: usize = 16 * 1024;
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct StorePolicy {
     /// At most this many samples. Past it, adding a sample evicts the oldest
-    /// sample of the label with the most samples, so rare labels (the ones
-    /// a user invented) keep their few examples.
+    /// samples of the label with the most samples, so rare labels (the ones
+    /// a user invented) keep their few examples — down to 1% under the cap
+    /// ([`StorePolicy::eviction_low_water`]), so that a store at its cap
+    /// reads every sample to choose what goes once per ~1% of new
+    /// corrections rather than at every one.
     pub max_samples: usize,
     /// Keep the newest this-many versions; older ones are deleted after each
     /// save, except the current and the shipped head, which are always kept.
@@ -57,6 +60,12 @@ impl Default for StorePolicy {
 }
 
 impl StorePolicy {
+    /// How many samples an eviction leaves: `max_samples` less 1% (rounded
+    /// down; a cap under 100 is kept exactly).
+    pub fn eviction_low_water(&self) -> usize {
+        self.max_samples - self.max_samples / 100
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.max_samples == 0 {
             return Err(Error::Config("maxSamples must be at least 1".into()));
@@ -234,7 +243,10 @@ impl<B: StoreBackend> Store<B> {
             )
             .await?;
         let evicted = if self.backend.sample_count().await? > self.policy.max_samples {
-            let victims = eviction_victims(&self.backend.samples().await?, self.policy.max_samples);
+            let victims = eviction_victims(
+                &self.backend.samples().await?,
+                self.policy.eviction_low_water(),
+            );
             self.backend.delete_samples(&victims).await?;
             victims
         } else {
@@ -249,6 +261,11 @@ impl<B: StoreBackend> Store<B> {
 
     pub async fn sample_count(&self) -> Result<usize> {
         self.backend.sample_count().await
+    }
+
+    /// How many samples have an id above `id`, without reading them.
+    pub async fn count_samples_after(&self, id: SampleId) -> Result<usize> {
+        self.backend.count_samples_after(id).await
     }
 
     /// Deletes one sample and its cached vectors.

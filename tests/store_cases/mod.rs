@@ -305,6 +305,44 @@ pub async fn past_the_cap_the_largest_labels_oldest_sample_goes<F: Fixture>(f: &
         .all(|r| r.sample_id != ids[0]));
 }
 
+pub async fn a_store_at_a_large_cap_evicts_to_its_low_water_mark<F: Fixture>(f: &F) {
+    let policy = StorePolicy {
+        max_samples: 200,
+        ..StorePolicy::default()
+    };
+    assert_eq!(policy.eviction_low_water(), 198);
+    let store = open(f.fresh("low-water").await, policy).await;
+    for i in 0..200 {
+        let label = if i % 4 == 0 { "music" } else { "lights" };
+        let added = store
+            .add_sample(&format!("t{i}"), label, i as f64, None)
+            .await
+            .unwrap();
+        assert!(added.evicted.is_empty());
+    }
+    assert_eq!(store.count_samples_after(0).await.unwrap(), 200);
+    assert_eq!(store.count_samples_after(150).await.unwrap(), 50);
+    assert_eq!(store.count_samples_after(u64::MAX).await.unwrap(), 0);
+    // The 201st sample takes the store to 198 at once: the three oldest
+    // "lights" samples (ids 2, 3, 4) go, so the next two corrections
+    // evict nothing.
+    let added = store
+        .add_sample("t200", "music", 200.0, None)
+        .await
+        .unwrap();
+    assert_eq!(added.evicted, [2, 3, 4]);
+    assert_eq!(store.sample_count().await.unwrap(), 198);
+    for i in 201..203 {
+        let added = store
+            .add_sample(&format!("t{i}"), "music", i as f64, None)
+            .await
+            .unwrap();
+        assert!(added.evicted.is_empty());
+    }
+    assert_eq!(store.sample_count().await.unwrap(), 200);
+    assert_eq!(store.count_samples_after(200).await.unwrap(), 3);
+}
+
 // ---- versions --------------------------------------------------------------
 
 pub async fn the_shipped_head_is_stored_once_and_current<F: Fixture>(f: &F) {
@@ -928,6 +966,7 @@ macro_rules! all_store_cases {
             bad_samples_are_refused_and_store_nothing,
             odd_text_and_labels_round_trip_exactly,
             past_the_cap_the_largest_labels_oldest_sample_goes,
+            a_store_at_a_large_cap_evicts_to_its_low_water_mark,
             the_shipped_head_is_stored_once_and_current,
             versions_save_load_roll_back_and_reset,
             a_rejected_version_is_kept_but_not_current,
