@@ -15,10 +15,11 @@ const rows = result.conditions.map((c) => `| ${c.stored.toLocaleString('en')} | 
 | **${ms(c.reflected.median)} / ${ms(c.reflected.p95)}** | ${c.maxPredictsUntilReflected} \
 | ${ms(c.predictEmpty.median)} / ${ms(c.predictStored.median)} | ${c.predictRatio.median.toFixed(2)}× (${c.predictRatio.p05.toFixed(2)}–${c.predictRatio.p95.toFixed(2)}) |`);
 const report = `Measured ${new Date().toISOString().slice(0, 10)} by \`bash bench/correction-latency.sh\` in Chromium ${result.version} (headless), \
-through \`WorkerClassifier\`: ${result.trials} corrections one right after another (a sentence of the test split to a label of the user's own), \
+through \`WorkerClassifier\`: ${result.trials} corrections one right after another (each a test-split sentence not sent before, to a label of the user's own), \
 each timed from \`addFeedback\` until \`predict\` of the sentence answers with the new label; times in ms (median / p95). \
-The predict columns: the same sentences on a worker with an empty store and on this one, in alternation; the ratio is the median of the \
-per-pair ratios (5th–95th percentile in brackets).
+\`addFeedback\` runs the encoder; the predict after it reuses that vector (the classifier keeps the last 16 texts' vectors, \`RecentVectors::CAPACITY\`). \
+The predict columns: sentences neither worker has seen, on a worker with an empty store and on this one, in alternation; the ratio is the \
+median of the per-pair ratios (5th–95th percentile in brackets).
 
 | stored corrections | \`addFeedback\` resolves | correction → reflected prediction | predicts needed | \`predict\`: empty store / this store (median) | predict ratio, paired |
 |---:|---:|---:|---:|---:|---:|

@@ -296,6 +296,11 @@ fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
     let before = p.predict(&[text]).unwrap().remove(0);
     assert_ne!(before.label, "Fitness");
     assert!(!p.labels().contains(&"Fitness".to_string()));
+    // A text predicted again reuses its vector; the answer is the encoder's,
+    // bit for bit.
+    let fresh = p.bundle().encoder.embed(&[text]).unwrap();
+    assert_eq!(p.predict(&[text]).unwrap()[0], before);
+    assert_eq!(p.predict_vectors(fresh.as_slice()).unwrap()[0], before);
 
     block_on(p.add_feedback(text, "Fitness", 1.0)).unwrap();
     let after = p.predict(&[text]).unwrap().remove(0);

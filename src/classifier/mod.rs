@@ -11,13 +11,16 @@
 //! - [`memory`]: the corrections every prediction consults, so a correction
 //!   counts before the next update;
 //! - [`at_once`]: the working head, fine-tuned on those corrections after
-//!   each one, so a correction carries over to paraphrases at once.
+//!   each one, so a correction carries over to paraphrases at once;
+//! - [`recent_vectors`]: the last few texts' vectors, so correcting a text
+//!   just predicted, and predicting it again, skip the encoder.
 
 pub mod at_once;
 pub mod auto_update;
 pub mod change_lock;
 pub mod memory;
 pub mod options;
+pub mod recent_vectors;
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -44,6 +47,7 @@ use at_once::{AtOnceSettings, Relearning};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
 use memory::{CorrectionMemory, MemorySettings};
+use recent_vectors::RecentVectors;
 
 /// One text's prediction: every label, most probable first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,6 +146,8 @@ pub struct Classifier<B> {
     /// Each rehearsal vector's similarity to its nearest other one: every
     /// update and every correction asks, and it depends on the bundle alone.
     rehearsal_nearest: Vec<f32>,
+    /// Borrowed only between awaits.
+    recent_vectors: RefCell<RecentVectors>,
 }
 
 /// Where the working head is with the corrections in the memory.
@@ -201,6 +207,7 @@ impl<B: StoreBackend> Classifier<B> {
             store,
             working: RefCell::new(head.clone()),
             relearning: RefCell::new(WorkingHeadState::Stale),
+            recent_vectors: RefCell::default(),
             current: RefCell::new((info, head)),
             problems: RefCell::new(problems),
             encoder_changed,
@@ -396,8 +403,21 @@ impl<B: StoreBackend> Classifier<B> {
     /// answer, moved toward the label of a correction the text sits close
     /// to (see [`memory`]).
     pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
-        let vectors = self.bundle.encoder.embed(texts)?;
-        self.predict_vectors(vectors.as_slice())
+        match texts {
+            [text] => self.predict_vectors(&self.embed_one(text)?),
+            _ => self.predict_vectors(self.bundle.encoder.embed(texts)?.as_slice()),
+        }
+    }
+
+    /// One text's feature vector, from [`recent_vectors`] if it was among
+    /// the last few embedded.
+    fn embed_one(&self, text: &str) -> Result<Vec<f32>> {
+        if let Some(vector) = self.recent_vectors.borrow_mut().get(text) {
+            return Ok(vector);
+        }
+        let vector = self.bundle.encoder.embed(&[text])?.as_slice().to_vec();
+        self.recent_vectors.borrow_mut().put(text, &vector);
+        Ok(vector)
     }
 
     /// [`Classifier::predict`] for texts already embedded by this bundle's
@@ -424,14 +444,14 @@ impl<B: StoreBackend> Classifier<B> {
     /// does not know yet is fine: the memory knows it at once, the next
     /// update adds it to the head.
     pub async fn add_feedback(&self, text: &str, label: &str, now_ms: f64) -> Result<Feedback> {
-        let vector = self.bundle.encoder.embed(&[text])?;
+        let vector = self.embed_one(text)?;
         let added = self
             .store
-            .add_sample(text, label, now_ms, Some(vector.as_slice()))
+            .add_sample(text, label, now_ms, Some(&vector))
             .await?;
         {
             let mut memory = self.memory.borrow_mut();
-            memory.add(added.sample.id, vector.as_slice(), label);
+            memory.add(added.sample.id, &vector, label);
             memory.remove(&added.evicted);
         }
         // The memory honours the correction from now on; the working head
@@ -452,13 +472,7 @@ impl<B: StoreBackend> Classifier<B> {
             .meta
             .trained_through_sample
             .unwrap_or(0);
-        Ok(self
-            .store
-            .samples()
-            .await?
-            .iter()
-            .filter(|s| s.id > through)
-            .count())
+        self.store.count_samples_after(through).await
     }
 
     pub async fn stats(&self) -> Result<Stats> {
