@@ -58,3 +58,39 @@ async fn a_closed_store_fails_clearly() {
     assert_eq!(err.code(), "StorageError");
     assert!(err.to_string().contains("closed"), "{err}");
 }
+
+/// Every multi-record write is all or nothing: here the import's clears are
+/// sent, then a record fails to encode (a sample id past 2^53 − 1, which a
+/// JavaScript number cannot hold), and nothing of it commits.
+#[wasm_bindgen_test]
+async fn a_write_that_fails_midway_commits_nothing() {
+    use localtune::store::{NewSample, StoreBackend};
+    let backend = IndexedDb.fresh("midway").await;
+    for i in 0..3 {
+        let sample = NewSample {
+            text: format!("text {i}"),
+            label: "lights".into(),
+            time_ms: i as f64,
+        };
+        backend.add_sample(sample, None).await.unwrap();
+    }
+    let before = backend.snapshot().await.unwrap();
+    let mut hostile = before.clone();
+    hostile.samples[1].id = u64::MAX;
+    let err = backend.replace_all(&hostile).await.unwrap_err();
+    assert_eq!(err.code(), "StorageError", "{err}");
+    assert_eq!(
+        backend.snapshot().await.unwrap(),
+        before,
+        "record for record"
+    );
+    assert_eq!(backend.sample_count().await.unwrap(), 3);
+    // The connection still works.
+    let sample = NewSample {
+        text: "after".into(),
+        label: "lights".into(),
+        time_ms: 9.0,
+    };
+    backend.add_sample(sample, None).await.unwrap();
+    assert_eq!(backend.sample_count().await.unwrap(), 4);
+}

@@ -198,6 +198,8 @@ impl IndexedDbBackend {
             tx,
             done,
             operation,
+            write,
+            settled: Cell::new(false),
         })
     }
 }
@@ -233,10 +235,25 @@ fn upgrade(request: &IdbOpenDbRequest, old_version: u32) -> std::result::Result<
 }
 
 /// One transaction and the promise of its outcome.
+///
+/// A write transaction must end in [`Tx::commit`] or [`Tx::abort_with`]:
+/// one dropped before that (a `?` returning early between its requests, or
+/// its future dropped) is aborted, so the requests it already sent — the
+/// clears of an import, say — do not commit by themselves.
 struct Tx {
     tx: IdbTransaction,
     done: Promise,
     operation: &'static str,
+    write: bool,
+    settled: Cell<bool>,
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if self.write && !self.settled.get() {
+            let _ = self.tx.abort();
+        }
+    }
 }
 
 impl Tx {
@@ -275,6 +292,7 @@ impl Tx {
     /// Waits until the transaction is durably committed (it commits by
     /// itself once its last request is done).
     async fn commit(self) -> Result<()> {
+        self.settled.set(true);
         match JsFuture::from(self.done.clone()).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.failure(e).await),
@@ -282,6 +300,7 @@ impl Tx {
     }
 
     async fn abort_with(self, error: Error) -> Error {
+        self.settled.set(true);
         let _ = self.tx.abort();
         let _ = JsFuture::from(self.done.clone()).await;
         error
