@@ -81,10 +81,28 @@ pub fn write(snapshot: &Snapshot, exported_ms: f64) -> Vec<u8> {
     file
 }
 
+/// What the importing store allows: a file can be well formed, with a
+/// checksum its author recomputed, and still not fit.
+#[derive(Debug, Clone)]
+pub struct ImportLimits<'a> {
+    /// The store's encoder, and the input size its heads must have.
+    pub encoder_sha256: &'a str,
+    pub input_dim: usize,
+    /// The store's cap on samples.
+    pub max_samples: usize,
+}
+
+/// The largest id an import accepts for a sample or a version: IndexedDB
+/// keys are JavaScript numbers, exact up to 2^53 − 1, and its key generator
+/// stops at 2^53 (every later add fails).
+pub const MAX_ID: u64 = (1 << 53) - 1;
+
 /// Reads and fully checks an export file: its checksum, every weights
-/// record against its own checksum and its version, and the references
-/// between records. Nothing is returned unless all of it holds.
-pub fn read(file: &[u8]) -> Result<Snapshot> {
+/// record against its own checksum and its version, the references
+/// between records, and its content against `limits` (id ranges, sample
+/// texts and labels, the sample cap, each head's input size). Nothing is
+/// returned unless all of it holds.
+pub fn read(file: &[u8], limits: &ImportLimits) -> Result<Snapshot> {
     let bad = |m: String| Error::Import(m);
     let newline = file
         .iter()
@@ -139,24 +157,44 @@ pub fn read(file: &[u8]) -> Result<Snapshot> {
         weights,
         current: payload.current,
     };
-    check_consistent(&snapshot)?;
+    check_consistent(&snapshot, limits)?;
     Ok(snapshot)
 }
 
-/// The references and checksums an import relies on.
-fn check_consistent(snapshot: &Snapshot) -> Result<()> {
+/// The references, checksums and limits an import relies on.
+fn check_consistent(snapshot: &Snapshot, limits: &ImportLimits) -> Result<()> {
     let bad = |m: String| Error::Import(m);
+    let check_id = |what: &str, id: u64| {
+        if (1..=MAX_ID).contains(&id) {
+            Ok(())
+        } else {
+            Err(bad(format!(
+                "{what} id {id} is outside 1..=2^53−1 (what IndexedDB keys can hold)"
+            )))
+        }
+    };
+    if snapshot.samples.len() > limits.max_samples {
+        return Err(bad(format!(
+            "the file holds {} samples; this store keeps at most {} (maxSamples)",
+            snapshot.samples.len(),
+            limits.max_samples
+        )));
+    }
     let mut sample_ids = BTreeSet::new();
     for sample in &snapshot.samples {
+        check_id("sample", sample.id)?;
         if !sample_ids.insert(sample.id) {
             return Err(bad(format!("sample id {} appears twice", sample.id)));
         }
         check_label(&sample.label).map_err(|e| bad(format!("sample {}: {e}", sample.id)))?;
+        super::check_sample_text(&sample.text)
+            .map_err(|e| bad(format!("sample {}: {e}", sample.id)))?;
     }
     let weights: BTreeMap<VersionNumber, &WeightsRecord> =
         snapshot.weights.iter().map(|w| (w.version, w)).collect();
     let mut versions = BTreeSet::new();
     for info in &snapshot.versions {
+        check_id("version", info.version)?;
         if !versions.insert(info.version) {
             return Err(bad(format!("version {} appears twice", info.version)));
         }
@@ -176,6 +214,15 @@ fn check_consistent(snapshot: &Snapshot) -> Result<()> {
             return Err(bad(format!(
                 "version {}: weights and metadata disagree on the labels",
                 info.version
+            )));
+        }
+        if info.meta.encoder_sha256 == limits.encoder_sha256 && head.input_dim() != limits.input_dim
+        {
+            return Err(bad(format!(
+                "version {}: its head reads {} values, this store's encoder gives {}",
+                info.version,
+                head.input_dim(),
+                limits.input_dim
             )));
         }
     }

@@ -676,7 +676,14 @@ impl<B: StoreBackend> Store<B> {
     /// stored again if the file lacks it. Returns the number of samples and
     /// versions restored.
     pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
-        let snapshot = export::read(file)?;
+        let snapshot = export::read(
+            file,
+            &export::ImportLimits {
+                encoder_sha256: &self.encoder_sha256,
+                input_dim: self.input_dim,
+                max_samples: self.policy.max_samples,
+            },
+        )?;
         self.backend.replace_all(&snapshot).await?;
         let shipped = ensure_shipped(
             &self.backend,
@@ -741,7 +748,7 @@ async fn ensure_shipped<B: StoreBackend>(
     backend.commit_version(meta, bytes, first).await
 }
 
-fn check_sample_text(text: &str) -> Result<()> {
+pub(crate) fn check_sample_text(text: &str) -> Result<()> {
     if text.trim().is_empty() {
         return Err(Error::InvalidSample(
             "the text is empty or only whitespace; there is nothing to learn from".into(),

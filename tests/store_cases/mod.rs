@@ -902,6 +902,110 @@ pub async fn export_then_import_into_a_fresh_profile_predicts_the_same<F: Fixtur
         );
     }
 
+    // Well-formed hostile files: edited, with the checksum recomputed (as
+    // `export::write` does), so only their content gives them away.
+    use localtune::store::{export, sha256_hex};
+    let exported = source.backend().snapshot().await.unwrap();
+    let learned = exported
+        .versions
+        .iter()
+        .find(|v| v.meta.status != localtune::store::VersionStatus::Shipped)
+        .unwrap()
+        .version;
+    let edited = |edit: &dyn Fn(&mut localtune::store::Snapshot)| {
+        let mut s = exported.clone();
+        edit(&mut s);
+        export::write(&s, 4.0)
+    };
+    let renumber = |s: &mut localtune::store::Snapshot, to: u64| {
+        s.versions
+            .iter_mut()
+            .filter(|v| v.version == learned)
+            .for_each(|v| v.version = to);
+        s.weights
+            .iter_mut()
+            .filter(|w| w.version == learned)
+            .for_each(|w| w.version = to);
+        if s.current == Some(learned) {
+            s.current = Some(to);
+        }
+    };
+    let wider = Head::new_seeded(
+        DIM + 1,
+        HeadArchitecture::Mlp { hidden: 5 },
+        h.labels().to_vec(),
+        52,
+    )
+    .unwrap();
+    let dim_mismatch = format!(
+        "its head reads {} values, this store's encoder gives {DIM}",
+        DIM + 1
+    );
+    let hostile: Vec<(Vec<u8>, &str)> = vec![
+        (
+            edited(&|s| s.samples[0].id = u64::MAX),
+            "sample id 18446744073709551615 is outside",
+        ),
+        (
+            edited(&|s| s.samples[0].id = 1 << 53),
+            "sample id 9007199254740992 is outside",
+        ),
+        (edited(&|s| s.samples[0].id = 0), "sample id 0 is outside"),
+        (
+            edited(&|s| renumber(s, 1 << 53)),
+            "version id 9007199254740992 is outside",
+        ),
+        (
+            edited(&|s| s.samples[0].text = "x".repeat(20_000)),
+            "the text is 20000 bytes",
+        ),
+        (
+            edited(&|s| s.samples[1].label = String::new()),
+            "must not be empty",
+        ),
+        (
+            edited(&|s| {
+                let bytes = localtune::head::codec::encode(&wider);
+                let checksum = sha256_hex(&bytes);
+                for v in s.versions.iter_mut().filter(|v| v.version == learned) {
+                    v.meta.checksum = checksum.clone();
+                }
+                for w in s.weights.iter_mut().filter(|w| w.version == learned) {
+                    w.checksum = checksum.clone();
+                    w.bytes = bytes.clone();
+                }
+            }),
+            &dim_mismatch,
+        ),
+    ];
+    for (bad, why) in &hostile {
+        let err = target.import(bad, 5.0).await.unwrap_err();
+        assert_eq!(err.code(), "ImportError", "{err}");
+        assert!(err.to_string().contains(why), "{err} (expected: {why})");
+        assert_eq!(
+            target.backend().snapshot().await.unwrap(),
+            before,
+            "unchanged after {why}"
+        );
+    }
+    // More samples than the importing store keeps.
+    let small = open(
+        f.reopen("export-target").await,
+        StorePolicy {
+            max_samples: 1,
+            ..StorePolicy::default()
+        },
+    )
+    .await;
+    let err = small.import(&file, 5.0).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the file holds 2 samples; this store keeps at most 1"),
+        "{err}"
+    );
+    assert_eq!(small.backend().snapshot().await.unwrap(), before);
+    drop(small);
+
     let (samples, versions) = target.import(&file, 5.0).await.unwrap();
     assert_eq!((samples, versions), (2, 2));
     let x = vector("turn on the lights");
