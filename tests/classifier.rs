@@ -52,6 +52,19 @@ fn feedback_counts_as_pending_until_an_update_learns_it() {
             .code(),
         "InvalidSampleError"
     );
+    // 20 MB of text, or a label that is blank, is refused before the
+    // encoder runs (tokenizing 20 MB alone took seconds), and nothing is
+    // stored.
+    let huge = "turn on the lights ".repeat(1_100_000);
+    let err = block_on(p.add_feedback(&huge, "doors", 9.0)).unwrap_err();
+    assert_eq!(err.code(), "InvalidSampleError");
+    assert!(
+        err.to_string().contains("the text is 20900000 bytes"),
+        "{err}"
+    );
+    let err = block_on(p.add_feedback("open the shed", " ", 9.0)).unwrap_err();
+    assert_eq!(err.code(), "ConfigError", "{err}");
+    assert_eq!(block_on(p.pending_count()).unwrap(), texts.len());
     let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
         ControlFlow::Continue(())
     }))

@@ -444,6 +444,9 @@ impl<B: StoreBackend> Classifier<B> {
     /// does not know yet is fine: the memory knows it at once, the next
     /// update adds it to the head.
     pub async fn add_feedback(&self, text: &str, label: &str, now_ms: f64) -> Result<Feedback> {
+        // Refuse what the store would refuse before the encoder runs: a
+        // 20 MB paste takes seconds to tokenize.
+        crate::store::check_new_sample(text, label)?;
         let vector = self.embed_one(text)?;
         let added = self
             .store

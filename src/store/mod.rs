@@ -226,8 +226,7 @@ impl<B: StoreBackend> Store<B> {
         time_ms: f64,
         features: Option<&[f32]>,
     ) -> Result<AddedSample> {
-        check_sample_text(text)?;
-        check_label(label)?;
+        check_new_sample(text, label)?;
         if let Some(values) = features {
             self.check_vector(values)?;
         }
@@ -746,6 +745,14 @@ async fn ensure_shipped<B: StoreBackend>(
     };
     let first = backend.current().await?.is_none();
     backend.commit_version(meta, bytes, first).await
+}
+
+/// Whether "`text` is `label`" can be stored: what [`Store::add_sample`]
+/// checks first, and what a caller checks before it pays for embedding
+/// the text.
+pub fn check_new_sample(text: &str, label: &str) -> Result<()> {
+    check_sample_text(text)?;
+    check_label(label)
 }
 
 pub(crate) fn check_sample_text(text: &str) -> Result<()> {
