@@ -530,3 +530,62 @@ fn build_embeds_trains_scores_and_assembles_a_bundle_that_loads() {
     };
     assert!(error(rows(0), &frozen_linear).contains("needs an MLP head"));
 }
+
+#[test]
+fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
+    // Unit vectors like the encoder's (on its real rehearsal vectors the
+    // int8 copies' cosine to the originals is at least 0.99994).
+    let dim = 384;
+    let rows: Vec<Vec<f32>> = (0..5)
+        .map(|r| {
+            let v: Vec<f32> = (0..dim)
+                .map(|i| ((i * 7 + r * 13) % 23) as f32 - 11.0 + if i == r { 12.0 } else { 0.0 })
+                .collect();
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter().map(|x| x / n).collect()
+        })
+        .collect();
+    let rehearsal = Rehearsal {
+        dim,
+        features: rows.concat(),
+        labels: vec![0, 1, 2, 1, 0],
+    };
+    let bytes = rehearsal.encode();
+    assert_eq!(&bytes[..8], b"LTREHE02");
+    assert_eq!(bytes.len(), 16 + 5 * 8 + 5 * dim, "a byte per value");
+    let back = Rehearsal::decode(&bytes).unwrap();
+    assert_eq!((back.dim, &back.labels), (dim, &rehearsal.labels));
+    for (r, row) in rows.iter().enumerate() {
+        let got = &back.features[r * dim..(r + 1) * dim];
+        let cosine: f32 = row.iter().zip(got).map(|(a, b)| a * b).sum::<f32>()
+            / got.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!(cosine > 0.9999, "row {r}: cosine {cosine}");
+    }
+
+    // The first format: f32 values, read exactly.
+    let mut f32_file = b"LTREHE01".to_vec();
+    f32_file.extend_from_slice(&1u32.to_le_bytes());
+    f32_file.extend_from_slice(&2u32.to_le_bytes());
+    f32_file.extend_from_slice(&3u32.to_le_bytes());
+    for v in [0.6f32, -0.8] {
+        f32_file.extend_from_slice(&v.to_le_bytes());
+    }
+    let old = Rehearsal::decode(&f32_file).unwrap();
+    assert_eq!(
+        (old.dim, old.labels, old.features),
+        (2, vec![3], vec![0.6, -0.8])
+    );
+
+    // A header whose sizes multiply past any address space is refused, not
+    // wrapped around.
+    let mut huge = b"LTREHE02".to_vec();
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    let err = Rehearsal::decode(&huge).unwrap_err().to_string();
+    assert!(
+        err.contains("4294967295 rows of 4294967295 values need"),
+        "{err}"
+    );
+    let truncated = &bytes[..bytes.len() - 1];
+    assert!(Rehearsal::decode(truncated).is_err());
+}
