@@ -130,6 +130,20 @@ fn variants() -> Vec<Variant> {
             ..shipped
         },
         Variant {
+            name: "rehearsal 8",
+            rehearsal_per_label: 8,
+            ..shipped
+        },
+        Variant {
+            name: "memory 0.90",
+            memory: MemorySettings {
+                lower: 0.90,
+                upper: 0.97,
+                ..MemorySettings::default()
+            },
+            ..shipped
+        },
+        Variant {
             name: "rehearsal 32",
             rehearsal_per_label: 32,
             ..shipped

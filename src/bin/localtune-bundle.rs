@@ -50,7 +50,7 @@ options:
   --max-seq-len N           encoder truncation (default: 128)
   --epochs N                epochs for the generic head (default: the update default)
   --seed N                  seed for the split, the head and the rehearsal pick (default: 0)
-  --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 8)
+  --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 16)
   --shipped-check-per-label N
                             held-out vectors per label shipped for the update gate's check of
                             the labels a user never corrects (default: 16)
@@ -90,6 +90,7 @@ options:
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             map.insert(name.to_string(), value);
         }
+        let defaults = BuildOptions::default();
         let mut take = |name: &str| map.remove(name);
         let required = |v: Option<String>, name: &str| {
             v.ok_or_else(|| format!("--{name} is required\n\n{USAGE}"))
@@ -138,7 +139,11 @@ options:
                 })
                 .transpose()?,
             seed: number(take("seed"), "seed", 0)? as u64,
-            rehearsal_per_label: number(take("rehearsal-per-label"), "rehearsal-per-label", 8)?,
+            rehearsal_per_label: number(
+                take("rehearsal-per-label"),
+                "rehearsal-per-label",
+                defaults.rehearsal_per_label,
+            )?,
             shipped_check_per_label: number(
                 take("shipped-check-per-label"),
                 "shipped-check-per-label",
