@@ -200,6 +200,31 @@ fn a_bundle_loads_and_every_misfit_names_its_field() {
             Box::new(|m| m["training"]["autoUpdateThreshold"] = 0.into()),
             "bundle: training.autoUpdateThreshold: must be at least 1",
         ),
+        // File names that would fetch from elsewhere than the bundle's folder.
+        (
+            Box::new(|m| m["head"]["file"] = "https://elsewhere.example/head.bin".into()),
+            "bundle: head.file: \"https://elsewhere.example/head.bin\" has ':'",
+        ),
+        (
+            Box::new(|m| m["tokenizer"]["file"] = "//elsewhere.example/t.json".into()),
+            "bundle: tokenizer.file: \"//elsewhere.example/t.json\" must stay in the manifest's folder",
+        ),
+        (
+            Box::new(|m| m["encoder"]["file"] = "/encoder.onnx".into()),
+            "bundle: encoder.file: \"/encoder.onnx\" must stay in the manifest's folder",
+        ),
+        (
+            Box::new(|m| m["head"]["file"] = "models/../../head.bin".into()),
+            "bundle: head.file: \"models/../../head.bin\" must stay in the manifest's folder",
+        ),
+        (
+            Box::new(|m| m["head"]["file"] = "%2e%2e/head.bin".into()),
+            "bundle: head.file: \"%2e%2e/head.bin\" has '%'",
+        ),
+        (
+            Box::new(|m| m["training"]["rehearsal"]["file"] = "r\\..\\x.bin".into()),
+            "bundle: training.rehearsal.file: \"r\\\\..\\\\x.bin\" has '\\\\'",
+        ),
         (
             Box::new(|m| {
                 m["training"]["allowed"]["epochs"] = serde_json::json!({"min": 5, "max": 1})

@@ -499,6 +499,29 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
     if m.name.trim().is_empty() {
         return Err(bundle_error("name", "must not be empty".into()));
     }
+    let t = &m.training;
+    let files = [
+        ("encoder.file", Some(&m.encoder.file)),
+        (
+            "encoder.compiled.file",
+            m.encoder.compiled.as_ref().map(|c| &c.file),
+        ),
+        ("tokenizer.file", Some(&m.tokenizer.file)),
+        ("head.file", Some(&m.head.file)),
+        (
+            "training.rehearsal.file",
+            t.rehearsal.as_ref().map(|r| &r.file),
+        ),
+        (
+            "training.shippedCheck.file",
+            t.shipped_check.as_ref().map(|r| &r.file),
+        ),
+    ];
+    for (field, name) in files {
+        if let Some(name) = name {
+            check_file_name(name).map_err(|problem| bundle_error(field, problem))?;
+        }
+    }
     if m.encoder.max_seq_len < 2 || m.encoder.max_seq_len > 512 {
         return Err(bundle_error(
             "encoder.maxSeqLen",
@@ -529,7 +552,6 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
             "must include \"output\": new labels and corrections live in the output layer".into(),
         ));
     }
-    let t = &m.training;
     t.check_config(&t.defaults)
         .map_err(|e| bundle_error("training.defaults", e.to_string()))?;
     if t.auto_update_threshold == 0 {
@@ -545,6 +567,33 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest> {
         ));
     }
     Ok(manifest)
+}
+
+/// A bundle's file names are paths below the manifest's folder: a loader
+/// resolves them against the manifest's URL, so a name with a scheme
+/// (`https:`), a host (`//host/…`), an absolute path or a `..` segment —
+/// in any spelling, `%2e%2e` included — would make the classifier fetch
+/// from somewhere the app did not choose. Letters, digits, `.`, `_`, `-`
+/// and `/` between non-empty segments are all a bundle needs.
+fn check_file_name(name: &str) -> std::result::Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+    if name.is_empty() || name.len() > 255 {
+        return Err(format!("{name:?} must be 1 to 255 characters"));
+    }
+    if let Some(c) = name.chars().find(|&c| !allowed(c)) {
+        return Err(format!(
+            "{name:?} has {c:?}: a file name is a relative path of letters, digits, '.', '_', '-' and '/'"
+        ));
+    }
+    if name
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
+        return Err(format!(
+            "{name:?} must stay in the manifest's folder (no leading '/', no empty, '.' or '..' segment)"
+        ));
+    }
+    Ok(())
 }
 
 /// The sizes that must agree between the parts.
