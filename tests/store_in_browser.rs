@@ -94,3 +94,56 @@ async fn a_write_that_fails_midway_commits_nothing() {
     backend.add_sample(sample, None).await.unwrap();
     assert_eq!(backend.sample_count().await.unwrap(), 4);
 }
+
+/// Another tab opening the database at a newer schema (a newer version of
+/// the library) closes this connection, which then says why instead of
+/// failing with the browser's InvalidStateError; so does another tab
+/// deleting the database.
+#[wasm_bindgen_test]
+async fn a_connection_closed_by_another_tab_says_why() {
+    use localtune::store::indexed_db::database_name;
+    use localtune::store::StoreBackend;
+    use wasm_bindgen::JsCast;
+
+    let factory: web_sys::IdbFactory = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
+        .unwrap()
+        .unchecked_into();
+    let settle = |request: web_sys::IdbRequest| {
+        let done = js_sys::Promise::new(&mut |resolve, reject| {
+            request.set_onsuccess(Some(&resolve));
+            request.set_onerror(Some(&reject));
+        });
+        wasm_bindgen_futures::JsFuture::from(done)
+    };
+
+    let backend = IndexedDb.fresh("newer").await;
+    assert_eq!(backend.sample_count().await.unwrap(), 0);
+    let newer = factory
+        .open_with_u32(
+            &database_name("newer"),
+            localtune::store::indexed_db::SCHEMA_VERSION + 1,
+        )
+        .unwrap();
+    settle(newer.clone().unchecked_into()).await.unwrap();
+    let err = backend.sample_count().await.unwrap_err();
+    assert_eq!(err.code(), "StorageError");
+    assert!(
+        err.to_string().contains("newer version of the library"),
+        "{err}"
+    );
+    newer
+        .result()
+        .unwrap()
+        .unchecked_into::<web_sys::IdbDatabase>()
+        .close();
+
+    let backend = IndexedDb.fresh("deleted").await;
+    let deleting = factory.delete_database(&database_name("deleted")).unwrap();
+    settle(deleting.unchecked_into()).await.unwrap();
+    let err = backend.sample_count().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("another tab deleted this database"),
+        "{err}"
+    );
+}

@@ -21,6 +21,7 @@
 //! | `meta`     | `"current"` | the current version number |
 
 use std::cell::Cell;
+use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::closure::Closure;
@@ -46,11 +47,23 @@ const CURRENT: &str = "current";
 /// The memory mark (see `StoreBackend::memory_from`), beside "current".
 const MEMORY_FROM: &str = "memoryFrom";
 
+/// Whether, and why, a connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closed {
+    Open,
+    /// [`IndexedDbBackend::close`].
+    ByCaller,
+    /// Another tab opened the database with a newer schema.
+    ForNewerSchema,
+    /// Another tab deleted the database.
+    Deleted,
+}
+
 /// One open IndexedDB database.
 pub struct IndexedDbBackend {
     db: IdbDatabase,
     name: String,
-    closed: Cell<bool>,
+    closed: Rc<Cell<Closed>>,
     /// Closes this connection when another one (a newer tab) needs to
     /// upgrade the schema, instead of blocking it.
     _on_version_change: Closure<dyn FnMut(IdbVersionChangeEvent)>,
@@ -131,15 +144,23 @@ impl IndexedDbBackend {
             .result()
             .map_err(|e| storage_error(op, &e))?
             .unchecked_into();
+        let closed = Rc::new(Cell::new(Closed::Open));
         let on_version_change = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new({
             let db = db.clone();
-            move |_| db.close()
+            let closed = closed.clone();
+            move |event: IdbVersionChangeEvent| {
+                closed.set(match event.new_version() {
+                    Some(_) => Closed::ForNewerSchema,
+                    None => Closed::Deleted,
+                });
+                db.close()
+            }
         });
         db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
         Ok(IndexedDbBackend {
             db,
             name: full_name,
-            closed: Cell::new(false),
+            closed,
             _on_version_change: on_version_change,
         })
     }
@@ -163,15 +184,24 @@ impl IndexedDbBackend {
 
     /// Closes the connection; later operations fail with a StorageError.
     pub fn close(&self) {
-        self.closed.set(true);
+        self.closed.set(Closed::ByCaller);
         self.db.close();
     }
 
     fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
-        if self.closed.get() {
+        let why = match self.closed.get() {
+            Closed::Open => None,
+            Closed::ByCaller => Some("the store was closed"),
+            Closed::ForNewerSchema => Some(
+                "another tab opened this database with a newer version of the library, \
+                 so this connection was closed; reload the page",
+            ),
+            Closed::Deleted => Some("another tab deleted this database; reload the page"),
+        };
+        if let Some(why) = why {
             return Err(Error::Storage {
                 operation: operation.into(),
-                message: "the store was closed".into(),
+                message: why.into(),
             });
         }
         let names: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
