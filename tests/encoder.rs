@@ -113,6 +113,19 @@ fn long_text_is_truncated_to_max_seq_len() {
 }
 
 #[test]
+fn a_huge_text_is_read_up_to_its_first_8192_characters() {
+    use localtune::encoder::{capped, MAX_TEXT_CHARS};
+    let encoder = tiny_encoder(config(128));
+    // 20 MB, multi-byte characters included: cut on a character boundary.
+    let huge = "héllo wörld ".repeat(1_600_000);
+    assert_eq!(capped(&huge).chars().count(), MAX_TEXT_CHARS);
+    assert_eq!(capped("short"), "short");
+    let whole = encoder.embed(&[huge.as_str()]).unwrap();
+    let first = encoder.embed(&[capped(&huge)]).unwrap();
+    assert_eq!(whole.as_slice(), first.as_slice());
+}
+
+#[test]
 fn no_texts_give_no_vectors() {
     let encoder = tiny_encoder(EncoderConfig::default());
     let embeddings = encoder.embed(&[]).unwrap();

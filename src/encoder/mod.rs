@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use onnx_graph::InputRole;
 pub use pooling::{l2_normalize, mean_pool_normalized};
 use tokenize::TextTokenizer;
-pub use tokenize::TokenBatch;
+pub use tokenize::{capped, TokenBatch, MAX_TEXT_CHARS};
 
 /// The longest sequence a BERT-family encoder accepts (its position table).
 pub const MAX_SEQ_LEN_LIMIT: usize = 512;

@@ -50,6 +50,22 @@ impl TokenBatch {
     }
 }
 
+/// The characters of a text the tokenizer reads; the rest is ignored.
+/// The tokenizer normalises and splits a whole text before it truncates to
+/// the encoder's limit (at most 512 tokens, 128 by default), so a 20 MB
+/// paste kept a page busy for seconds; every token takes at least one
+/// character, so 8,192 characters hold the tokens the encoder reads unless
+/// the text is mostly whitespace or control characters.
+pub const MAX_TEXT_CHARS: usize = 8_192;
+
+/// `text` up to its first [`MAX_TEXT_CHARS`] characters.
+pub fn capped(text: &str) -> &str {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 /// The `tokenizers` tokenizer, configured to truncate at the encoder's limit
 /// and never pad (padding is per batch, in [`TokenBatch`]).
 pub(crate) struct TextTokenizer {
@@ -74,11 +90,12 @@ impl TextTokenizer {
         Ok(TextTokenizer { inner })
     }
 
-    /// Token ids of one text, with the special tokens, truncated.
+    /// Token ids of one text (its first [`MAX_TEXT_CHARS`] characters),
+    /// with the special tokens, truncated.
     pub fn ids(&self, text: &str) -> Result<Vec<u32>> {
         let encoding = self
             .inner
-            .encode(text, true)
+            .encode(capped(text), true)
             .map_err(|e| Error::Tokenizer(format!("text could not be tokenized: {e}")))?;
         Ok(encoding.get_ids().to_vec())
     }
