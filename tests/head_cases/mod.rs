@@ -48,6 +48,17 @@ fn ignore(_: &UpdateEvent) -> ControlFlow<()> {
     ControlFlow::Continue(())
 }
 
+/// An MLP head (8 inputs, 8 hidden units) over labels a, b, c.
+fn abc_mlp(seed: u64) -> Head {
+    Head::new_seeded(
+        8,
+        HeadArchitecture::Mlp { hidden: 8 },
+        labels(&["a", "b", "c"]),
+        seed,
+    )
+    .unwrap()
+}
+
 /// Separable data: label `c` sits around the `c`-th axis direction.
 fn clustered(classes: usize, per_class: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<usize>) {
     let mut rng = TestRng(seed);
@@ -605,13 +616,7 @@ fn every_optimizer_loss_and_architecture_learns() {
 #[test]
 fn same_seed_same_head_other_seed_other_head() {
     let (features, targets) = clustered(3, 10, 8, 3);
-    let head = Head::new_seeded(
-        8,
-        HeadArchitecture::Mlp { hidden: 8 },
-        labels(&["a", "b", "c"]),
-        1,
-    )
-    .unwrap();
+    let head = abc_mlp(1);
     let config = UpdateConfig {
         batch_size: 4,
         epochs: 5,
@@ -634,13 +639,7 @@ fn same_seed_same_head_other_seed_other_head() {
 #[test]
 fn an_update_stepped_in_slices_gives_run_updates_head_bit_for_bit() {
     let (features, targets) = clustered(3, 10, 8, 5);
-    let head = Head::new_seeded(
-        8,
-        HeadArchitecture::Mlp { hidden: 8 },
-        labels(&["a", "b", "c"]),
-        2,
-    )
-    .unwrap();
+    let head = abc_mlp(2);
     let budgets = [
         // The steps decide, ending mid-epoch (30 rows, batches of 4).
         UpdateConfig {
@@ -847,13 +846,7 @@ fn a_diverging_hidden_layer_is_reported_not_returned() {
 #[test]
 fn a_new_label_grows_the_head_without_touching_the_old_rows() {
     let (features, targets) = clustered(3, 6, 8, 4);
-    let head = Head::new_seeded(
-        8,
-        HeadArchitecture::Mlp { hidden: 8 },
-        labels(&["a", "b", "c"]),
-        2,
-    )
-    .unwrap();
+    let head = abc_mlp(2);
     let trained = train(&head, &features, &targets, &UpdateConfig::default())
         .unwrap()
         .head;
