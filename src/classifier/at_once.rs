@@ -58,11 +58,13 @@ impl Default for AtOnceSettings {
 }
 
 /// The working head being learned, a slice at a time.
-pub struct Relearning {
-    /// `None`: nothing to learn (no corrections, or switched off); the
-    /// working head is the current one.
-    update: Option<SteppedUpdate>,
-    current: Head,
+pub struct Relearning(Job);
+
+enum Job {
+    /// Nothing to learn (no corrections, or switched off): the working
+    /// head is the current one.
+    Nothing(Head),
+    Learning(Box<SteppedUpdate>),
 }
 
 impl Relearning {
@@ -77,10 +79,7 @@ impl Relearning {
         settings: AtOnceSettings,
     ) -> Result<Self> {
         if !settings.enabled || memory.is_empty() || settings.steps == 0 {
-            return Ok(Relearning {
-                update: None,
-                current: current.clone(),
-            });
+            return Ok(Relearning(Job::Nothing(current.clone())));
         }
         let (start, labels) = with_labels(current, memory.labels())?;
         let rows: Vec<usize> =
@@ -111,25 +110,27 @@ impl Relearning {
             frozen_labels: set.frozen_labels,
             ..defaults.clone()
         };
-        Ok(Relearning {
-            update: Some(SteppedUpdate::new(start, set.features, set.labels, config)?),
-            current: current.clone(),
-        })
+        Ok(Relearning(Job::Learning(Box::new(SteppedUpdate::new(
+            start,
+            set.features,
+            set.labels,
+            config,
+        )?))))
     }
 
     /// Runs at most `steps` more optimizer steps; true once all have run.
     pub fn advance(&mut self, steps: usize) -> Result<bool> {
-        match &mut self.update {
-            Some(update) => update.advance(steps),
-            None => Ok(true),
+        match &mut self.0 {
+            Job::Learning(update) => update.advance(steps),
+            Job::Nothing(_) => Ok(true),
         }
     }
 
     /// The working head (running whatever steps remain first).
     pub fn finish(self) -> Result<Head> {
-        match self.update {
-            Some(update) => Ok(update.finish()?.head),
-            None => Ok(self.current),
+        match self.0 {
+            Job::Learning(update) => Ok(update.finish()?.head),
+            Job::Nothing(current) => Ok(current),
         }
     }
 }
