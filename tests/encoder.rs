@@ -74,6 +74,26 @@ fn a_batch_gives_the_same_vectors_as_one_text_at_a_time() {
 }
 
 #[test]
+fn three_thousand_texts_in_one_call_run_in_bounded_chunks_in_order() {
+    let encoder = tiny_encoder(EncoderConfig::default());
+    // Lengths from 0 to ~60 words, shuffled by the index arithmetic, so the
+    // chunks (sorted by length) hold texts from all over the call.
+    let texts: Vec<String> = (0..3_000)
+        .map(|i| "lights on ".repeat((i * 37) % 31) + &format!("room {i}"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let together = encoder.embed(&refs).unwrap();
+    assert_eq!(together.len(), 3_000);
+    for i in (0..3_000).step_by(97).chain([2_999]) {
+        let alone = encoder.embed(&[refs[i]]).unwrap();
+        assert!(
+            common::max_abs_diff(together.row(i), alone.row(0)) < 1e-5,
+            "text {i} came back out of place or changed"
+        );
+    }
+}
+
+#[test]
 fn every_vector_is_unit_length_and_finite() {
     let encoder = tiny_encoder(EncoderConfig::default());
     let hundred_kb = "kitchen lights ".repeat(100 * 1024 / 15);

@@ -213,6 +213,11 @@ impl OnnxFrontEnd {
     }
 }
 
+/// The most texts [`Encoder::embed`] runs the model on at once: enough
+/// rows for the matrix kernels to stay busy, few enough that a run's
+/// activations stay a few megabytes at 128 tokens.
+pub const EMBED_CHUNK_ROWS: usize = 32;
+
 /// The most rows one run of the encoder takes. tract is told so (see
 /// [`bound_input_dimensions`]); [`Encoder::embed_tokens`] refuses more.
 pub const MAX_BATCH_ROWS: usize = 1 << 16;
@@ -438,11 +443,35 @@ impl Encoder {
         self.tokenizer.batch(texts)
     }
 
-    /// One L2-normalised feature vector per text. Any string gives a vector:
-    /// an empty one encodes as `[CLS] [SEP]`, a long one is truncated.
+    /// One L2-normalised feature vector per text, in order. Any string gives
+    /// a vector: an empty one encodes as `[CLS] [SEP]`, a long one is
+    /// truncated. Any number of texts: they run [`EMBED_CHUNK_ROWS`] at a
+    /// time, sorted by length, so each run pads its texts only to the
+    /// longest of similar ones and its memory stays bounded (one run of
+    /// 3,000 texts padded to the longest asked for gigabytes and trapped
+    /// the module). A text's vector does not depend on the others in its
+    /// run beyond float rounding (padding is masked).
     pub fn embed(&self, texts: &[&str]) -> Result<Embeddings> {
-        let batch = self.tokenize(texts)?;
-        self.embed_tokens(&batch)
+        if texts.len() <= EMBED_CHUNK_ROWS {
+            let batch = self.tokenize(texts)?;
+            return self.embed_tokens(&batch);
+        }
+        let ids = texts
+            .iter()
+            .map(|t| self.tokenizer.ids(t))
+            .collect::<Result<Vec<_>>>()?;
+        let mut by_length: Vec<usize> = (0..ids.len()).collect();
+        by_length.sort_by_key(|&i| ids[i].len());
+        let dim = self.dim;
+        let mut data = vec![0f32; texts.len() * dim];
+        for chunk in by_length.chunks(EMBED_CHUNK_ROWS) {
+            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
+            let vectors = self.embed_tokens(&TokenBatch::from_rows(&rows))?;
+            for (k, &i) in chunk.iter().enumerate() {
+                data[i * dim..(i + 1) * dim].copy_from_slice(&vectors.data[k * dim..(k + 1) * dim]);
+            }
+        }
+        Ok(Embeddings { dim, data })
     }
 
     /// Feature vectors of an already tokenized batch.

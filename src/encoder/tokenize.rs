@@ -19,13 +19,19 @@ impl TokenBatch {
     /// Builds a batch from per-text token ids (each already truncated),
     /// padding every row to the longest one.
     pub fn from_ids(texts: &[Vec<u32>]) -> Self {
+        Self::from_rows(texts)
+    }
+
+    /// [`TokenBatch::from_ids`] over borrowed rows (a chunk of a larger
+    /// call's texts, without copying their ids).
+    pub(crate) fn from_rows<T: AsRef<[u32]>>(texts: &[T]) -> Self {
         let rows = texts.len();
-        let seq_len = texts.iter().map(Vec::len).max().unwrap_or(0);
+        let seq_len = texts.iter().map(|t| t.as_ref().len()).max().unwrap_or(0);
         let mut input_ids = vec![0i64; rows * seq_len];
         let mut attention_mask = vec![0i64; rows * seq_len];
         for (row, ids) in texts.iter().enumerate() {
             let start = row * seq_len;
-            for (k, &id) in ids.iter().enumerate() {
+            for (k, &id) in ids.as_ref().iter().enumerate() {
                 input_ids[start + k] = i64::from(id);
                 attention_mask[start + k] = 1;
             }
