@@ -133,3 +133,16 @@ fn eviction_order_is_stated_and_stable() {
     assert_eq!(eviction_victims(&samples, 3), [2, 1]);
     assert_eq!(eviction_victims(&samples, 5), Vec::<u64>::new());
 }
+
+#[test]
+fn ids_from_javascript_are_whole_numbers_in_range_never_rounded() {
+    use localtune::store::id_from_number;
+    assert_eq!(id_from_number("sample id", 1.0).unwrap(), 1);
+    let max = 9_007_199_254_740_991.0; // 2^53 − 1
+    assert_eq!(id_from_number("version", max).unwrap(), (1 << 53) - 1);
+    for bad in [0.0, -1.0, 1.5, max + 1.0, f64::NAN, f64::INFINITY, 1e300] {
+        let err = id_from_number("sample id", bad).unwrap_err();
+        assert_eq!(err.code(), "ConfigError", "{bad}: {err}");
+        assert!(err.to_string().contains("sample id"), "{err}");
+    }
+}

@@ -182,6 +182,9 @@ pub trait StoreBackend {
     async fn snapshot(&self) -> Result<Snapshot>;
     /// Replaces everything (cached features are cleared) in one operation.
     async fn replace_all(&self, snapshot: &Snapshot) -> Result<()>;
+    /// Deletes every record and then the storage itself (IndexedDB: the
+    /// database, its id counters with it), and goes on with an empty one.
+    async fn erase(&self) -> Result<()>;
 }
 
 /// Several [`super::Store`]s (say, one per encoder) can share one backend.
@@ -249,5 +252,8 @@ impl<B: StoreBackend + ?Sized> StoreBackend for std::rc::Rc<B> {
     }
     async fn replace_all(&self, snapshot: &Snapshot) -> Result<()> {
         (**self).replace_all(snapshot).await
+    }
+    async fn erase(&self) -> Result<()> {
+        (**self).erase().await
     }
 }

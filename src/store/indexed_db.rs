@@ -20,7 +20,7 @@
 //! | `weights`  | `version` | `{version, checksum, bytes: Uint8Array}` |
 //! | `meta`     | `"current"` | the current version number |
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Function, Object, Promise, Reflect, Uint8Array};
@@ -57,19 +57,29 @@ enum Closed {
     ForNewerSchema,
     /// Another tab deleted the database.
     Deleted,
+    /// This backend is deleting the database to open an empty one
+    /// ([`StoreBackend::erase`]).
+    Erasing,
 }
 
 /// One open IndexedDB database.
 pub struct IndexedDbBackend {
-    db: IdbDatabase,
+    /// Replaced when [`StoreBackend::erase`] deletes the database and opens
+    /// an empty one. Borrowed only between awaits.
+    connection: RefCell<Connection>,
     name: String,
+}
+
+/// A connection and what closes it.
+struct Connection {
+    db: IdbDatabase,
     closed: Rc<Cell<Closed>>,
     /// Closes this connection when another one (a newer tab) needs to
-    /// upgrade the schema, instead of blocking it.
+    /// upgrade the schema or delete the database, instead of blocking it.
     _on_version_change: Closure<dyn FnMut(IdbVersionChangeEvent)>,
 }
 
-impl Drop for IndexedDbBackend {
+impl Drop for Connection {
     fn drop(&mut self) {
         self.db.set_onversionchange(None);
         self.db.close();
@@ -101,9 +111,53 @@ impl IndexedDbBackend {
     /// Opens (creating or upgrading) the database for `name`.
     pub async fn open(name: &str) -> Result<Self> {
         let full_name = database_name(name);
+        Ok(IndexedDbBackend {
+            connection: RefCell::new(Connection::open(&full_name).await?),
+            name: full_name,
+        })
+    }
+
+    /// Deletes the whole database for `name` (every sample and version).
+    pub async fn delete_database(name: &str) -> Result<()> {
+        delete_database(&database_name(name)).await
+    }
+
+    pub fn database_name(&self) -> &str {
+        &self.name
+    }
+
+    /// Closes the connection; later operations fail with a StorageError.
+    pub fn close(&self) {
+        let connection = self.connection.borrow();
+        connection.closed.set(Closed::ByCaller);
+        connection.db.close();
+    }
+
+    fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
+        self.connection.borrow().begin(stores, write, operation)
+    }
+}
+
+/// Deletes the database `full_name`. If other connections hold it, the
+/// deletion waits until they close: this library's close theirs at once
+/// (their `versionchange` handler), saying why.
+async fn delete_database(full_name: &str) -> Result<()> {
+    let op = "deleting the database";
+    let request = factory()?
+        .delete_database(full_name)
+        .map_err(|e| storage_error(op, &e))?;
+    let request: IdbRequest = request.unchecked_into();
+    await_request(&request)
+        .await
+        .map_err(|e| storage_error(op, &e))?;
+    Ok(())
+}
+
+impl Connection {
+    async fn open(full_name: &str) -> Result<Self> {
         let op = "opening the database";
         let request: IdbOpenDbRequest = factory()?
-            .open_with_u32(&full_name, SCHEMA_VERSION)
+            .open_with_u32(full_name, SCHEMA_VERSION)
             .map_err(|e| storage_error(op, &e))?;
         let on_upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new({
             let request = request.clone();
@@ -157,35 +211,11 @@ impl IndexedDbBackend {
             }
         });
         db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
-        Ok(IndexedDbBackend {
+        Ok(Connection {
             db,
-            name: full_name,
             closed,
             _on_version_change: on_version_change,
         })
-    }
-
-    /// Deletes the whole database for `name` (every sample and version).
-    pub async fn delete_database(name: &str) -> Result<()> {
-        let op = "deleting the database";
-        let request = factory()?
-            .delete_database(&database_name(name))
-            .map_err(|e| storage_error(op, &e))?;
-        let request: IdbRequest = request.unchecked_into();
-        await_request(&request)
-            .await
-            .map_err(|e| storage_error(op, &e))?;
-        Ok(())
-    }
-
-    pub fn database_name(&self) -> &str {
-        &self.name
-    }
-
-    /// Closes the connection; later operations fail with a StorageError.
-    pub fn close(&self) {
-        self.closed.set(Closed::ByCaller);
-        self.db.close();
     }
 
     fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
@@ -197,6 +227,9 @@ impl IndexedDbBackend {
                  so this connection was closed; reload the page",
             ),
             Closed::Deleted => Some("another tab deleted this database; reload the page"),
+            Closed::Erasing => {
+                Some("the store is being erased (deleteEverything); try again when it resolves")
+            }
         };
         if let Some(why) = why {
             return Err(Error::Storage {
@@ -748,5 +781,30 @@ impl StoreBackend for IndexedDbBackend {
             )?;
         }
         tx.commit().await
+    }
+
+    async fn erase(&self) -> Result<()> {
+        // Every record goes first, in one transaction: if the deletion
+        // below has to wait for a connection that does not close, nothing
+        // of the user's is readable meanwhile.
+        let tx = self.begin(
+            &[SAMPLES, FEATURES, VERSIONS, WEIGHTS, META],
+            true,
+            "erasing the store",
+        )?;
+        for name in [SAMPLES, FEATURES, VERSIONS, WEIGHTS, META] {
+            tx.send(tx.store(name)?.clear())?;
+        }
+        tx.commit().await?;
+        {
+            let connection = self.connection.borrow();
+            connection.closed.set(Closed::Erasing);
+            connection.db.close();
+        }
+        let deleted = delete_database(&self.name).await;
+        // Open again even if the deletion failed: the records are gone
+        // either way, and the instance goes on with an empty store.
+        *self.connection.borrow_mut() = Connection::open(&self.name).await?;
+        deleted
     }
 }

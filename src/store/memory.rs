@@ -297,6 +297,12 @@ impl StoreBackend for MemoryBackend {
             Ok(())
         })
     }
+
+    async fn erase(&self) -> Result<()> {
+        // As deleting an IndexedDB database: its id counters go with it.
+        *self.state.borrow_mut() = State::default();
+        Ok(())
+    }
 }
 
 /// The rule both backends check inside their delete operation.

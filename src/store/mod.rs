@@ -34,6 +34,20 @@ pub use backend::*;
 /// its first `maxSeqLen` tokens, so anything longer is a paste by mistake.
 pub const MAX_SAMPLE_TEXT_BYTES: usize = 16 * 1024;
 
+/// A sample id or version number given as a JavaScript number: a whole
+/// number in 1..=2^53 − 1, or a `ConfigError` naming `what` — never
+/// rounded or clamped (`deleteSample(1.5)` must not delete sample 1).
+pub fn id_from_number(what: &str, value: f64) -> Result<u64> {
+    let max = export::MAX_ID as f64;
+    if value.fract() == 0.0 && (1.0..=max).contains(&value) {
+        Ok(value as u64)
+    } else {
+        Err(Error::Config(format!(
+            "{what} must be a whole number from 1 to 2^53 − 1; got {value}"
+        )))
+    }
+}
+
 /// Limits a store keeps to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -275,8 +289,25 @@ impl<B: StoreBackend> Store<B> {
         }
     }
 
+    /// Deletes every sample and its cached vectors. Versions stay.
     pub async fn delete_all_samples(&self) -> Result<()> {
         self.backend.delete_all_samples().await
+    }
+
+    /// Deletes everything the store holds (samples, cached vectors,
+    /// versions, the database itself) and starts an empty one holding the
+    /// shipped head, current, as on a first visit.
+    pub async fn erase_everything(&self, now_ms: f64) -> Result<VersionInfo> {
+        self.backend.erase().await?;
+        let shipped = ensure_shipped(
+            &self.backend,
+            &self.encoder_sha256,
+            &self.shipped_head,
+            now_ms,
+        )
+        .await?;
+        *self.shipped.borrow_mut() = shipped.clone();
+        Ok(shipped)
     }
 
     /// The name this method had before it matched the JavaScript one.

@@ -15,7 +15,7 @@ use super::{js_error, options_json, performance_now};
 use crate::error::Error;
 use crate::options::read_options;
 use crate::store::indexed_db::IndexedDbBackend;
-use crate::store::{CachedFeatures, SaveDetails, Store, StorePolicy};
+use crate::store::{id_from_number, CachedFeatures, SaveDetails, Store, StorePolicy};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
@@ -204,7 +204,10 @@ impl JsStore {
     #[wasm_bindgen(js_name = deleteSample, unchecked_return_type = "Promise<void>")]
     pub fn delete_sample(&self, id: f64) -> Promise {
         spawn(&self.inner, |store| async move {
-            store.delete_sample(id as u64).await.map_err(err)?;
+            store
+                .delete_sample(id_from_number("sample id", id).map_err(err)?)
+                .await
+                .map_err(err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -254,11 +257,13 @@ impl JsStore {
             let rows: Vec<CachedFeatures> = sample_ids
                 .iter()
                 .zip(vectors.chunks_exact(dim))
-                .map(|(id, v)| CachedFeatures {
-                    sample_id: *id as u64,
-                    values: v.to_vec(),
+                .map(|(id, v)| {
+                    Ok(CachedFeatures {
+                        sample_id: id_from_number("sample id", *id).map_err(err)?,
+                        values: v.to_vec(),
+                    })
                 })
-                .collect();
+                .collect::<Result<_, JsValue>>()?;
             store.cache_vectors(&rows).await.map_err(err)?;
             Ok(JsValue::UNDEFINED)
         })
@@ -311,7 +316,10 @@ impl JsStore {
     #[wasm_bindgen(js_name = loadVersion, unchecked_return_type = "Promise<{ version: VersionInfo; head: Head }>")]
     pub fn load_version(&self, version: f64) -> Promise {
         spawn(&self.inner, |store| async move {
-            let (info, head) = store.load_version(version as u64).await.map_err(err)?;
+            let (info, head) = store
+                .load_version(id_from_number("version", version).map_err(err)?)
+                .await
+                .map_err(err)?;
             let out = js_sys::Object::new();
             Reflect::set(&out, &"version".into(), &to_js(&info)?)?;
             Reflect::set(&out, &"head".into(), &JsHead { inner: head }.into())?;
@@ -339,7 +347,12 @@ impl JsStore {
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
     pub fn rollback(&self, version: f64) -> Promise {
         spawn(&self.inner, |store| async move {
-            to_js(&store.rollback(version as u64).await.map_err(err)?)
+            to_js(
+                &store
+                    .rollback(id_from_number("version", version).map_err(err)?)
+                    .await
+                    .map_err(err)?,
+            )
         })
     }
 
@@ -355,7 +368,10 @@ impl JsStore {
     #[wasm_bindgen(js_name = deleteVersion, unchecked_return_type = "Promise<void>")]
     pub fn delete_version(&self, version: f64) -> Promise {
         spawn(&self.inner, |store| async move {
-            store.delete_version(version as u64).await.map_err(err)?;
+            store
+                .delete_version(id_from_number("version", version).map_err(err)?)
+                .await
+                .map_err(err)?;
             Ok(JsValue::UNDEFINED)
         })
     }

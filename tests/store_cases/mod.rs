@@ -1063,6 +1063,45 @@ pub async fn head_bytes_round_trip_and_damage_is_detected<F: Fixture>(_: &F) {
 
 /// Calls `$m!(case, case, …)` with every case above, so each harness runs
 /// all of them without keeping its own list.
+pub async fn erasing_everything_leaves_a_first_visits_store<F: Fixture>(f: &F) {
+    let store = open(f.fresh("erase").await, StorePolicy::default()).await;
+    for (i, text) in ["turn on the lights", "play jazz", "dim the lamp"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .add_sample(text, "mine", i as f64, Some(&vector(text)))
+            .await
+            .unwrap();
+    }
+    let mut h = head(&["lights", "music"], 61);
+    h.add_label("mine").unwrap();
+    store
+        .save_version(&h, SaveDetails::default(), 5.0)
+        .await
+        .unwrap();
+    let shipped = store.erase_everything(9.0).await.unwrap();
+    assert_eq!(shipped.meta.status, VersionStatus::Shipped);
+    assert!(store.samples().await.unwrap().is_empty());
+    assert!(store.training_data().await.unwrap().features.is_empty());
+    assert_eq!(store.versions().await.unwrap(), [shipped.clone()]);
+    assert_eq!(
+        store.current_version().await.unwrap(),
+        Some(shipped.version)
+    );
+    assert_eq!(store.memory_from().await.unwrap(), 0);
+    // Another connection (a reload) finds the same, and the store goes on:
+    // ids start again, as in a new database.
+    let again = open(f.reopen("erase").await, StorePolicy::default()).await;
+    assert!(again.samples().await.unwrap().is_empty());
+    assert_eq!(again.versions().await.unwrap(), [shipped]);
+    let added = store
+        .add_sample("hello", "music", 10.0, None)
+        .await
+        .unwrap();
+    assert_eq!(added.sample.id, 1);
+}
+
 macro_rules! all_store_cases {
     ($m:ident) => {
         $m!(
@@ -1083,6 +1122,7 @@ macro_rules! all_store_cases {
             a_new_encoder_never_uses_old_heads_and_retrains,
             export_then_import_into_a_fresh_profile_predicts_the_same,
             head_bytes_round_trip_and_damage_is_detected,
+            erasing_everything_leaves_a_first_visits_store,
         );
     };
 }
