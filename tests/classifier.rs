@@ -478,3 +478,126 @@ fn an_update_leaves_the_rows_of_labels_no_correction_touches_exactly_as_shipped(
         );
     }
 }
+
+/// The user's corrections, as the store holds them.
+fn stored_texts<B: localtune::store::StoreBackend>(p: &Classifier<B>) -> Vec<String> {
+    block_on(p.samples())
+        .unwrap()
+        .into_iter()
+        .map(|s| s.text)
+        .collect()
+}
+
+#[test]
+fn a_deleted_correction_stops_counting_at_once_and_an_unknown_id_changes_nothing() {
+    let p = open();
+    let text = "how many steps did I walk today";
+    let shipped = p.predict(&[text]).unwrap().remove(0).label;
+    block_on(p.add_feedback("open the garage", "doors", 1.0)).unwrap();
+    let fitness = block_on(p.add_feedback(text, "Fitness", 2.0)).unwrap();
+    p.finish_relearning().unwrap();
+    assert_eq!(p.predict(&[text]).unwrap()[0].label, "Fitness");
+
+    let unknown = block_on(p.delete_sample(fitness.added.sample.id + 1)).unwrap_err();
+    assert_eq!(unknown.code(), "NotFoundError", "{unknown}");
+    assert_eq!(stored_texts(&p), ["open the garage", text]);
+    assert_eq!(p.predict(&[text]).unwrap()[0].label, "Fitness");
+
+    block_on(p.delete_sample(fitness.added.sample.id)).unwrap();
+    assert_eq!(stored_texts(&p), ["open the garage"]);
+    assert_eq!(p.remembered_corrections(), 1);
+    // Neither the memory nor the working head knows it any more, and the
+    // label it alone taught is gone from the labels a prediction can give.
+    p.finish_relearning().unwrap();
+    assert_eq!(p.predict(&[text]).unwrap()[0].label, shipped);
+    assert!(!p.labels().contains(&"Fitness".to_string()));
+    assert_eq!(block_on(p.pending_count()).unwrap(), 1);
+}
+
+#[test]
+fn deleting_every_correction_keeps_the_versions_and_what_they_learned() {
+    let p = open();
+    for (i, text) in ["open the garage", "close the garage", "lock the door"]
+        .iter()
+        .enumerate()
+    {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert!(report.summary.accepted, "{}", report.summary.gate);
+    block_on(p.delete_all_samples()).unwrap();
+    assert!(stored_texts(&p).is_empty());
+    assert_eq!(p.remembered_corrections(), 0);
+    assert_eq!(p.current_version().version, report.version.version);
+    assert_eq!(block_on(p.store().versions()).unwrap().len(), 2);
+    assert!(p.labels().contains(&"doors".to_string()));
+    assert_eq!(block_on(p.pending_count()).unwrap(), 0);
+}
+
+#[test]
+fn deleting_everything_leaves_a_first_visits_store_and_the_instance_working() {
+    let backend = Rc::new(MemoryBackend::new());
+    let p = open_on(backend.clone());
+    let shipped_head = p.current_head();
+    for (i, text) in ["open the garage", "close the garage", "lock the door"]
+        .iter()
+        .enumerate()
+    {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    block_on(p.add_feedback("how many steps did I walk today", "Fitness", 9.0)).unwrap();
+
+    let info = block_on(p.delete_everything(10.0)).unwrap();
+    assert_eq!(info.meta.status, VersionStatus::Shipped);
+    assert_eq!(p.current_version(), info);
+    assert_eq!(p.current_head(), shipped_head);
+    assert_eq!(p.working_head(), shipped_head);
+    assert_eq!(p.remembered_corrections(), 0);
+    assert!(!p.labels().iter().any(|l| l == "doors" || l == "Fitness"));
+    // What the store holds is what a first visit stores: the shipped head.
+    let snapshot = block_on(localtune::store::StoreBackend::snapshot(&*backend)).unwrap();
+    assert!(snapshot.samples.is_empty());
+    assert_eq!(snapshot.versions, std::slice::from_ref(&info));
+    assert_eq!(snapshot.current, Some(info.version));
+    // And another instance on the same store sees the same.
+    let again = open_on(backend);
+    assert_eq!(again.current_version(), info);
+    assert_eq!(again.remembered_corrections(), 0);
+
+    // The instance goes on: a new correction counts at once.
+    block_on(p.add_feedback("open the garage", "doors", 11.0)).unwrap();
+    assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
+}
+
+#[test]
+fn a_deletion_asked_for_during_an_update_runs_after_its_commit() {
+    let p = open();
+    for (i, text) in ["open the garage", "close the garage", "lock the door"]
+        .iter()
+        .enumerate()
+    {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+    let session = block_on(p.begin_update()).unwrap();
+    let mut delete = std::pin::pin!(p.delete_all_samples());
+    assert!(poll_once(delete.as_mut()).is_none(), "waits for the update");
+    let candidate = block_on(session.train(&UpdateConfig::default(), &|| 0.0, &mut |_| {
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert_eq!(stored_texts(&p).len(), 3, "not deleted mid-update");
+    let report = block_on(session.commit(candidate, 5.0)).unwrap();
+    block_on(delete).unwrap();
+    // The version trained on them stays, and stays current; the samples
+    // are gone, from the store and from the predictions' memory.
+    assert!(stored_texts(&p).is_empty());
+    assert_eq!(p.remembered_corrections(), 0);
+    assert_eq!(p.current_version().version, report.version.version);
+}

@@ -285,6 +285,21 @@ $('reset').addEventListener('click', async () => {
   await predict();
 });
 
+// Everything this page stored: corrections, versions, the database. The
+// page goes on with the shipped model, as on a first visit.
+$('delete-data').addEventListener('click', async () => {
+  if (!confirm('Delete every correction and version this page stored on this device? This cannot be undone.')) return;
+  showError(null);
+  try {
+    const v = await state.classifier.deleteEverything();
+    $('storage-status').textContent = `Deleted: your corrections, your versions and the database. The shipped model (version ${v.version}) is back.`;
+  } catch (e) {
+    showError(e);
+  }
+  await refresh();
+  await predict();
+});
+
 $('persist').addEventListener('click', async () => {
   const granted = await state.classifier.requestPersistence();
   $('feedback-status').textContent = granted ? 'The browser will keep your data.' : 'The browser declined to promise it (it may still keep it).';

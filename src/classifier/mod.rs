@@ -6,8 +6,8 @@
 //!
 //! - [`options`]: the app's options, resolved against the bundle's defaults;
 //! - [`auto_update`]: when an update starts by itself;
-//! - [`change_lock`]: one change (update, rollback, reset, import, reload)
-//!   at a time, first come first served;
+//! - [`change_lock`]: one change (update, rollback, reset, import, reload,
+//!   deletion) at a time, first come first served;
 //! - [`memory`]: the corrections every prediction consults, so a correction
 //!   counts before the next update;
 //! - [`at_once`]: the working head, fine-tuned on those corrections after
@@ -39,8 +39,8 @@ use crate::head::personal::{
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability};
 use crate::store::{
-    AddedSample, LoadedHead, SaveDetails, Store, StoreBackend, StorePolicy, StoreProblem,
-    TrainingData, VersionInfo, VersionMetrics, VersionNumber,
+    AddedSample, LoadedHead, Sample, SampleId, SaveDetails, Store, StoreBackend, StorePolicy,
+    StoreProblem, TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use at_once::{AtOnceSettings, Relearning};
@@ -754,6 +754,55 @@ impl<B: StoreBackend> Classifier<B> {
         let info = self.load_current().await?;
         self.refresh_memory().await?;
         Ok(info)
+    }
+
+    /// Every stored correction, oldest first.
+    pub async fn samples(&self) -> Result<Vec<Sample>> {
+        self.store.samples().await
+    }
+
+    /// Deletes one correction, after any change asked for before it (a
+    /// running update finishes first). Predictions stop consulting it at
+    /// once and the working head relearns without it. Versions already
+    /// trained on it keep what they learned (see
+    /// [`Classifier::delete_everything`]); updates from now on do not
+    /// learn it.
+    pub async fn delete_sample(&self, id: SampleId) -> Result<()> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
+        self.store.delete_sample(id).await?;
+        self.forget_texts();
+        self.refresh_memory().await
+    }
+
+    /// Deletes every correction, after any change asked for before it.
+    /// The current version and the others stay, with what they learned.
+    pub async fn delete_all_samples(&self) -> Result<()> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
+        self.store.delete_all_samples().await?;
+        self.forget_texts();
+        self.refresh_memory().await
+    }
+
+    /// Deletes everything of the user's, after any change asked for before
+    /// it: every correction, every version, the database itself; then goes
+    /// on as on a first visit, with the shipped head (returned) in a new,
+    /// empty store. Other tabs on the same store are closed and say why.
+    pub async fn delete_everything(&self, now_ms: f64) -> Result<VersionInfo> {
+        let _turn = self.changes.acquire(Change::Other)?.await;
+        self.forget_texts();
+        let erased = self.store.erase_everything(now_ms).await;
+        // Whatever the store managed, the instance holds nothing it had
+        // read from it: what is current now comes from the store again.
+        let info = self.load_current().await;
+        self.refresh_memory().await?;
+        erased?;
+        info
+    }
+
+    /// Drops the texts this instance keeps besides the store (the last few
+    /// embedded ones).
+    fn forget_texts(&self) {
+        self.recent_vectors.borrow_mut().clear();
     }
 
     /// Every sample with its vector, embedding (and caching) those that

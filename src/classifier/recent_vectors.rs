@@ -47,6 +47,11 @@ impl RecentVectors {
         self.entries.truncate(Self::CAPACITY);
     }
 
+    /// Forgets every text (the user deleted their corrections).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

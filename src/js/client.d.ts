@@ -1,7 +1,7 @@
 // Types of localtune/client: the Classifier API, served by a Web Worker.
 import type {
-  AutoUpdateEvent, BundleSource, ClassifierOptions, ClassifierStats, Feedback, Prediction, StoreProblem,
-  UpdateEvent, UpdateOptions, UpdateReport, VersionInfo,
+  AutoUpdateEvent, BundleSource, ClassifierOptions, ClassifierStats, Feedback, Prediction, Sample,
+  StoreProblem, UpdateEvent, UpdateOptions, UpdateReport, VersionInfo,
 } from './localtune.js';
 
 export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAutoUpdate'> {
@@ -28,6 +28,10 @@ export declare class WorkerClassifier {
   exportData(): Promise<Uint8Array>;
   importData(bytes: Uint8Array): Promise<{ samples: number; versions: number }>;
   stats(): Promise<ClassifierStats>;
+  samples(): Promise<Sample[]>;
+  deleteSample(id: number): Promise<void>;
+  deleteAllSamples(): Promise<void>;
+  deleteEverything(): Promise<VersionInfo>;
   requestPersistence(): Promise<boolean>;
   /** Network requests the worker has made since its bundle loaded. */
   networkRequests(): Promise<number>;

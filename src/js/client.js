@@ -140,6 +140,10 @@ export class WorkerClassifier {
     return counts;
   }
   stats() { return this.#call('stats'); }
+  samples() { return this.#call('samples'); }
+  async deleteSample(id) { await this.#refresh(await this.#call('deleteSample', [id])); }
+  async deleteAllSamples() { await this.#refresh(await this.#call('deleteAllSamples')); }
+  async deleteEverything() { return this.#refresh(await this.#call('deleteEverything')); }
   requestPersistence() { return this.#call('requestPersistence'); }
   /** Network requests the worker has made since its bundle loaded. */
   networkRequests() { return this.#call('networkRequests'); }

@@ -71,6 +71,10 @@ const methods = {
   exportData: () => classifier.exportData(),
   importData: (bytes) => classifier.importData(bytes),
   stats: () => classifier.stats(),
+  samples: () => classifier.samples(),
+  deleteSample: (id) => classifier.deleteSample(id),
+  deleteAllSamples: () => classifier.deleteAllSamples(),
+  deleteEverything: () => classifier.deleteEverything(),
   requestPersistence: () => classifier.requestPersistence(),
   networkRequests: () => requestsAfterLoad,
 };

@@ -20,6 +20,7 @@ use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::classifier::options::{update_config_over, ClassifierOptions};
 use crate::classifier::{Classifier, Feedback};
 use crate::error::Error;
+use crate::store::id_from_number;
 use crate::store::indexed_db::IndexedDbBackend;
 use crate::UpdateConfig;
 
@@ -371,7 +372,7 @@ impl JsClassifier {
             to_js(
                 &inner
                     .classifier
-                    .rollback(version as u64)
+                    .rollback(id_from_number("version", version).map_err(err)?)
                     .await
                     .map_err(err)?,
             )
@@ -426,6 +427,51 @@ impl JsClassifier {
     #[wasm_bindgen(js_name = requestPersistence, unchecked_return_type = "Promise<boolean>")]
     pub fn request_persistence(&self) -> Promise {
         super::store::request_persistence()
+    }
+
+    /// Every stored correction, oldest first.
+    #[wasm_bindgen(unchecked_return_type = "Promise<Sample[]>")]
+    pub fn samples(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move { to_js(&inner.classifier.samples().await.map_err(err)?) })
+    }
+
+    /// Deletes one correction (after a running update); versions trained on
+    /// it keep what they learned.
+    #[wasm_bindgen(js_name = deleteSample, unchecked_return_type = "Promise<void>")]
+    pub fn delete_sample(&self, id: f64) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            let id = id_from_number("sample id", id).map_err(err)?;
+            inner.classifier.delete_sample(id).await.map_err(err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes every correction (after a running update); versions stay.
+    #[wasm_bindgen(js_name = deleteAllSamples, unchecked_return_type = "Promise<void>")]
+    pub fn delete_all_samples(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            inner.classifier.delete_all_samples().await.map_err(err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Deletes every correction, every version and the database, then goes
+    /// on with the shipped head in a new, empty store (returned).
+    #[wasm_bindgen(js_name = deleteEverything, unchecked_return_type = "Promise<VersionInfo>")]
+    pub fn delete_everything(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            to_js(
+                &inner
+                    .classifier
+                    .delete_everything(now())
+                    .await
+                    .map_err(err)?,
+            )
+        })
     }
 
     /// Re-reads the current head from the store (another tab may have updated it).

@@ -1,7 +1,7 @@
 // The demo page end to end, as a person uses it, in headless Chromium at a
 // phone-sized viewport: load with progress, predict, correct 50 texts so an
 // intent gets a new name, watch the automatic update, see the prediction
-// change, reload, roll back — with no network request after the page's
+// change, reload, roll back, delete it all — with no network request after the page's
 // own assets — and the bad input a person produces. Screenshots of the
 // main states go to tests/artifacts/.
 import { test, after } from 'node:test';
@@ -48,7 +48,7 @@ async function typeAndPredict(page, text) {
   return page.textContent('#prediction');
 }
 
-test('predict, correct 50 texts, watch the update, reload, roll back — offline after load', async () => {
+test('predict, correct 50 texts, watch the update, reload, roll back, delete my data — offline after load', async () => {
   const context = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
   const page = await openDemo(context);
   await page.screenshot({ path: 'tests/artifacts/demo-loaded.png', fullPage: true });
@@ -99,6 +99,20 @@ test('predict, correct 50 texts, watch the update, reload, roll back — offline
   await page.waitForFunction(() => document.body.dataset.currentVersion === '1');
   assert.equal(await typeAndPredict(page, PROBE), 'HassGetWeather', 'rolling back brings the old prediction back');
   await page.screenshot({ path: 'tests/artifacts/demo-rolled-back.png', fullPage: true });
+
+  // "Delete my data": asked to confirm, then nothing of the 50 corrections
+  // or the version they trained is left, here or after a reload.
+  page.once('dialog', (dialog) => dialog.accept());
+  await page.click('#delete-data');
+  await page.waitForFunction(() => document.getElementById('storage-status').textContent.startsWith('Deleted'));
+  await page.waitForFunction(() => document.getElementById('sample-count').textContent === '0');
+  assert.equal(await page.locator('#versions tr').count(), 1, 'only the shipped model is left');
+  assert.equal(await typeAndPredict(page, CORRECTIONS[0]), 'HassGetWeather', 'the first correction is forgotten');
+  page.ready = false;
+  await page.reload();
+  await waitReady(page);
+  assert.equal(await page.textContent('#sample-count'), '0');
+  assert.equal(await typeAndPredict(page, CORRECTIONS[0]), 'HassGetWeather');
 
   assert.deepEqual(page.lateRequests, [], 'no network request after the page and model loaded');
   assert.match(await page.textContent('#network'), /0 network requests/);

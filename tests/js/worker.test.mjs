@@ -145,3 +145,96 @@ test('a correction counts before the next prediction; the working head learns it
   for (const tab of tabs) assert.deepEqual(tab.errors, []);
   await context.close();
 });
+
+/** Every object store of an IndexedDB database, read from the page: record
+ * counts, and the records' strings (typed arrays left out) as one text. */
+const readDatabase = (page, name) => page.evaluate(async (name) => {
+  const request = indexedDB.open(name);
+  const db = await new Promise((resolve, reject) => {
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const counts = {};
+  let text = '';
+  for (const store of db.objectStoreNames) {
+    const records = await new Promise((resolve, reject) => {
+      const r = db.transaction(store).objectStore(store).getAll();
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    counts[store] = records.length;
+    text += JSON.stringify(records, (_, v) => (ArrayBuffer.isView(v) ? undefined : v));
+  }
+  db.close();
+  return { counts, text };
+}, name);
+
+test('deleting one correction, all of them, and everything: IndexedDB holds nothing of the user afterwards', async () => {
+  const context = await env.browser.newContext();
+  const [page, other] = [await openPage(context), await openPage(context)];
+  const texts = ['how many steps did I walk today', 'count my steps for today', 'open the garage door', 'close the garage door'];
+  const labels = ['Fitness', 'Fitness', 'GarageDoor', 'GarageDoor'];
+  const load = (p) => p.evaluate(async () => {
+    const { WorkerClassifier } = await import('/pkg/client.js');
+    window.classifier = await WorkerClassifier.load('/bundles/default/', { storeName: 'erase', autoUpdate: { enabled: false } });
+  });
+  await load(page);
+  const first = await page.evaluate(async ({ texts, labels }) => {
+    const c = window.classifier;
+    for (let i = 0; i < texts.length; i++) await c.addFeedback(texts[i], labels[i]);
+    const report = await c.update();
+    const samples = await c.samples();
+    const badId = await c.deleteSample(1.5).then(() => 'deleted', (e) => `${e.name}: ${e.message}`);
+    await c.deleteSample(samples[0].id);
+    return {
+      accepted: report.accepted,
+      stored: samples.map((s) => s.text),
+      badId,
+      left: (await c.samples()).map((s) => s.text),
+      predicted: (await c.predict(texts[0])).label,
+      labels: c.labels,
+    };
+  }, { texts, labels });
+  assert.ok(first.accepted);
+  assert.deepEqual(first.stored, texts);
+  assert.match(first.badId, /^ConfigError: .*sample id must be a whole number from 1 to 2\^53 − 1; got 1\.5/);
+  assert.deepEqual(first.left, texts.slice(1));
+  // The version trained on the deleted correction keeps what it learned.
+  assert.ok(first.labels.includes('Fitness'));
+  let db = await readDatabase(page, 'localtune:erase');
+  assert.equal(db.counts.samples, 3);
+  assert.equal(db.counts.features, 3, 'the deleted correction\'s vector went with it');
+  assert.ok(!db.text.includes(texts[0]));
+
+  await page.evaluate(() => window.classifier.deleteAllSamples());
+  db = await readDatabase(page, 'localtune:erase');
+  assert.equal(db.counts.samples, 0);
+  assert.equal(db.counts.features, 0);
+  assert.equal(db.counts.versions, 2, 'versions stay until everything is deleted');
+
+  // Another tab holds the store open: deleting everything closes it there,
+  // with a reason, instead of waiting for it.
+  await load(other);
+  const erased = await page.evaluate(async (texts) => {
+    const c = window.classifier;
+    const shipped = await c.deleteEverything();
+    const after = await c.addFeedback(texts[2], 'Garage');
+    return { shipped, current: c.currentVersion, labels: c.labels, predicted: (await c.predict(texts[2])).label, id: after.sample.id };
+  }, texts);
+  assert.equal(erased.shipped.status, 'shipped');
+  assert.deepEqual(erased.current, erased.shipped);
+  assert.ok(!erased.labels.includes('Fitness') && !erased.labels.includes('GarageDoor'));
+  assert.equal(erased.predicted, 'Garage', 'the instance goes on, and corrections count at once');
+  assert.equal(erased.id, 1, 'a new database: ids start again');
+  const otherTab = await other.evaluate(
+    () => window.classifier.addFeedback('turn on the lights', 'Lights').then(() => 'stored', (e) => `${e.name}: ${e.message}`),
+  );
+  assert.match(otherTab, /another tab deleted this database; reload the page/);
+
+  await page.evaluate(() => window.classifier.deleteEverything());
+  db = await readDatabase(page, 'localtune:erase');
+  assert.deepEqual(db.counts, { features: 0, meta: 1, samples: 0, versions: 1, weights: 1 });
+  for (const s of [...texts, 'Fitness', 'GarageDoor', 'Garage']) assert.ok(!db.text.includes(s), `${s} remains`);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
