@@ -63,8 +63,8 @@ cp "$staging/simd128/localtune_bg.wasm" pkg/localtune_bg.wasm
 cp "$staging/relaxed/localtune_bg.wasm" pkg/localtune_relaxed_bg.wasm
 # The glue's default module becomes the one this engine can run best.
 node scripts/patch-glue.mjs "$staging/simd128/localtune.js" pkg/localtune.js
-cp src/js/wasm-variant.js pkg/
-cat src/js/wasm-variant.d.ts >> pkg/localtune.d.ts
+cp src/js/wasm-variant.js src/js/trap-guard.js pkg/
+cat src/js/wasm-variant.d.ts src/js/trap-guard.d.ts >> pkg/localtune.d.ts
 
 # wasm-opt from npm's binaryen (Debian's version 108 breaks the externref
 # table). The module's target_features section tells it which features,
@@ -124,8 +124,8 @@ cat > pkg/package.json <<JSON
     "./localtune_bg.wasm": "./localtune_bg.wasm",
     "./localtune_relaxed_bg.wasm": "./localtune_relaxed_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "wasm-variant.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
-  "sideEffects": ["./worker.js"]
+  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
+  "sideEffects": ["./worker.js", "./localtune.js", "./trap-guard.js"]
 }
 JSON
 # The Web Worker entry and its main-thread client (localtune/worker,

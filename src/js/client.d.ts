@@ -6,8 +6,13 @@ import type {
 
 export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAutoUpdate'> {
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
-  /** A worker running localtune/worker (default: started from next to this module). */
-  worker?: Worker;
+  /**
+   * A worker running localtune/worker, or a function that starts one
+   * (default: started from next to this module). With a function (or the
+   * default) and a bundle URL, a worker whose module traps is replaced by a
+   * new one that reloads the bundle and the store.
+   */
+  worker?: Worker | (() => Worker);
 }
 
 export declare class WorkerClassifier {
@@ -35,5 +40,9 @@ export declare class WorkerClassifier {
   requestPersistence(): Promise<boolean>;
   /** Network requests the worker has made since its bundle loaded. */
   networkRequests(): Promise<number>;
+  /** Workers started again after their module trapped. */
+  readonly restarts: number;
+  /** For tests: traps the worker's module, at once or inside an async task. */
+  forceTrapForTests(later?: boolean): Promise<void>;
   terminate(): void;
 }

@@ -28,11 +28,26 @@ export class WorkerClassifier {
   #pending = new Map();
   #onAutoUpdate;
   #described;
+  /** How to start the worker again after a trap: `{ start, source, options }`, or null. */
+  #restart = null;
+  /** A restart under way (calls wait for it). */
+  #restarting = null;
+  /** Why every call now fails (a trap with no way to restart, or a failed restart). */
+  #dead = null;
+  #restarts = 0;
 
   constructor(worker, onAutoUpdate) {
-    this.#worker = worker;
     this.#onAutoUpdate = onAutoUpdate;
+    this.#attach(worker);
+  }
+
+  #attach(worker) {
+    this.#worker = worker;
     worker.onmessage = ({ data }) => {
+      if (data.event === 'trapped') {
+        this.#trapped(toError(data.data));
+        return;
+      }
       if (data.event === 'autoUpdate') {
         const event = data.data.phase === 'failed' ? { ...data.data, error: toError(data.data.error) } : data.data;
         if (event.phase === 'finished' && event.report.accepted) {
@@ -51,6 +66,7 @@ export class WorkerClassifier {
       this.#pending.delete(data.id);
       if (data.error) call.reject(toError(data.error));
       else call.resolve(data.result);
+      if (data.error?.name === 'ModuleTrappedError') this.#trapped(toError(data.error));
     };
     worker.onerror = (e) => {
       for (const call of this.#pending.values()) call.reject(toError({ name: 'WorkerError', message: e.message }));
@@ -58,7 +74,43 @@ export class WorkerClassifier {
     };
   }
 
-  #call(method, args = [], { onProgress, signal, flag, transfer = [] } = {}) {
+  /**
+   * The worker's module trapped: every call in flight fails with `error`,
+   * the worker goes, and a new one loads the same bundle and reads the
+   * store again (what was stored before the trap is all there); calls made
+   * meanwhile wait for it. Without a way to start one (a bundle given as
+   * bytes, which were transferred; a worker given as an object), every
+   * later call fails with `error`.
+   */
+  #trapped(error) {
+    if (this.#restarting || this.#dead) return;
+    for (const call of this.#pending.values()) call.reject(error);
+    this.#pending.clear();
+    this.#worker.terminate();
+    if (!this.#restart) {
+      this.#dead = toError({
+        name: error.name,
+        message: `${error.message}; this WorkerClassifier cannot start its worker again (its bundle was given as bytes, or its worker as an object): load it again`,
+      });
+      return;
+    }
+    const { start, source, options } = this.#restart;
+    this.#restarting = (async () => {
+      this.#attach(start());
+      this.#described = await this.#send('load', [source, options]);
+      this.#restarts += 1;
+    })()
+      .catch((e) => { this.#dead = e; })
+      .finally(() => { this.#restarting = null; });
+  }
+
+  async #call(method, args = [], options = {}) {
+    if (this.#restarting) await this.#restarting;
+    if (this.#dead) throw this.#dead;
+    return this.#send(method, args, options);
+  }
+
+  #send(method, args = [], { onProgress, signal, flag, transfer = [] } = {}) {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, onProgress, flag });
@@ -90,13 +142,19 @@ export class WorkerClassifier {
    */
   static async load(source, options = {}) {
     const { onAutoUpdate, worker: given, ...rest } = options;
-    const worker = given ?? new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const start = typeof given === 'function'
+      ? given
+      : () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    const worker = given && typeof given !== 'function' ? given : start();
     const client = new WorkerClassifier(worker, onAutoUpdate);
     const absolute = typeof source === 'string' ? new URL(source, globalThis.location?.href).href : source;
+    if (typeof source === 'string' && !(given && typeof given !== 'function')) {
+      client.#restart = { start, source: absolute, options: rest };
+    }
     try {
       client.#described = await client.#call('load', [absolute, rest], { transfer: transferables(source) });
     } catch (e) {
-      worker.terminate();
+      client.#worker.terminate();
       throw e;
     }
     return client;
@@ -147,6 +205,10 @@ export class WorkerClassifier {
   requestPersistence() { return this.#call('requestPersistence'); }
   /** Network requests the worker has made since its bundle loaded. */
   networkRequests() { return this.#call('networkRequests'); }
+  /** Workers started again after their module trapped. */
+  get restarts() { return this.#restarts; }
+  /** For tests: traps the worker's module, at once or in an async task. */
+  forceTrapForTests(later = false) { return this.#call('forceTrapForTests', [later]); }
 
   /** Stops the worker; pending calls are rejected. */
   terminate() {

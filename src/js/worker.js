@@ -4,8 +4,9 @@
 //   → { id, method, args }            ← { id, result } | { id, error: { name, message } }
 //   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data }
 //   → { cancel: id }                  (aborts that request's update; see update())
+//   ← { event: 'trapped', data }      (the module trapped: this worker is done)
 // Results that hold big buffers (exports) are transferred, not copied.
-import init, { Classifier } from './localtune.js';
+import init, { Classifier, moduleTrap } from './localtune.js';
 
 const ready = init();
 let classifier = null;
@@ -22,6 +23,26 @@ new PerformanceObserver((list) => {
 function errorData(e) {
   return { name: e?.name ?? 'Error', message: e?.message ?? String(e) };
 }
+
+/**
+ * Tells the client once that the module trapped (see trap-guard.js): every
+ * later call would fail, so the client starts a new worker.
+ */
+let trapReported = false;
+function reportTrap() {
+  const trap = moduleTrap();
+  if (!trap || trapReported) return;
+  trapReported = true;
+  self.postMessage({ event: 'trapped', data: errorData(trap) });
+}
+// A trap in a task no call awaits (relearning, an automatic update) shows
+// only as an uncaught error; the guard has noted it by the time this runs.
+// It is handled here: not passed on as the Worker's `error` event, which
+// would fail the client's calls with a bare `WorkerError` first.
+self.addEventListener('error', (event) => {
+  if (typeof WebAssembly !== 'undefined' && event.error instanceof WebAssembly.RuntimeError) event.preventDefault();
+  queueMicrotask(reportTrap);
+});
 
 /** Auto-update events carry an Error on failure; posts need plain data. */
 function autoUpdateData(event) {
@@ -77,6 +98,7 @@ const methods = {
   deleteEverything: () => classifier.deleteEverything(),
   requestPersistence: () => classifier.requestPersistence(),
   networkRequests: () => requestsAfterLoad,
+  forceTrapForTests: (later) => classifier.forceTrapForTests(later),
 };
 
 self.onmessage = async ({ data }) => {
@@ -98,5 +120,6 @@ self.onmessage = async ({ data }) => {
     self.postMessage({ id, result }, transfer);
   } catch (e) {
     self.postMessage({ id, error: errorData(e) });
+    reportTrap();
   }
 };

@@ -474,6 +474,16 @@ impl JsClassifier {
         })
     }
 
+    /// For tests of the trap guard: traps the module as a bug would, at
+    /// once or (`later`) inside an async task, where no caller sees it.
+    #[wasm_bindgen(js_name = forceTrapForTests, unchecked_return_type = "Promise<void>")]
+    pub fn force_trap_for_tests(&self, later: bool) -> Promise {
+        if !later {
+            core::arch::wasm32::unreachable();
+        }
+        future_to_promise(async { core::arch::wasm32::unreachable() })
+    }
+
     /// Re-reads the current head from the store (another tab may have updated it).
     #[wasm_bindgen(unchecked_return_type = "Promise<VersionInfo>")]
     pub fn reload(&self) -> Promise {

@@ -62,6 +62,9 @@ extern "C" {
     /// (`std::time::Instant` panics on wasm32).
     #[wasm_bindgen(js_namespace = performance, js_name = now)]
     pub(crate) fn performance_now() -> f64;
+
+    #[wasm_bindgen(js_namespace = console, js_name = error)]
+    fn console_error(message: &str);
 }
 
 /// True when this module was built with WebAssembly SIMD (simd128).
@@ -86,4 +89,21 @@ pub fn wasm_memory_bytes() -> f64 {
         .buffer()
         .unchecked_into::<js_sys::ArrayBuffer>()
         .byte_length() as f64
+}
+
+/// Runs when the module is instantiated: a panic's message is kept where
+/// the trap guard (src/js/trap-guard.js) finds it, and logged. A panic
+/// aborts (wasm32 has no unwinding), so the call that panicked fails with
+/// a trap; the guard's `ModuleTrappedError` then says what the panic said.
+#[wasm_bindgen(start)]
+fn keep_panic_messages() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string();
+        let _ = js_sys::Reflect::set(
+            &js_sys::global(),
+            &"__localtuneLastPanic".into(),
+            &message.as_str().into(),
+        );
+        console_error(&format!("localtune panicked: {message}"));
+    }));
 }

@@ -234,3 +234,52 @@ test('overlapping calls settle, and a second update while one runs is refused', 
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('3,000 texts in one predictMany call, then a trapped module says so by name', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const texts = DATA.slice(0, 3_000).map((r) => r.text);
+  const found = await page.evaluate(async (texts) => {
+    const classifier = await lt.Classifier.load('/bundles/default/', { storeName: 'many', autoUpdate: { enabled: false } });
+    // Once a single call that trapped the module (it ran out of memory
+    // padding every text to the longest) and broke every later call.
+    const started = performance.now();
+    const many = classifier.predictMany(texts);
+    const seconds = (performance.now() - started) / 1e3;
+    const alone = [0, 1234, 2999].map((i) => classifier.predict(texts[i]).label);
+    const settle = (f) => { try { return { ok: f() }; } catch (e) { return { name: e.name, message: e.message }; } };
+    const trap = settle(() => classifier.forceTrapForTests(false));
+    const after = settle(() => classifier.predict('turn on the lights'));
+    return {
+      count: many.length,
+      seconds,
+      sampled: [0, 1234, 2999].map((i) => many[i].label),
+      alone,
+      trap,
+      after,
+      same: lt.moduleTrap()?.message === after.message,
+    };
+  }, texts);
+  assert.equal(found.count, 3_000);
+  assert.deepEqual(found.sampled, found.alone, 'in the order asked');
+  console.log(`predictMany of 3,000 texts: ${found.seconds.toFixed(1)} s`);
+  assert.equal(found.trap.name, 'ModuleTrappedError', JSON.stringify(found.trap));
+  assert.equal(found.after.name, 'ModuleTrappedError', 'later calls do not enter the broken instance');
+  assert.match(found.after.message, /load the page again/);
+  assert.ok(found.same);
+  await context.close();
+});
+
+test('a trap inside an async task rejects the call instead of leaving it pending', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const found = await page.evaluate(async () => {
+    const classifier = await lt.Classifier.load('/bundles/default/', { storeName: 'trap-later', autoUpdate: { enabled: false } });
+    const pending = classifier.addFeedback('turn on the lights', 'Lights');
+    const trap = await classifier.forceTrapForTests(true).then(() => 'resolved', (e) => e.name);
+    return { trap, pending: await pending.then(() => 'stored', (e) => e.name) };
+  });
+  assert.equal(found.trap, 'ModuleTrappedError');
+  assert.ok(['stored', 'ModuleTrappedError'].includes(found.pending), found.pending);
+  await context.close();
+});

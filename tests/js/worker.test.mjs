@@ -238,3 +238,33 @@ test('deleting one correction, all of them, and everything: IndexedDB holds noth
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a trapped module: a named error, the calls in flight rejected, a new worker with the stored state', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const text = 'how many steps did I walk today';
+  const outcome = await page.evaluate(async (text) => {
+    const { WorkerClassifier } = await import('/pkg/client.js');
+    const c = await WorkerClassifier.load('/bundles/default/', { storeName: 'trap', autoUpdate: { enabled: false } });
+    await c.addFeedback(text, 'Fitness');
+    const settle = (p) => p.then((v) => ({ ok: v }), (e) => ({ name: e.name, message: e.message }));
+    // At once: the call that trapped is rejected by name.
+    const atOnce = await settle(c.forceTrapForTests(false));
+    // The next call waits for the new worker, which read the store again.
+    const afterFirst = await c.predict(text);
+    // Inside an async task, where no caller sees the trap, with another
+    // call queued behind it: both are rejected instead of hanging.
+    const [later, queued] = await Promise.all([settle(c.forceTrapForTests(true)), settle(c.whenIdle())]);
+    const afterSecond = await c.predict(text);
+    return { atOnce, afterFirst: afterFirst.label, later, queued, afterSecond: afterSecond.label, restarts: c.restarts, labels: c.labels };
+  }, text);
+  assert.equal(outcome.atOnce.name, 'ModuleTrappedError', JSON.stringify(outcome.atOnce));
+  assert.match(outcome.atOnce.message, /trapped in Classifier\.forceTrapForTests \(unreachable/);
+  assert.equal(outcome.afterFirst, 'Fitness', 'the correction stored before the trap counts in the new worker');
+  assert.equal(outcome.later.name, 'ModuleTrappedError', JSON.stringify(outcome.later));
+  assert.equal(outcome.queued.name, 'ModuleTrappedError', JSON.stringify(outcome.queued));
+  assert.equal(outcome.afterSecond, 'Fitness');
+  assert.equal(outcome.restarts, 2);
+  assert.ok(outcome.labels.includes('Fitness'));
+  await context.close();
+});
