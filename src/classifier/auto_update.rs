@@ -61,8 +61,9 @@ impl AutoUpdater {
 
     /// Whether the charging gate lets a due update start; `charging` is the
     /// browser's answer (`None`: it cannot tell). A refused start is not
-    /// counted as an attempt, so the next correction while charging starts
-    /// the update.
+    /// counted as an attempt: the update waits for the charger (the browser
+    /// adapter asks again at each change of the battery's state), and a
+    /// correction made while charging starts it too.
     pub fn charging_allows(&self, charging: Option<bool>) -> bool {
         !self.policy.only_while_charging || charging.unwrap_or(true)
     }

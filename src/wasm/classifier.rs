@@ -558,8 +558,8 @@ fn maybe_auto_update(inner: &Rc<Inner>, feedback: Feedback) {
     spawn_local(async move {
         let auto = inner.classifier.auto_update();
         let policy = auto.policy();
-        if policy.only_while_charging && !auto.charging_allows(charging().await) {
-            return;
+        if policy.only_while_charging {
+            until_charging(auto).await;
         }
         if policy.only_when_idle {
             idle().await;
@@ -631,9 +631,39 @@ async fn idle() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// What the Battery Status API says about charging; `None` where there is
-/// no such API or it fails.
-async fn charging() -> Option<bool> {
+/// Waits until the charging gate lets an update start (see
+/// `AutoUpdater::charging_allows`): at once where the Battery Status API
+/// says the device charges, or where there is no such API; otherwise at
+/// the battery's next `chargingchange` that says it does. So a due update
+/// is deferred to the charger, not skipped until the next correction.
+async fn until_charging(auto: &crate::classifier::auto_update::AutoUpdater) {
+    let Some(battery) = battery().await else {
+        return;
+    };
+    loop {
+        let charging = Reflect::get(&battery, &"charging".into())
+            .ok()
+            .map(|c| c.is_truthy());
+        if auto.charging_allows(charging) {
+            return;
+        }
+        let Ok(listen) = Reflect::get(&battery, &"addEventListener".into())
+            .and_then(|f| f.dyn_into::<Function>())
+        else {
+            return;
+        };
+        let changed = Promise::new(&mut |resolve, _| {
+            let once = Object::new();
+            let _ = Reflect::set(&once, &"once".into(), &true.into());
+            let _ = listen.call3(&battery, &"chargingchange".into(), &resolve, &once);
+        });
+        let _ = JsFuture::from(changed).await;
+    }
+}
+
+/// The Battery Status API's battery object; `None` where there is no such
+/// API or it fails.
+async fn battery() -> Option<JsValue> {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
     let get_battery = Reflect::get(&navigator, &"getBattery".into())
         .and_then(|f| f.dyn_into::<Function>())
@@ -642,8 +672,5 @@ async fn charging() -> Option<bool> {
         .call0(&navigator)
         .and_then(|p| p.dyn_into::<Promise>())
         .ok()?;
-    let battery = JsFuture::from(promise).await.ok()?;
-    Reflect::get(&battery, &"charging".into())
-        .ok()
-        .map(|c| c.is_truthy())
+    JsFuture::from(promise).await.ok()
 }

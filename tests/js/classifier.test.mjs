@@ -283,3 +283,37 @@ test('a trap inside an async task rejects the call instead of leaving it pending
   assert.ok(['stored', 'ModuleTrappedError'].includes(found.pending), found.pending);
   await context.close();
 });
+
+test('with onlyWhileCharging, a due update waits for the charger instead of being skipped', async () => {
+  const context = await env.browser.newContext();
+  const page = await openPage(context);
+  const found = await page.evaluate(async (texts) => {
+    // The Battery Status API, as a phone on battery reports it; headless
+    // Chromium's says "charging" and cannot be unplugged.
+    const battery = Object.assign(new EventTarget(), { charging: false });
+    Object.defineProperty(navigator, 'getBattery', { value: async () => battery, configurable: true });
+    const phases = [];
+    let finished;
+    const done = new Promise((resolve) => { finished = resolve; });
+    const classifier = await lt.Classifier.load('/bundles/default/', {
+      storeName: 'charging',
+      autoUpdate: { threshold: 3, onlyWhileCharging: true, options: { epochs: 5 } },
+      onAutoUpdate: (event) => {
+        phases.push(event.phase);
+        if (event.phase === 'finished' || event.phase === 'failed') finished(event);
+      },
+    });
+    for (const text of texts) await classifier.addFeedback(text, 'Forecast');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const onBattery = [...phases];
+    battery.charging = true;
+    battery.dispatchEvent(new Event('chargingchange'));
+    const outcome = await done;
+    return { onBattery, phases: [...new Set(phases)], outcome: outcome.phase, pending: (await classifier.stats()).pendingCount };
+  }, CORRECTIONS.slice(0, 4));
+  assert.deepEqual(found.onBattery, [], 'nothing trains on battery');
+  assert.deepEqual(found.phases.filter((p) => p !== 'progress'), ['started', 'finished']);
+  assert.equal(found.outcome, 'finished');
+  assert.equal(found.pending, 0, 'plugged in, the deferred update learned every correction');
+  await context.close();
+});
