@@ -1084,7 +1084,10 @@ pub async fn erasing_everything_leaves_a_first_visits_store<F: Fixture>(f: &F) {
     assert_eq!(shipped.meta.status, VersionStatus::Shipped);
     assert!(store.samples().await.unwrap().is_empty());
     assert!(store.training_data().await.unwrap().features.is_empty());
-    assert_eq!(store.versions().await.unwrap(), [shipped.clone()]);
+    assert_eq!(
+        store.versions().await.unwrap(),
+        std::slice::from_ref(&shipped)
+    );
     assert_eq!(
         store.current_version().await.unwrap(),
         Some(shipped.version)
