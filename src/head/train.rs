@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::ops::ControlFlow;
 
 use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -95,7 +96,9 @@ pub struct UpdateConfig {
     /// `l2_sp/(2n) · ‖W − W_anchor‖²`.
     pub l2_sp: f32,
     /// Every epoch draws each label equally often (smaller labels are
-    /// repeated), so a label with many corrections cannot drown the others.
+    /// repeated), so a label with many corrections cannot drown the others;
+    /// an epoch is at most 4 times the samples (a label with more than its
+    /// share gives a different slice of them each epoch).
     pub class_balanced: bool,
     /// Share of the samples held out (per label, seeded) to measure the head
     /// during training and to stop early. Labels with fewer than
@@ -833,17 +836,33 @@ fn rows_by_label(rows: &[usize], labels: &[usize], label_count: usize) -> Vec<Ve
     by_label
 }
 
+/// A class-balanced epoch holds at most this many times the training rows
+/// (see [`epoch_order`]).
+const MAX_BALANCED_EPOCH_FACTOR: usize = 4;
+
 /// The rows of one epoch, in training order.
 fn epoch_order(by_label: &[Vec<usize>], config: &UpdateConfig, rng: &mut ChaCha8Rng) -> Vec<usize> {
     let mut order = Vec::new();
     if config.class_balanced {
-        // Every label contributes as many rows as the largest one: its rows
-        // in a fresh order, repeated as often as needed.
-        let target = by_label.iter().map(Vec::len).max().unwrap_or(0);
+        // Every label contributes as many rows as the largest one (its rows
+        // in a fresh order, repeated as often as needed), but an epoch is
+        // at most MAX_BALANCED_EPOCH_FACTOR times the rows there are: a
+        // skewed store (one label with 9,000 corrections beside 999 with
+        // one) would otherwise make every epoch 9 million rows. A label
+        // with more rows than its share then gives a different slice of
+        // them each epoch.
+        let rows_total: usize = by_label.iter().map(Vec::len).sum();
+        let largest = by_label.iter().map(Vec::len).max().unwrap_or(0);
+        let share = (MAX_BALANCED_EPOCH_FACTOR * rows_total).div_ceil(by_label.len().max(1));
+        let target = largest.min(share);
         for rows in by_label {
             let mut rows = rows.clone();
             if config.shuffle {
                 rows.shuffle(rng);
+            } else if rows.len() > target {
+                // Unshuffled, still a different slice each epoch.
+                let start = rng.random_range(0..rows.len());
+                rows.rotate_left(start);
             }
             order.extend(rows.iter().cycle().take(target));
         }

@@ -1132,6 +1132,34 @@ fn class_balanced_epochs_repeat_the_smaller_labels() {
 }
 
 #[test]
+fn a_skewed_store_cannot_blow_up_a_balanced_epoch() {
+    // One label with 1,801 samples beside 199 labels with one each: drawn
+    // "as often as the largest", an epoch would be 200 × 1,801 = 360,200
+    // rows; it is 4 × the 2,000 samples: 40 rows of every label.
+    let names: Vec<String> = (0..200).map(|l| format!("l{l}")).collect();
+    let mut features = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..2_000usize {
+        let label = i.saturating_sub(1_800);
+        features.extend([1.0, (i % 7) as f32 * 0.1, label as f32 * 0.01, 0.5]);
+        targets.push(label);
+    }
+    let head = Head::new_seeded(4, HeadArchitecture::Linear, names, 0).unwrap();
+    let config = UpdateConfig {
+        batch_size: 1_000,
+        epochs: 1,
+        ..UpdateConfig::default()
+    };
+    let (outcome, events) = events_of(&head, &features, &targets, &config);
+    let batches = events
+        .iter()
+        .filter(|e| e.kind == UpdateEventKind::BatchEnd)
+        .count();
+    assert_eq!(batches, 8, "8,000 rows in batches of 1,000");
+    assert_eq!(outcome.unwrap().steps, 8);
+}
+
+#[test]
 fn l2_sp_holds_the_head_near_its_anchor() {
     let (features, targets) = clustered(3, 10, 8, 8);
     let head = Head::new_seeded(8, HeadArchitecture::Linear, labels(&["a", "b", "c"]), 0).unwrap();
