@@ -52,6 +52,9 @@ export class WorkerClassifier {
         const event = data.data.phase === 'failed' ? { ...data.data, error: toError(data.data.error) } : data.data;
         if (event.phase === 'finished' && event.report.accepted) {
           this.#described = { ...this.#described, currentVersion: event.report.version };
+          // The labels and problems as the worker now has them (their order
+          // follows the new head's), in the background.
+          this.#call('describe').then((described) => { this.#described = described; }, () => {});
         }
         this.#onAutoUpdate?.(event);
         return;
@@ -182,7 +185,7 @@ export class WorkerClassifier {
     const { signal, ...rest } = options;
     const flag = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
     const report = await this.#call('update', [rest, flag], { onProgress, signal, flag });
-    if (report.accepted) this.#described = { ...this.#described, currentVersion: report.version };
+    if (report.accepted) this.#described = await this.#call('describe');
     return report;
   }
 

@@ -183,11 +183,16 @@ test('deleting one correction, all of them, and everything: IndexedDB holds noth
     const c = window.classifier;
     for (let i = 0; i < texts.length; i++) await c.addFeedback(texts[i], labels[i]);
     const report = await c.update();
+    // What the client says the labels are is what a prediction ranks.
+    const ranked = (await c.predict(texts[0])).probabilities.map((p) => p.label).sort();
+    const labelsAfterUpdate = [...c.labels].sort();
     const samples = await c.samples();
     const badId = await c.deleteSample(1.5).then(() => 'deleted', (e) => `${e.name}: ${e.message}`);
     await c.deleteSample(samples[0].id);
     return {
       accepted: report.accepted,
+      labelsAfterUpdate,
+      ranked,
       stored: samples.map((s) => s.text),
       badId,
       left: (await c.samples()).map((s) => s.text),
@@ -196,6 +201,7 @@ test('deleting one correction, all of them, and everything: IndexedDB holds noth
     };
   }, { texts, labels });
   assert.ok(first.accepted);
+  assert.deepEqual(first.labelsAfterUpdate, first.ranked);
   assert.deepEqual(first.stored, texts);
   assert.match(first.badId, /^ConfigError: .*sample id must be a whole number from 1 to 2\^53 − 1; got 1\.5/);
   assert.deepEqual(first.left, texts.slice(1));
