@@ -431,6 +431,48 @@ fn a_loader_fetches_the_onnx_file_only_without_a_loadable_compiled_encoder() {
 }
 
 #[test]
+fn the_bundle_cache_keeps_each_file_by_its_sha256_and_forgets_what_a_new_version_dropped() {
+    use localtune::bundle::cache::{cache_name, file_key, stale_keys, usable};
+    let files = bundle_files();
+    let manifest = localtune::bundle::parse_manifest(&files["manifest.json"]).unwrap();
+    // Every file the manifest names, each with the sha256 of its bytes.
+    let refs = manifest.file_refs();
+    let mut names: Vec<&str> = refs.iter().map(|(name, _)| *name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "encoder.compiled.tar",
+            "encoder.onnx",
+            "head.bin",
+            "rehearsal.bin",
+            "tokenizer.json"
+        ]
+    );
+    for (name, sha256) in &refs {
+        assert_eq!(manifest.sha256_of(name), Some(*sha256));
+        assert!(usable(&files[*name], sha256), "{name}");
+        assert!(!usable(&files[*name][1..], sha256), "{name} damaged");
+    }
+    assert_eq!(manifest.sha256_of("other.bin"), None);
+    assert_ne!(
+        cache_name("https://a.test/m.json"),
+        cache_name("https://b.test/m.json")
+    );
+
+    // A new version changes the head: the old head's entry goes, the
+    // manifest's own and the unchanged files' stay.
+    let url = "https://app.test/bundles/default/manifest.json";
+    let mut cached: Vec<String> = refs.iter().map(|(_, sha)| file_key(sha)).collect();
+    cached.push(url.into());
+    let old_head = file_key(&manifest.head.sha256);
+    let mut next = manifest.clone();
+    next.head.sha256 = "f".repeat(64);
+    assert_eq!(stale_keys(&cached, url, &next), [old_head]);
+    assert!(stale_keys(&cached, url, &manifest).is_empty());
+}
+
+#[test]
 fn build_embeds_trains_scores_and_assembles_a_bundle_that_loads() {
     use localtune::bundle::build::{build, BuildOptions, BuildProgress, LabelledText};
     let rows = |held_out_every: usize| -> Vec<LabelledText> {

@@ -15,6 +15,7 @@
 //! error names the manifest field and what is wrong with it.
 
 pub mod build;
+pub mod cache;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +55,33 @@ impl Manifest {
     /// file is needed at all, see [`Manifest::files_to_fetch`]).
     pub fn compiled_encoder_file(&self) -> Option<&str> {
         self.encoder.compiled.as_ref().map(|c| c.file.as_str())
+    }
+
+    /// Every file the manifest names, with its sha256.
+    pub fn file_refs(&self) -> Vec<(&str, &str)> {
+        let mut refs = vec![(self.encoder.file.as_str(), self.encoder.sha256.as_str())];
+        let optional = [
+            self.encoder.compiled.as_ref(),
+            Some(&self.tokenizer),
+            self.training.rehearsal.as_ref(),
+            self.training.shipped_check.as_ref(),
+        ];
+        refs.extend(
+            optional
+                .into_iter()
+                .flatten()
+                .map(|r| (r.file.as_str(), r.sha256.as_str())),
+        );
+        refs.push((self.head.file.as_str(), self.head.sha256.as_str()));
+        refs
+    }
+
+    /// The sha256 the manifest gives the file `name`.
+    pub fn sha256_of(&self, name: &str) -> Option<&str> {
+        self.file_refs()
+            .into_iter()
+            .find(|(file, _)| *file == name)
+            .map(|(_, sha256)| sha256)
     }
 
     /// Every other file a loader must fetch, given the compiled encoder's

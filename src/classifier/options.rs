@@ -23,6 +23,9 @@ pub struct ClassifierOptions {
     pub max_samples: Option<usize>,
     pub keep_versions: Option<usize>,
     pub auto_update: AutoUpdateOptions,
+    /// Keep the bundle's files in the browser's Cache API between visits
+    /// (default true; see `bundle::cache`).
+    pub bundle_cache: Option<bool>,
 }
 
 /// `autoUpdate` in [`ClassifierOptions`].
@@ -53,6 +56,12 @@ impl ClassifierOptions {
     /// [`Error::Config`] naming them.
     pub fn from_json(value: Value) -> Result<Self> {
         read_options("classifier options", value)
+    }
+
+    /// Whether a bundle loaded by URL is kept in the browser's Cache API
+    /// (default yes).
+    pub fn use_bundle_cache(&self) -> bool {
+        self.bundle_cache.unwrap_or(true)
     }
 
     /// The settings these options give with `training` (the bundle's
@@ -169,6 +178,7 @@ mod tests {
             "storeName": "mine",
             "maxSamples": 100,
             "keepVersions": 3,
+            "bundleCache": false,
             "autoUpdate": {
                 "enabled": false,
                 "threshold": 6,
@@ -179,6 +189,8 @@ mod tests {
         }))
         .unwrap();
         let settings = options.resolve(&training()).unwrap();
+        assert!(!options.use_bundle_cache());
+        assert!(ClassifierOptions::default().use_bundle_cache());
         assert_eq!(settings.store_name.as_deref(), Some("mine"));
         assert_eq!(settings.store_policy.max_samples, 100);
         assert_eq!(settings.store_policy.keep_versions, 3);

@@ -16,7 +16,7 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::head::{observer, to_js, UpdateEventCallback, UpdateOptionsArg};
 use super::{js_error, options_json, performance_now};
-use crate::bundle::{Bundle, MANIFEST_FILE};
+use crate::bundle::{self, Bundle, MANIFEST_FILE};
 use crate::classifier::options::{update_config_over, ClassifierOptions};
 use crate::classifier::{Classifier, Feedback};
 use crate::error::Error;
@@ -34,6 +34,8 @@ export interface ClassifierOptions {
   storeName?: string;
   maxSamples?: number;
   keepVersions?: number;
+  /** Keep the bundle's files in the browser's Cache API between visits, keyed by their sha256: a second visit fetches only the manifest (revalidated), an offline one nothing. Default true; a refused or full cache falls back to the network. */
+  bundleCache?: boolean;
   autoUpdate?: {
     /** Default true. */
     enabled?: boolean;
@@ -83,6 +85,8 @@ export interface ClassifierStats {
   versionCount: number;
   autoUpdateThreshold: number;
   storage: StorageStatus;
+  /** Bytes of this bundle's files in the Cache API (0: not cached). */
+  bundleCacheBytes: number;
 }
 "#;
 
@@ -102,6 +106,8 @@ struct Inner {
     listener: Option<Function>,
     /// A task runs the working head's relearning between other tasks.
     relearning: Cell<bool>,
+    /// Bytes of the bundle kept in the Cache API when it loaded.
+    bundle_cache_bytes: f64,
 }
 
 /// A personalizable text classifier (see the README's quick start).
@@ -119,10 +125,15 @@ fn now() -> f64 {
 }
 
 async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
+    fetch_bytes_with(url, &JsValue::UNDEFINED).await
+}
+
+/// `fetch(url, init)`'s body, or a `BundleError` naming the URL.
+async fn fetch_bytes_with(url: &str, init: &JsValue) -> Result<Vec<u8>, JsValue> {
     let fetch: Function = Reflect::get(&js_sys::global(), &"fetch".into())?.dyn_into()?;
     let response = JsFuture::from(
         fetch
-            .call1(&JsValue::NULL, &url.into())?
+            .call2(&JsValue::NULL, &url.into(), init)?
             .dyn_into::<Promise>()?,
     )
     .await
@@ -154,29 +165,72 @@ fn describe(e: &JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-/// Every file a bundle names, read from its source.
-async fn read_bundle(source: JsValue) -> Result<Bundle, JsValue> {
+/// Every file a bundle names, read from its source; with `use_cache`, a
+/// bundle given by URL is kept in the Cache API (see [`bundle::cache`]).
+/// Also returns the bytes the cache holds for it.
+async fn read_bundle(source: JsValue, use_cache: bool) -> Result<(Bundle, f64), JsValue> {
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
-    let manifest = if let Some(url) = source.as_string() {
+    if let Some(url) = source.as_string() {
         let manifest_url = if url.ends_with('/') {
             format!("{url}{MANIFEST_FILE}")
         } else {
             url
         };
-        let manifest = fetch_bytes(&manifest_url).await?;
-        let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
         let base = web_sys_url(&manifest_url)?;
+        let manifest_url = Reflect::get(&base, &"href".into())?
+            .as_string()
+            .unwrap_or(manifest_url);
+        let cache = if use_cache {
+            BundleCache::open(&manifest_url).await
+        } else {
+            None
+        };
+        // The network first (revalidated), the cached copy when offline.
+        let revalidate = Object::new();
+        Reflect::set(&revalidate, &"cache".into(), &"no-cache".into())?;
+        let manifest = match fetch_bytes_with(&manifest_url, &revalidate).await {
+            Ok(bytes) => bytes,
+            Err(e) => match &cache {
+                Some(cache) => cache.get(&manifest_url).await.ok_or(e)?,
+                None => return Err(e),
+            },
+        };
+        let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
+        let fetch_file = |name: &str| {
+            let url = resolve(name, &base);
+            let sha256 = parsed.sha256_of(name).unwrap_or_default().to_string();
+            let cache = cache.as_ref();
+            async move { fetch_file(cache, &url?, &sha256).await }
+        };
+        // The bytes the cache holds once this load is done.
+        let mut cached_bytes = 0;
         let compiled = match parsed.compiled_encoder_file() {
-            Some(name) => Some((name, fetch_bytes(&resolve(name, &base)?).await?)),
+            Some(name) => {
+                let (bytes, kept) = fetch_file(name).await?;
+                cached_bytes += if kept { bytes.len() } else { 0 };
+                Some((name, bytes))
+            }
             None => None,
         };
         for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, bytes)| bytes.as_slice())) {
-            files.insert(name.into(), fetch_bytes(&resolve(name, &base)?).await?);
+            let (bytes, kept) = fetch_file(name).await?;
+            cached_bytes += if kept { bytes.len() } else { 0 };
+            files.insert(name.into(), bytes);
         }
         if let Some((name, bytes)) = compiled {
             files.insert(name.into(), bytes);
         }
-        manifest
+        let bundle = Bundle::load(&manifest, &mut |name| files.remove(name)).map_err(err)?;
+        let Some(cache) = cache else {
+            return Ok((bundle, 0.0));
+        };
+        // Only a bundle that loaded is kept (its manifest: what an offline
+        // start reads), and only what it uses.
+        if cache.put(&manifest_url, &manifest).await {
+            cached_bytes += manifest.len();
+        }
+        cache.forget_stale(&manifest_url, &parsed).await;
+        Ok((bundle, cached_bytes as f64))
     } else if source.is_object() {
         let entries: js_sys::Array = if source.is_instance_of::<js_sys::Map>() {
             js_sys::Array::from(&source.unchecked_ref::<js_sys::Map>().entries())
@@ -195,18 +249,118 @@ async fn read_bundle(source: JsValue) -> Result<Bundle, JsValue> {
             })?;
             files.insert(name, bytes.to_vec());
         }
-        files.remove(MANIFEST_FILE).ok_or_else(|| {
+        let manifest = files.remove(MANIFEST_FILE).ok_or_else(|| {
             err(Error::Bundle {
                 field: MANIFEST_FILE.into(),
                 problem: "the file is missing".into(),
             })
-        })?
+        })?;
+        let bundle = Bundle::load(&manifest, &mut |name| files.remove(name)).map_err(err)?;
+        Ok((bundle, 0.0))
     } else {
-        return Err(err(Error::Config(
+        Err(err(Error::Config(
             "a bundle source is a manifest URL or an object of file bytes".into(),
-        )));
+        )))
+    }
+}
+
+/// A bundle file: from the cache if it holds bytes that hash to `sha256`,
+/// else from the network (and then kept, if the cache takes it); and
+/// whether the cache holds it now.
+async fn fetch_file(
+    cache: Option<&BundleCache>,
+    url: &str,
+    sha256: &str,
+) -> Result<(Vec<u8>, bool), JsValue> {
+    let key = bundle::cache::file_key(sha256);
+    if let Some(cache) = cache {
+        if let Some(bytes) = cache.get(&key).await {
+            if bundle::cache::usable(&bytes, sha256) {
+                return Ok((bytes, true));
+            }
+        }
+    }
+    let bytes = fetch_bytes(url).await?;
+    // A file that does not hash as the manifest says is not kept; the
+    // bundle check reports it.
+    let kept = match cache {
+        Some(cache) if bundle::cache::usable(&bytes, sha256) => cache.put(&key, &bytes).await,
+        _ => false,
     };
-    Bundle::load(&manifest, &mut |name| files.remove(name)).map_err(err)
+    Ok((bytes, kept))
+}
+
+/// One bundle's cache in the Cache API. Every operation that fails (a
+/// browser that refuses storage, a full disk) reports `None`/`false`
+/// instead of failing the load: the network is always the fallback.
+struct BundleCache {
+    cache: JsValue,
+}
+
+impl BundleCache {
+    async fn open(manifest_url: &str) -> Option<Self> {
+        let caches = Reflect::get(&js_sys::global(), &"caches".into()).ok()?;
+        let open: Function = Reflect::get(&caches, &"open".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let name = bundle::cache::cache_name(manifest_url);
+        let promise: Promise = open.call1(&caches, &name.into()).ok()?.dyn_into().ok()?;
+        let cache = JsFuture::from(promise).await.ok()?;
+        Some(BundleCache { cache })
+    }
+
+    async fn call(&self, method: &str, args: &[&JsValue]) -> Option<JsValue> {
+        let f: Function = Reflect::get(&self.cache, &method.into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let args: js_sys::Array = args.iter().copied().collect();
+        let promise: Promise = f.apply(&self.cache, &args).ok()?.dyn_into().ok()?;
+        JsFuture::from(promise).await.ok()
+    }
+
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let response = self.call("match", &[&key.into()]).await?;
+        if response.is_undefined() {
+            return None;
+        }
+        let buffer: Function = Reflect::get(&response, &"arrayBuffer".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let promise: Promise = buffer.call0(&response).ok()?.dyn_into().ok()?;
+        let buffer = JsFuture::from(promise).await.ok()?;
+        Some(Uint8Array::new(&buffer).to_vec())
+    }
+
+    async fn put(&self, key: &str, bytes: &[u8]) -> bool {
+        let Ok(response_class) = Reflect::get(&js_sys::global(), &"Response".into())
+            .and_then(|r| r.dyn_into::<Function>())
+        else {
+            return false;
+        };
+        let body = Uint8Array::from(bytes);
+        let Ok(response) = Reflect::construct(&response_class, &js_sys::Array::of1(&body)) else {
+            return false;
+        };
+        self.call("put", &[&key.into(), &response]).await.is_some()
+    }
+
+    /// Deletes every entry the bundle of `manifest` does not use (what it
+    /// cannot delete stays until the next load tries again).
+    async fn forget_stale(&self, manifest_url: &str, manifest: &crate::bundle::Manifest) {
+        let Some(requests) = self.call("keys", &[]).await else {
+            return;
+        };
+        let cached: Vec<String> = js_sys::Array::from(&requests)
+            .iter()
+            .filter_map(|r| Reflect::get(&r, &"url".into()).ok()?.as_string())
+            .collect();
+        for key in bundle::cache::stale_keys(&cached, manifest_url, manifest) {
+            self.call("delete", &[&key.into()]).await;
+        }
+    }
 }
 
 fn web_sys_url(url: &str) -> Result<JsValue, JsValue> {
@@ -244,7 +398,8 @@ impl JsClassifier {
         let options = ClassifierOptions::from_json(options_json(&options, &["onAutoUpdate"])?)
             .map_err(err)?;
         Ok(future_to_promise(async move {
-            let bundle = read_bundle(source.into()).await?;
+            let (bundle, bundle_cache_bytes) =
+                read_bundle(source.into(), options.use_bundle_cache()).await?;
             let settings = options.resolve(&bundle.manifest.training).map_err(err)?;
             let name = settings
                 .store_name
@@ -258,6 +413,7 @@ impl JsClassifier {
                 classifier,
                 listener,
                 relearning: Cell::new(false),
+                bundle_cache_bytes,
             });
             Ok(JsClassifier { inner }.into())
         }))
@@ -419,6 +575,11 @@ impl JsClassifier {
             let stats = to_js(&inner.classifier.stats().await.map_err(err)?)?;
             let storage = JsFuture::from(super::store::storage_status()).await?;
             Reflect::set(&stats, &"storage".into(), &storage)?;
+            Reflect::set(
+                &stats,
+                &"bundleCacheBytes".into(),
+                &inner.bundle_cache_bytes.into(),
+            )?;
             Ok(stats)
         })
     }
