@@ -542,11 +542,14 @@ fn deleting_everything_leaves_a_first_visits_store_and_the_instance_working() {
     let backend = Rc::new(MemoryBackend::new());
     let p = open_on(backend.clone());
     let shipped_head = p.current_head();
-    for (i, text) in ["open the garage", "close the garage", "lock the door"]
-        .iter()
-        .enumerate()
-    {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    // Five corrections make the tiny bundle's automatic update due; it is
+    // claimed (an attempt through sample 5).
+    for i in 0..5 {
+        let feedback =
+            block_on(p.add_feedback(&format!("open door {i}"), "doors", i as f64)).unwrap();
+        if p.auto_update_due(&feedback) {
+            assert!(p.begin_auto_update_attempt(&feedback));
+        }
     }
     block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
         ControlFlow::Continue(())
@@ -571,9 +574,19 @@ fn deleting_everything_leaves_a_first_visits_store_and_the_instance_working() {
     assert_eq!(again.current_version(), info);
     assert_eq!(again.remembered_corrections(), 0);
 
-    // The instance goes on: a new correction counts at once.
-    block_on(p.add_feedback("open the garage", "doors", 11.0)).unwrap();
+    // The instance goes on: a new correction counts at once, and the ids
+    // start again without holding back the next automatic update.
+    let first = block_on(p.add_feedback("open the garage", "doors", 11.0)).unwrap();
+    assert_eq!(first.added.sample.id, 1);
     assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
+    let due: Vec<bool> = (1..5)
+        .map(|i| {
+            let feedback =
+                block_on(p.add_feedback(&format!("shut door {i}"), "doors", 12.0)).unwrap();
+            p.auto_update_due(&feedback)
+        })
+        .collect();
+    assert_eq!(due, [false, false, false, true]);
 }
 
 #[test]

@@ -68,6 +68,13 @@ impl AutoUpdater {
         !self.policy.only_while_charging || charging.unwrap_or(true)
     }
 
+    /// Forgets the last attempt: the store was erased, and its sample ids
+    /// start again from 1 (else the next attempt would wait for ids past
+    /// the old ones).
+    pub fn forget_attempts(&self) {
+        self.attempted_through.set(0);
+    }
+
     /// Records the start of an attempt if it is still due (the gates are
     /// checked asynchronously: two corrections may both have found it due);
     /// only the caller that gets `true` starts the update.

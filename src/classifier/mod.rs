@@ -790,6 +790,7 @@ impl<B: StoreBackend> Classifier<B> {
     pub async fn delete_everything(&self, now_ms: f64) -> Result<VersionInfo> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         self.forget_texts();
+        self.auto_update.forget_attempts();
         let erased = self.store.erase_everything(now_ms).await;
         // Whatever the store managed, the instance holds nothing it had
         // read from it: what is current now comes from the store again.
