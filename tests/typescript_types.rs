@@ -325,7 +325,7 @@ fn the_typescript_types_name_the_fields_the_rust_types_send_and_read() {
             version_count: 1,
             auto_update_threshold: 50,
         },
-        &["storage"],
+        &["storage", "bundleCacheBytes"],
     );
     check(
         &ts,
