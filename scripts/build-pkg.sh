@@ -18,7 +18,7 @@ cache="$CARGO_TARGET_DIR/pkg-cache/$key"
 if [ -f "$cache/package.json" ]; then
   rm -rf pkg
   cp -r "$cache" pkg
-  cp README.md pkg/README.md
+  cp src/js/README.md pkg/README.md
   log "pkg/ is up to date (inputs $key, built and SIMD-checked before)"
   exit 0
 fi
@@ -131,7 +131,9 @@ JSON
 # The Web Worker entry and its main-thread client (localtune/worker,
 # localtune/client): plain ES modules next to the glue they import.
 cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
-cp README.md pkg/README.md 2>/dev/null || true
+# The package's README is for package users (src/js/README.md); the
+# repository's is for contributors.
+cp src/js/README.md pkg/README.md
 
 bash scripts/check-simd.sh pkg/localtune_bg.wasm
 bash scripts/check-simd.sh pkg/localtune_relaxed_bg.wasm relaxed

@@ -110,4 +110,6 @@ test('package.json exports the main module, the worker client and the worker, wi
     assert.ok(types.includes(name), `localtune.d.ts declares ${name}`);
   }
   assert.match(String(await read('pkg/client.d.ts')), /export declare class WorkerClassifier/);
+  // The package's README is the one for package users, not the repository's.
+  assert.equal(String(await read('pkg/README.md')), String(await read('src/js/README.md')));
 });

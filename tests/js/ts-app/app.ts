@@ -1,0 +1,54 @@
+// A small app written against the package's shipped types, compiled with
+// `tsc --strict` by tests/js/types.test.mjs: the types must describe what
+// the code does, and must not be `any` (the @ts-expect-error lines fail
+// the compile if a wrong call is accepted).
+import init, {
+  Classifier, moduleTrap, supportsRelaxedSimd,
+  type ClassifierStats, type Prediction, type Sample, type VersionInfo,
+} from 'localtune';
+import { WorkerClassifier } from 'localtune/client';
+
+export async function mainThread(): Promise<string> {
+  await init();
+  const relaxed: boolean = supportsRelaxedSimd();
+  const classifier: Classifier = await Classifier.load('/bundles/default/', {
+    storeName: 'app',
+    bundleCache: true,
+    autoUpdate: { threshold: 20, onlyWhileCharging: true },
+    onAutoUpdate: (event) => {
+      if (event.phase === 'finished') console.log(event.report.accepted, event.report.gate);
+      if (event.phase === 'failed') console.log(event.error.message);
+    },
+  });
+  const prediction: Prediction = classifier.predict('turn off the lights');
+  const many: Prediction[] = classifier.predictMany(['a', 'b']);
+  const feedback = await classifier.addFeedback('how many steps today', 'Fitness');
+  const pending: number = feedback.pending;
+  const samples: Sample[] = await classifier.samples();
+  await classifier.deleteSample(samples[0].id);
+  await classifier.deleteAllSamples();
+  const shipped: VersionInfo = await classifier.deleteEverything();
+  const stats: ClassifierStats = await classifier.stats();
+  const cached: number = stats.bundleCacheBytes;
+  const trap: Error | null = moduleTrap();
+  // @ts-expect-error: predict takes a string
+  classifier.predict(42);
+  // @ts-expect-error: a label is a string, not a number
+  prediction.label.toFixed();
+  // @ts-expect-error: an unknown option
+  await Classifier.load('/bundles/default/', { bundelCache: false });
+  return `${relaxed} ${many.length} ${pending} ${shipped.version} ${cached} ${trap?.name}`;
+}
+
+export async function inAWorker(): Promise<number> {
+  const classifier = await WorkerClassifier.load('/bundles/default/', {
+    worker: () => new Worker('/assets/worker.js', { type: 'module' }),
+  });
+  const prediction: Prediction = await classifier.predict('pause the music');
+  const labels: string[] = classifier.labels;
+  const samples: Sample[] = await classifier.samples();
+  await classifier.deleteEverything();
+  // @ts-expect-error: every WorkerClassifier method is a Promise
+  const label: string = classifier.predict('pause the music').label;
+  return prediction.probability + labels.length + samples.length + classifier.restarts + label.length;
+}
