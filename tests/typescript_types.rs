@@ -331,7 +331,7 @@ fn the_typescript_types_name_the_fields_the_rust_types_send_and_read() {
         &ts,
         "ClassifierOptions",
         &ClassifierOptions::default(),
-        &["onAutoUpdate"],
+        &["onAutoUpdate", "onLoadProgress"],
     );
 }
 

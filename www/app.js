@@ -6,9 +6,6 @@
 import { WorkerClassifier } from '/pkg/client.js';
 
 const BUNDLE = '/bundles/default/';
-// The compiled encoder stands in for encoder.onnx (same encoder, two thirds
-// of the start-up time), so the ONNX file is not downloaded.
-const BUNDLE_FILES = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
 const $ = (id) => document.getElementById(id);
 const state = { classifier: null, text: '', prediction: null, updating: false, curve: [] };
 
@@ -16,8 +13,9 @@ const state = { classifier: null, text: '', prediction: null, updating: false, c
 let loaded = false;
 let requestsAfterLoad = 0; // the page's own
 let workerRequests = 0; // the model worker's, polled
+let loadedAt = Infinity; // entries arrive late: a request counts by when it started
 new PerformanceObserver((list) => {
-  if (loaded) requestsAfterLoad += list.getEntries().length;
+  requestsAfterLoad += list.getEntries().filter((e) => e.startTime >= loadedAt).length;
   showNetwork();
 }).observe({ type: 'resource', buffered: false });
 function showNetwork() {
@@ -39,41 +37,16 @@ function showError(e) {
 }
 
 // ---- loading, with progress ------------------------------------------------
-async function fetchWithProgress(url, onBytes) {
-  const res = await fetch(url);
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  const total = Number(res.headers.get('content-length')) || 0;
-  const reader = res.body.getReader();
-  const chunks = [];
-  let received = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    received += value.length;
-    onBytes(received, total);
-  }
-  const bytes = new Uint8Array(received);
-  let offset = 0;
-  for (const c of chunks) { bytes.set(c, offset); offset += c.length; }
-  return bytes;
-}
-
+// By URL: the library keeps the bundle's files in the Cache API, so a second
+// visit downloads only the manifest (and an offline one nothing).
 async function load() {
-  const sizes = Object.fromEntries(BUNDLE_FILES.map((f) => [f, [0, 0]]));
-  const progress = () => {
-    const got = Object.values(sizes).reduce((a, [r]) => a + r, 0);
-    const all = Object.values(sizes).reduce((a, [r, t]) => a + Math.max(r, t), 0);
-    $('load-progress').value = all ? got / all : 0;
-    $('load-status').textContent = `Loading the model… ${(got / 1e6).toFixed(1)} of ${(all / 1e6).toFixed(1)} MB`;
+  const progress = ({ loadedBytes, totalBytes, fromCache }) => {
+    $('load-progress').value = totalBytes ? loadedBytes / totalBytes : 0;
+    $('load-status').textContent = `${fromCache ? 'Reading the model from this device…' : 'Loading the model…'} ${(loadedBytes / 1e6).toFixed(1)} of ${(totalBytes / 1e6).toFixed(1)} MB`;
   };
-  const files = {};
-  await Promise.all(BUNDLE_FILES.map(async (f) => {
-    files[f] = await fetchWithProgress(BUNDLE + f, (r, t) => { sizes[f] = [r, t]; progress(); });
-  }));
-  $('load-status').textContent = 'Starting the model and your saved versions…';
-  state.classifier = await WorkerClassifier.load(files, { onAutoUpdate });
+  state.classifier = await WorkerClassifier.load(BUNDLE, { onAutoUpdate, onLoadProgress: progress });
   loaded = true;
+  loadedAt = performance.now();
   showNetwork();
   $('loading').hidden = true;
   $('app').hidden = false;

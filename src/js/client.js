@@ -144,7 +144,7 @@ export class WorkerClassifier {
    * caller's buffers are emptied). Options as for `Classifier.load`.
    */
   static async load(source, options = {}) {
-    const { onAutoUpdate, worker: given, ...rest } = options;
+    const { onAutoUpdate, onLoadProgress, worker: given, ...rest } = options;
     const start = typeof given === 'function'
       ? given
       : () => new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -155,7 +155,7 @@ export class WorkerClassifier {
       client.#restart = { start, source: absolute, options: rest };
     }
     try {
-      client.#described = await client.#call('load', [absolute, rest], { transfer: transferables(source) });
+      client.#described = await client.#call('load', [absolute, rest], { transfer: transferables(source), onProgress: onLoadProgress });
     } catch (e) {
       client.#worker.terminate();
       throw e;

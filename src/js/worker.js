@@ -2,7 +2,7 @@
 // training never block the page. Started by the client (localtune/client);
 // speaks a small request/response protocol:
 //   → { id, method, args }            ← { id, result } | { id, error: { name, message } }
-//   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data }
+//   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data } (update, load)
 //   → { cancel: id }                  (aborts that request's update; see update())
 //   ← { event: 'trapped', data }      (the module trapped: this worker is done)
 // Results that hold big buffers (exports) are transferred, not copied.
@@ -14,9 +14,12 @@ const controllers = new Map();
 
 // Requests this worker makes after its bundle loaded (none, by design):
 // the page shows them next to its own in the "nothing leaves" indicator.
+// Entries arrive in batches, after the fact: a request counts by when it
+// started, so the bundle's own files (fetched while loading) never do.
 let requestsAfterLoad = 0;
+let loadedAt = Infinity;
 new PerformanceObserver((list) => {
-  if (classifier) requestsAfterLoad += list.getEntries().length;
+  requestsAfterLoad += list.getEntries().filter((e) => e.startTime >= loadedAt).length;
 }).observe({ type: 'resource' });
 
 /** The structured-clone-safe form of an error. */
@@ -50,12 +53,14 @@ function autoUpdateData(event) {
 }
 
 const methods = {
-  async load(source, options = {}) {
+  async load(id, source, options = {}) {
     if (classifier) throw Object.assign(new Error('this worker already holds a classifier'), { name: 'InvalidStateError' });
     classifier = await Classifier.load(source, {
       ...options,
       onAutoUpdate: (event) => self.postMessage({ event: 'autoUpdate', data: autoUpdateData(event) }),
+      onLoadProgress: (data) => self.postMessage({ id, event: 'progress', data }),
     });
+    loadedAt = performance.now();
     return methods.describe();
   },
   describe() {
@@ -115,7 +120,8 @@ self.onmessage = async ({ data }) => {
     if (method !== 'load' && !classifier) {
       throw Object.assign(new Error('load a bundle first'), { name: 'InvalidStateError' });
     }
-    const result = method === 'update' ? await methods.update(id, ...args) : await methods[method](...args);
+    // update and load report progress under the request's id.
+    const result = method === 'update' || method === 'load' ? await methods[method](id, ...args) : await methods[method](...args);
     const transfer = result instanceof Uint8Array ? [result.buffer] : [];
     self.postMessage({ id, result }, transfer);
   } catch (e) {

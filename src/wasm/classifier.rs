@@ -50,7 +50,11 @@ export interface ClassifierOptions {
   };
   /** Sees automatic updates start, progress, finish or fail. */
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
+  /** Sees a bundle loaded by URL arrive: bytes so far, of the files started so far (from the cache at once). */
+  onLoadProgress?: (progress: LoadProgress) => void;
 }
+
+export interface LoadProgress { file: string; loadedBytes: number; totalBytes: number; fromCache: boolean }
 
 export type AutoUpdateEvent =
   | { phase: "started"; pending: number }
@@ -130,6 +134,13 @@ async fn fetch_bytes(url: &str) -> Result<Vec<u8>, JsValue> {
 
 /// `fetch(url, init)`'s body, or a `BundleError` naming the URL.
 async fn fetch_bytes_with(url: &str, init: &JsValue) -> Result<Vec<u8>, JsValue> {
+    let response = fetch_response(url, init).await?;
+    array_buffer(&response).await
+}
+
+/// `fetch(url, init)`'s response if it is a success, or a `BundleError`
+/// naming the URL.
+async fn fetch_response(url: &str, init: &JsValue) -> Result<JsValue, JsValue> {
     let fetch: Function = Reflect::get(&js_sys::global(), &"fetch".into())?.dyn_into()?;
     let response = JsFuture::from(
         fetch
@@ -153,8 +164,12 @@ async fn fetch_bytes_with(url: &str, init: &JsValue) -> Result<Vec<u8>, JsValue>
             problem: format!("the file is missing (HTTP {status})"),
         }));
     }
-    let buffer: Function = Reflect::get(&response, &"arrayBuffer".into())?.dyn_into()?;
-    let buffer = JsFuture::from(buffer.call0(&response)?.dyn_into::<Promise>()?).await?;
+    Ok(response)
+}
+
+async fn array_buffer(response: &JsValue) -> Result<Vec<u8>, JsValue> {
+    let buffer: Function = Reflect::get(response, &"arrayBuffer".into())?.dyn_into()?;
+    let buffer = JsFuture::from(buffer.call0(response)?.dyn_into::<Promise>()?).await?;
     Ok(Uint8Array::new(&buffer).to_vec())
 }
 
@@ -168,7 +183,11 @@ fn describe(e: &JsValue) -> String {
 /// Every file a bundle names, read from its source; with `use_cache`, a
 /// bundle given by URL is kept in the Cache API (see [`bundle::cache`]).
 /// Also returns the bytes the cache holds for it.
-async fn read_bundle(source: JsValue, use_cache: bool) -> Result<(Bundle, f64), JsValue> {
+async fn read_bundle(
+    source: JsValue,
+    use_cache: bool,
+    progress: &LoadProgress,
+) -> Result<(Bundle, f64), JsValue> {
     let mut files: HashMap<String, Vec<u8>> = HashMap::new();
     if let Some(url) = source.as_string() {
         let manifest_url = if url.ends_with('/') {
@@ -200,7 +219,8 @@ async fn read_bundle(source: JsValue, use_cache: bool) -> Result<(Bundle, f64), 
             let url = resolve(name, &base);
             let sha256 = parsed.sha256_of(name).unwrap_or_default().to_string();
             let cache = cache.as_ref();
-            async move { fetch_file(cache, &url?, &sha256).await }
+            let name = name.to_string();
+            async move { fetch_file(cache, &url?, &sha256, &name, progress).await }
         };
         // The bytes the cache holds once this load is done.
         let mut cached_bytes = 0;
@@ -271,16 +291,19 @@ async fn fetch_file(
     cache: Option<&BundleCache>,
     url: &str,
     sha256: &str,
+    name: &str,
+    progress: &LoadProgress,
 ) -> Result<(Vec<u8>, bool), JsValue> {
     let key = bundle::cache::file_key(sha256);
     if let Some(cache) = cache {
         if let Some(bytes) = cache.get(&key).await {
             if bundle::cache::usable(&bytes, sha256) {
+                progress.file_done(name, bytes.len(), true);
                 return Ok((bytes, true));
             }
         }
     }
-    let bytes = fetch_bytes(url).await?;
+    let bytes = progress.fetch(name, url).await?;
     // A file that does not hash as the manifest says is not kept; the
     // bundle check reports it.
     let kept = match cache {
@@ -288,6 +311,97 @@ async fn fetch_file(
         _ => false,
     };
     Ok((bytes, kept))
+}
+
+/// `onLoadProgress`: the bytes of a bundle's files as they arrive, summed
+/// over the files so far (the total grows as each file's response says its
+/// length; files from the cache count at once).
+struct LoadProgress {
+    callback: Option<Function>,
+    /// Bytes of the files finished, and the lengths of those started.
+    done: Cell<f64>,
+    total: Cell<f64>,
+}
+
+impl LoadProgress {
+    fn new(callback: Option<Function>) -> Self {
+        LoadProgress {
+            callback,
+            done: Cell::new(0.0),
+            total: Cell::new(0.0),
+        }
+    }
+
+    fn report(&self, file: &str, loaded: f64, from_cache: bool) {
+        let Some(callback) = &self.callback else {
+            return;
+        };
+        let event = Object::new();
+        let _ = Reflect::set(&event, &"file".into(), &file.into());
+        let _ = Reflect::set(&event, &"loadedBytes".into(), &loaded.into());
+        let total = self.total.get().max(loaded);
+        let _ = Reflect::set(&event, &"totalBytes".into(), &total.into());
+        let _ = Reflect::set(&event, &"fromCache".into(), &from_cache.into());
+        let _ = callback.call1(&JsValue::NULL, &event);
+    }
+
+    fn file_done(&self, file: &str, bytes: usize, from_cache: bool) {
+        self.done.set(self.done.get() + bytes as f64);
+        if from_cache {
+            self.total.set(self.total.get() + bytes as f64);
+        }
+        self.report(file, self.done.get(), from_cache);
+    }
+
+    /// `url`'s body, read as a stream (reporting as it arrives) when there
+    /// is someone to report to.
+    async fn fetch(&self, file: &str, url: &str) -> Result<Vec<u8>, JsValue> {
+        if self.callback.is_none() {
+            return fetch_bytes(url).await;
+        }
+        let response = fetch_response(url, &JsValue::UNDEFINED).await?;
+        let length = Reflect::get(&response, &"headers".into())
+            .ok()
+            .and_then(|h| {
+                let get: Function = Reflect::get(&h, &"get".into()).ok()?.dyn_into().ok()?;
+                get.call1(&h, &"content-length".into()).ok()?.as_string()
+            })
+            .and_then(|l| l.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        self.total.set(self.total.get() + length);
+        let body = Reflect::get(&response, &"body".into())?;
+        let reader: Option<JsValue> = Reflect::get(&body, &"getReader".into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .and_then(|f| f.call0(&body).ok());
+        let Some(reader) = reader else {
+            let bytes = array_buffer(&response).await?;
+            self.file_done(file, bytes.len(), false);
+            return Ok(bytes);
+        };
+        let read: Function = Reflect::get(&reader, &"read".into())?.dyn_into()?;
+        let mut bytes = Vec::with_capacity(length as usize);
+        loop {
+            let chunk = JsFuture::from(read.call0(&reader)?.dyn_into::<Promise>()?)
+                .await
+                .map_err(|e| {
+                    err(Error::Bundle {
+                        field: url.into(),
+                        problem: format!("could not be fetched: {}", describe(&e)),
+                    })
+                })?;
+            if Reflect::get(&chunk, &"done".into())?.is_truthy() {
+                break;
+            }
+            let value: Uint8Array = Reflect::get(&chunk, &"value".into())?.dyn_into()?;
+            let start = bytes.len();
+            bytes.resize(start + value.length() as usize, 0);
+            value.copy_to(&mut bytes[start..]);
+            self.report(file, self.done.get() + bytes.len() as f64, false);
+        }
+        self.done.set(self.done.get() + bytes.len() as f64);
+        Ok(bytes)
+    }
 }
 
 /// One bundle's cache in the Cache API. Every operation that fails (a
@@ -388,18 +502,24 @@ impl JsClassifier {
         options: Option<ClassifierOptionsArg>,
     ) -> Result<Promise, JsValue> {
         let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
-        let listener = if options.is_object() {
-            Reflect::get(&options, &"onAutoUpdate".into())?
+        let callback = |name: &str| -> Result<Option<Function>, JsValue> {
+            if !options.is_object() {
+                return Ok(None);
+            }
+            Ok(Reflect::get(&options, &name.into())?
                 .dyn_into::<Function>()
-                .ok()
-        } else {
-            None
+                .ok())
         };
-        let options = ClassifierOptions::from_json(options_json(&options, &["onAutoUpdate"])?)
-            .map_err(err)?;
+        let listener = callback("onAutoUpdate")?;
+        let progress = LoadProgress::new(callback("onLoadProgress")?);
+        let options = ClassifierOptions::from_json(options_json(
+            &options,
+            &["onAutoUpdate", "onLoadProgress"],
+        )?)
+        .map_err(err)?;
         Ok(future_to_promise(async move {
             let (bundle, bundle_cache_bytes) =
-                read_bundle(source.into(), options.use_bundle_cache()).await?;
+                read_bundle(source.into(), options.use_bundle_cache(), &progress).await?;
             let settings = options.resolve(&bundle.manifest.training).map_err(err)?;
             let name = settings
                 .store_name

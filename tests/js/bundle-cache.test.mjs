@@ -22,8 +22,9 @@ function served(from) {
 }
 
 const load = (page, options = {}) => page.evaluate(async (options) => {
-  const c = await lt.Classifier.load('/bundles/default/', { autoUpdate: { enabled: false }, ...options });
-  return { label: c.predict('turn off the kitchen lights').label, cached: (await c.stats()).bundleCacheBytes };
+  const progress = [];
+  const c = await lt.Classifier.load('/bundles/default/', { autoUpdate: { enabled: false }, onLoadProgress: (p) => progress.push(p), ...options });
+  return { label: c.predict('turn off the kitchen lights').label, cached: (await c.stats()).bundleCacheBytes, progress };
 }, options);
 
 const cacheKeys = (page) => page.evaluate(async () => {
@@ -42,6 +43,13 @@ test('a second visit downloads only the manifest, and an offline one nothing', a
   assert.ok(firstVisit.bytes > 20e6, `the first visit downloads the model (${firstVisit.bytes} bytes)`);
   assert.equal(first.label, 'HassTurnOff');
   assert.ok(first.cached > 20e6, `stats() counts the cached bytes (${first.cached})`);
+  // onLoadProgress saw the bytes arrive, in pieces, up to the whole bundle.
+  const last = first.progress.at(-1);
+  assert.ok(first.progress.length > 10, `${first.progress.length} progress events`);
+  assert.equal(last.loadedBytes, last.totalBytes);
+  const manifestBytes = statSync(new URL('manifest.json', BUNDLE)).size;
+  assert.equal(last.totalBytes, firstVisit.bytes - manifestBytes, 'every file but the manifest');
+  assert.ok(first.progress.every((p) => !p.fromCache));
 
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached' });
@@ -50,6 +58,8 @@ test('a second visit downloads only the manifest, and an offline one nothing', a
   const secondVisit = served(mark);
   assert.deepEqual(secondVisit.files, ['manifest.json']);
   assert.equal(second.label, 'HassTurnOff');
+  assert.ok(second.progress.length > 0 && second.progress.every((p) => p.fromCache));
+  assert.equal(second.progress.at(-1).loadedBytes, last.totalBytes);
   console.log(`bundle bytes downloaded: first visit ${firstVisit.bytes}, second ${secondVisit.bytes}`);
 
   // Offline (the page is already here): the manifest comes from the cache too.

@@ -1,7 +1,8 @@
 // The demo page end to end, as a person uses it, in headless Chromium at a
 // phone-sized viewport: load with progress, predict, correct 50 texts so an
 // intent gets a new name, watch the automatic update, see the prediction
-// change, reload, roll back, delete it all — with no network request after the page's
+// change, reload (the model from the bundle cache), roll back, delete it
+// all — with no network request after the page's
 // own assets — and the bad input a person produces. Screenshots of the
 // main states go to tests/artifacts/.
 import { test, after } from 'node:test';
@@ -76,9 +77,14 @@ test('predict, correct 50 texts, watch the update, reload, roll back, delete my 
       await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, predictions);
       assert.equal(await page.textContent('#prediction'), 'Forecast', 'a correction takes effect before the next prediction');
       page.ready = false;
+      const mark = env.requests.length;
       await page.reload();
       await waitReady(page);
       assert.equal(await typeAndPredict(page, text), 'Forecast', 'and a reload keeps it');
+      // The model came from the bundle cache: of the bundle, only the
+      // manifest was asked of the server again.
+      const bundle = env.requests.slice(mark).filter((p) => p.startsWith('/bundles/'));
+      assert.deepEqual(bundle, ['/bundles/default/manifest.json']);
     }
   }
   await page.waitForSelector('body[data-last-update="accepted"]', { state: 'attached', timeout: 120_000 });

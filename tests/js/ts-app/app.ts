@@ -15,6 +15,7 @@ export async function mainThread(): Promise<string> {
     storeName: 'app',
     bundleCache: true,
     autoUpdate: { threshold: 20, onlyWhileCharging: true },
+    onLoadProgress: (p) => console.log(p.file, p.loadedBytes / p.totalBytes, p.fromCache),
     onAutoUpdate: (event) => {
       if (event.phase === 'finished') console.log(event.report.accepted, event.report.gate);
       if (event.phase === 'failed') console.log(event.error.message);
@@ -43,6 +44,7 @@ export async function mainThread(): Promise<string> {
 export async function inAWorker(): Promise<number> {
   const classifier = await WorkerClassifier.load('/bundles/default/', {
     worker: () => new Worker('/assets/worker.js', { type: 'module' }),
+    onLoadProgress: ({ loadedBytes }) => console.log(loadedBytes.toFixed(0)),
   });
   const prediction: Prediction = await classifier.predict('pause the music');
   const labels: string[] = classifier.labels;
