@@ -136,6 +136,17 @@ impl IndexedDbBackend {
     fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
         self.connection.borrow().begin(stores, write, operation)
     }
+
+    /// A write transaction over every object store, each cleared in it:
+    /// what an import writes into, and what erasing commits.
+    fn begin_cleared(&self, operation: &'static str) -> Result<Tx> {
+        let every = [SAMPLES, FEATURES, VERSIONS, WEIGHTS, META];
+        let tx = self.begin(&every, true, operation)?;
+        for name in every {
+            tx.send(tx.store(name)?.clear())?;
+        }
+        Ok(tx)
+    }
 }
 
 /// Deletes the database `full_name`. If other connections hold it, the
@@ -754,14 +765,7 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn replace_all(&self, snapshot: &Snapshot) -> Result<()> {
-        let tx = self.begin(
-            &[SAMPLES, FEATURES, VERSIONS, WEIGHTS, META],
-            true,
-            "importing",
-        )?;
-        for name in [SAMPLES, FEATURES, VERSIONS, WEIGHTS, META] {
-            tx.send(tx.store(name)?.clear())?;
-        }
+        let tx = self.begin_cleared("importing")?;
         let samples = tx.store(SAMPLES)?;
         for s in &snapshot.samples {
             tx.send(samples.put(&to_js(s)?))?;
@@ -787,15 +791,7 @@ impl StoreBackend for IndexedDbBackend {
         // Every record goes first, in one transaction: if the deletion
         // below has to wait for a connection that does not close, nothing
         // of the user's is readable meanwhile.
-        let tx = self.begin(
-            &[SAMPLES, FEATURES, VERSIONS, WEIGHTS, META],
-            true,
-            "erasing the store",
-        )?;
-        for name in [SAMPLES, FEATURES, VERSIONS, WEIGHTS, META] {
-            tx.send(tx.store(name)?.clear())?;
-        }
-        tx.commit().await?;
+        self.begin_cleared("erasing the store")?.commit().await?;
         {
             let connection = self.connection.borrow();
             connection.closed.set(Closed::Erasing);

@@ -299,6 +299,13 @@ impl<B: StoreBackend> Store<B> {
     /// shipped head, current, as on a first visit.
     pub async fn erase_everything(&self, now_ms: f64) -> Result<VersionInfo> {
         self.backend.erase().await?;
+        self.restore_shipped(now_ms).await
+    }
+
+    /// After the backend's contents were replaced (an import, an erase):
+    /// stores the shipped head again if it is not there, and remembers its
+    /// version (which may have been renumbered).
+    async fn restore_shipped(&self, now_ms: f64) -> Result<VersionInfo> {
         let shipped = ensure_shipped(
             &self.backend,
             &self.encoder_sha256,
@@ -715,14 +722,7 @@ impl<B: StoreBackend> Store<B> {
             },
         )?;
         self.backend.replace_all(&snapshot).await?;
-        let shipped = ensure_shipped(
-            &self.backend,
-            &self.encoder_sha256,
-            &self.shipped_head,
-            now_ms,
-        )
-        .await?;
-        *self.shipped.borrow_mut() = shipped;
+        self.restore_shipped(now_ms).await?;
         Ok((snapshot.samples.len(), snapshot.versions.len()))
     }
 

@@ -148,12 +148,7 @@ async fn fetch_response(url: &str, init: &JsValue) -> Result<JsValue, JsValue> {
             .dyn_into::<Promise>()?,
     )
     .await
-    .map_err(|e| {
-        err(Error::Bundle {
-            field: url.into(),
-            problem: format!("could not be fetched: {}", describe(&e)),
-        })
-    })?;
+    .map_err(|e| not_fetched(url, &e))?;
     let ok = Reflect::get(&response, &"ok".into())?.is_truthy();
     if !ok {
         let status = Reflect::get(&response, &"status".into())?
@@ -165,6 +160,14 @@ async fn fetch_response(url: &str, init: &JsValue) -> Result<JsValue, JsValue> {
         }));
     }
     Ok(response)
+}
+
+/// The `BundleError` for a file the network did not deliver.
+fn not_fetched(url: &str, e: &JsValue) -> JsValue {
+    err(Error::Bundle {
+        field: url.into(),
+        problem: format!("could not be fetched: {}", describe(e)),
+    })
 }
 
 async fn array_buffer(response: &JsValue) -> Result<Vec<u8>, JsValue> {
@@ -384,12 +387,7 @@ impl LoadProgress {
         loop {
             let chunk = JsFuture::from(read.call0(&reader)?.dyn_into::<Promise>()?)
                 .await
-                .map_err(|e| {
-                    err(Error::Bundle {
-                        field: url.into(),
-                        problem: format!("could not be fetched: {}", describe(&e)),
-                    })
-                })?;
+                .map_err(|e| not_fetched(url, &e))?;
             if Reflect::get(&chunk, &"done".into())?.is_truthy() {
                 break;
             }
