@@ -218,6 +218,15 @@ fn corrections_override_only_the_rehearsal_rows_they_sit_closest_to() {
     );
 }
 
+/// Three corrections that teach the tiny bundle a label it lacks.
+const DOOR_TEXTS: [&str; 3] = ["open the garage", "close the garage", "lock the door"];
+
+fn teach_doors<B: localtune::store::StoreBackend>(p: &Classifier<B>) {
+    for (i, text) in DOOR_TEXTS.iter().enumerate() {
+        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
+    }
+}
+
 /// A classifier on a store that another instance may share: a reload, or
 /// another tab.
 fn open_on(backend: Rc<MemoryBackend>) -> Classifier<Rc<MemoryBackend>> {
@@ -243,12 +252,7 @@ fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> Option<F:
 fn a_rollback_asked_for_during_an_update_runs_after_it_and_a_second_update_is_refused() {
     let p = open();
     let shipped = p.current_version().version;
-    for (i, text) in ["open the garage", "close the garage", "lock the door"]
-        .iter()
-        .enumerate()
-    {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-    }
+    teach_doors(&p);
     let session = block_on(p.begin_update()).unwrap();
     assert!(p.update_pending());
     let second = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
@@ -429,10 +433,8 @@ fn a_rollback_answers_as_that_version_did_and_later_corrections_count_at_once() 
 fn an_update_leaves_the_rows_of_labels_no_correction_touches_exactly_as_shipped() {
     let p = open();
     let shipped = p.bundle().head.clone();
-    let texts = ["open the garage", "close the garage", "lock the door"];
-    for (i, text) in texts.iter().enumerate() {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-    }
+    teach_doors(&p);
+    let texts = DOOR_TEXTS;
     // Touched: "doors", and whatever the shipped head called those texts.
     let vectors = p.bundle().encoder.embed(&texts).unwrap();
     let mut touched: Vec<String> = vectors
@@ -517,12 +519,7 @@ fn a_deleted_correction_stops_counting_at_once_and_an_unknown_id_changes_nothing
 #[test]
 fn deleting_every_correction_keeps_the_versions_and_what_they_learned() {
     let p = open();
-    for (i, text) in ["open the garage", "close the garage", "lock the door"]
-        .iter()
-        .enumerate()
-    {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-    }
+    teach_doors(&p);
     let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
         ControlFlow::Continue(())
     }))
@@ -592,12 +589,7 @@ fn deleting_everything_leaves_a_first_visits_store_and_the_instance_working() {
 #[test]
 fn a_deletion_asked_for_during_an_update_runs_after_its_commit() {
     let p = open();
-    for (i, text) in ["open the garage", "close the garage", "lock the door"]
-        .iter()
-        .enumerate()
-    {
-        block_on(p.add_feedback(text, "doors", i as f64)).unwrap();
-    }
+    teach_doors(&p);
     let session = block_on(p.begin_update()).unwrap();
     let mut delete = std::pin::pin!(p.delete_all_samples());
     assert!(poll_once(delete.as_mut()).is_none(), "waits for the update");

@@ -1094,6 +1094,14 @@ fn step_and_time_budgets_stop_the_update() {
     assert_eq!(outcome.steps, 5);
 }
 
+/// How many mini-batches an update's events report.
+fn batch_ends(events: &[UpdateEvent]) -> usize {
+    events
+        .iter()
+        .filter(|e| e.kind == UpdateEventKind::BatchEnd)
+        .count()
+}
+
 #[test]
 fn class_balanced_epochs_repeat_the_smaller_labels() {
     // 9 samples of "a", 1 of "b": a balanced epoch draws each label 9 times.
@@ -1110,10 +1118,7 @@ fn class_balanced_epochs_repeat_the_smaller_labels() {
         ..UpdateConfig::default()
     };
     let (_, events) = events_of(&head, &features, &targets, &config);
-    let batches = events
-        .iter()
-        .filter(|e| e.kind == UpdateEventKind::BatchEnd)
-        .count();
+    let batches = batch_ends(&events);
     assert_eq!(batches, 18);
     let (_, events) = events_of(
         &head,
@@ -1124,10 +1129,7 @@ fn class_balanced_epochs_repeat_the_smaller_labels() {
             ..config
         },
     );
-    let batches = events
-        .iter()
-        .filter(|e| e.kind == UpdateEventKind::BatchEnd)
-        .count();
+    let batches = batch_ends(&events);
     assert_eq!(batches, 10);
 }
 
@@ -1151,10 +1153,7 @@ fn a_skewed_store_cannot_blow_up_a_balanced_epoch() {
         ..UpdateConfig::default()
     };
     let (outcome, events) = events_of(&head, &features, &targets, &config);
-    let batches = events
-        .iter()
-        .filter(|e| e.kind == UpdateEventKind::BatchEnd)
-        .count();
+    let batches = batch_ends(&events);
     assert_eq!(batches, 8, "8,000 rows in batches of 1,000");
     assert_eq!(outcome.unwrap().steps, 8);
 }
