@@ -147,3 +147,78 @@ async fn a_connection_closed_by_another_tab_says_why() {
         "{err}"
     );
 }
+
+/// A newer build opening the database while another tab holds it at the
+/// older schema and does not close it (a tab of some other code; this
+/// library's own connections close on `versionchange`): the open fails at
+/// once saying so, the blocked request does not upgrade the database later
+/// behind the caller's back, and opening again once the tab is closed works.
+#[wasm_bindgen_test]
+async fn a_blocked_open_fails_clearly_and_changes_nothing() {
+    use localtune::store::indexed_db::{database_name, SCHEMA_VERSION};
+    use localtune::store::{NewSample, StoreBackend};
+    use wasm_bindgen::JsCast;
+
+    let factory: web_sys::IdbFactory = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
+        .unwrap()
+        .unchecked_into();
+    let opened = |request: web_sys::IdbOpenDbRequest| async move {
+        let done = js_sys::Promise::new(&mut |resolve, reject| {
+            request.set_onsuccess(Some(&resolve));
+            request.set_onerror(Some(&reject));
+        });
+        wasm_bindgen_futures::JsFuture::from(done).await.unwrap();
+        request
+            .result()
+            .unwrap()
+            .unchecked_into::<web_sys::IdbDatabase>()
+    };
+
+    let backend = IndexedDb.fresh("blocked").await;
+    backend
+        .add_sample(
+            NewSample {
+                text: "kept".into(),
+                label: "a".into(),
+                time_ms: 1.0,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    drop(backend);
+    // The other tab: a connection with no versionchange handler.
+    let holder = opened(factory.open(&database_name("blocked")).unwrap()).await;
+    assert_eq!(holder.version() as u32, SCHEMA_VERSION);
+
+    let newer = SCHEMA_VERSION + 1;
+    let err = match IndexedDbBackend::open_at_schema("blocked", newer).await {
+        Ok(_) => panic!("an open blocked by another tab succeeded"),
+        Err(err) => err,
+    };
+    assert_eq!(err.code(), "StorageError");
+    assert!(err.to_string().contains("close other tabs"), "{err}");
+
+    // The tab closes. The abandoned request reaches the front of the queue
+    // before this open (requests are served in order); it must not have
+    // upgraded the database.
+    holder.close();
+    let after = opened(factory.open(&database_name("blocked")).unwrap()).await;
+    assert_eq!(
+        after.version() as u32,
+        SCHEMA_VERSION,
+        "the abandoned open upgraded the database"
+    );
+    after.close();
+    let backend = IndexedDb.reopen("blocked").await;
+    assert_eq!(backend.sample_count().await.unwrap(), 1);
+    drop(backend);
+
+    // The way back: with no other tab in the way, the newer build opens.
+    let upgraded = IndexedDbBackend::open_at_schema("blocked", newer)
+        .await
+        .unwrap();
+    assert_eq!(upgraded.sample_count().await.unwrap(), 1);
+    drop(upgraded);
+    IndexedDbBackend::delete_database("blocked").await.unwrap();
+}

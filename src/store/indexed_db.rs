@@ -110,9 +110,17 @@ pub fn database_name(name: &str) -> String {
 impl IndexedDbBackend {
     /// Opens (creating or upgrading) the database for `name`.
     pub async fn open(name: &str) -> Result<Self> {
+        Self::open_at_schema(name, SCHEMA_VERSION).await
+    }
+
+    /// Opens the database as a build whose schema is `schema_version`
+    /// would: how the browser tests play a newer build of the library
+    /// against this one. Apps call [`IndexedDbBackend::open`].
+    #[doc(hidden)]
+    pub async fn open_at_schema(name: &str, schema_version: u32) -> Result<Self> {
         let full_name = database_name(name);
         Ok(IndexedDbBackend {
-            connection: RefCell::new(Connection::open(&full_name).await?),
+            connection: RefCell::new(Connection::open(&full_name, schema_version).await?),
             name: full_name,
         })
     }
@@ -165,10 +173,10 @@ async fn delete_database(full_name: &str) -> Result<()> {
 }
 
 impl Connection {
-    async fn open(full_name: &str) -> Result<Self> {
+    async fn open(full_name: &str, schema_version: u32) -> Result<Self> {
         let op = "opening the database";
         let request: IdbOpenDbRequest = factory()?
-            .open_with_u32(full_name, SCHEMA_VERSION)
+            .open_with_u32(full_name, schema_version)
             .map_err(|e| storage_error(op, &e))?;
         let on_upgrade = Closure::<dyn FnMut(IdbVersionChangeEvent)>::new({
             let request = request.clone();
@@ -194,7 +202,25 @@ impl Connection {
             request.set_onblocked(Some(&on_blocked));
         });
         let outcome = JsFuture::from(opened).await;
-        request.set_onupgradeneeded(None);
+        if outcome.is_err() {
+            // A blocked request stays queued after the caller has been told
+            // it failed: once the other tab closes, the browser would run
+            // its upgrade after all, and open a connection nobody holds
+            // (which would block the next open in turn). Abort that
+            // upgrade instead, so a failed open changes nothing and a
+            // later open starts clean.
+            let abandon = Closure::once_into_js({
+                let request = request.clone();
+                move || {
+                    if let Some(tx) = request.transaction() {
+                        let _ = tx.abort();
+                    }
+                }
+            });
+            request.set_onupgradeneeded(Some(abandon.unchecked_ref()));
+        } else {
+            request.set_onupgradeneeded(None);
+        }
         drop(on_upgrade);
         if let Err(e) = outcome {
             let error = request
@@ -800,7 +826,7 @@ impl StoreBackend for IndexedDbBackend {
         let deleted = delete_database(&self.name).await;
         // Open again even if the deletion failed: the records are gone
         // either way, and the instance goes on with an empty store.
-        *self.connection.borrow_mut() = Connection::open(&self.name).await?;
+        *self.connection.borrow_mut() = Connection::open(&self.name, SCHEMA_VERSION).await?;
         deleted
     }
 }
