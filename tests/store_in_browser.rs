@@ -150,9 +150,10 @@ async fn a_connection_closed_by_another_tab_says_why() {
 
 /// A newer build opening the database while another tab holds it at the
 /// older schema and does not close it (a tab of some other code; this
-/// library's own connections close on `versionchange`): the open fails at
-/// once saying so, the blocked request does not upgrade the database later
-/// behind the caller's back, and opening again once the tab is closed works.
+/// library's own connections close on `versionchange`): the open fails,
+/// after a short grace for connections that are closing, saying so; the
+/// blocked request does not upgrade the database later behind the caller's
+/// back, and opening again once the tab is closed works.
 #[wasm_bindgen_test]
 async fn a_blocked_open_fails_clearly_and_changes_nothing() {
     use localtune::store::indexed_db::{database_name, SCHEMA_VERSION};

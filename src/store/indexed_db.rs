@@ -38,6 +38,10 @@ use crate::error::{Error, Result};
 /// The schema this build writes; [`upgrade`] brings older databases to it.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// How long an open blocked by other connections waits for them to close
+/// before it fails.
+const BLOCKED_GRACE_MS: u32 = 2_000;
+
 const SAMPLES: &str = "samples";
 const FEATURES: &str = "features";
 const VERSIONS: &str = "versions";
@@ -197,9 +201,26 @@ impl Connection {
         let opened = Promise::new(&mut |resolve, reject| {
             request.set_onsuccess(Some(&resolve));
             request.set_onerror(Some(&reject));
-            let on_blocked: Function =
-                JsValue::from(reject.bind1(&JsValue::NULL, &blocked_message)).unchecked_into();
-            request.set_onblocked(Some(&on_blocked));
+            // `blocked` also fires while the other connections are already
+            // closing, each waiting for its last transaction (this
+            // library's own close on `versionchange`): give them a moment
+            // before telling the caller to close other tabs.
+            let give_up = reject.bind1(&JsValue::NULL, &blocked_message);
+            let on_blocked = Closure::once_into_js(move || {
+                let set_timeout: Option<Function> =
+                    Reflect::get(&js_sys::global(), &"setTimeout".into())
+                        .ok()
+                        .and_then(|f| f.dyn_into().ok());
+                let waited = set_timeout.and_then(|set_timeout| {
+                    set_timeout
+                        .call2(&JsValue::NULL, &give_up, &BLOCKED_GRACE_MS.into())
+                        .ok()
+                });
+                if waited.is_none() {
+                    let _ = give_up.call0(&JsValue::NULL);
+                }
+            });
+            request.set_onblocked(Some(on_blocked.unchecked_ref()));
         });
         let outcome = JsFuture::from(opened).await;
         if outcome.is_err() {
