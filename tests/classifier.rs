@@ -606,3 +606,73 @@ fn a_deletion_asked_for_during_an_update_runs_after_its_commit() {
     assert_eq!(p.remembered_corrections(), 0);
     assert_eq!(p.current_version().version, report.version.version);
 }
+
+/// The largest classifier the library admits: 1,000 labels, 10,000
+/// corrections, skewed as a real one is (one label holds 9,003 of them).
+/// The update does bounded work (its class-balanced epochs are capped at
+/// 4× the rows, so the steps follow the rows, not labels × the largest
+/// label), predictions answer, and a 1,001st label is refused before
+/// anything is stored.
+#[test]
+fn a_thousand_labels_and_ten_thousand_skewed_corrections_stay_bounded() {
+    use localtune::head::MAX_LABELS;
+    let policy = StorePolicy {
+        max_samples: 10_000,
+        ..StorePolicy::default()
+    };
+    let backend = Rc::new(MemoryBackend::new());
+    let p = block_on(Classifier::open(
+        load(bundle_files()).unwrap(),
+        backend.clone(),
+        policy,
+        0.0,
+    ))
+    .unwrap();
+    let shipped = p.labels().len();
+    let new_labels = MAX_LABELS - shipped;
+    for i in 0..10_000 {
+        let (text, label) = if i < new_labels {
+            (format!("request number {i}"), format!("intent {i}"))
+        } else {
+            (format!("play something, take {i}"), "music".to_string())
+        };
+        block_on(p.store().add_sample(&text, &label, i as f64, None)).unwrap();
+    }
+    // Reopened on the same store, as a reload would.
+    let p = block_on(Classifier::open(
+        load(bundle_files()).unwrap(),
+        backend,
+        policy,
+        0.0,
+    ))
+    .unwrap();
+    // Two epochs show the per-epoch bound as well as sixty would.
+    let config = UpdateConfig {
+        epochs: 2,
+        ..UpdateConfig::default()
+    };
+    let report = block_on(p.update(&config, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap();
+    let metrics = &report.version.meta.metrics;
+    let rows = report.summary.user_samples + report.summary.rehearsal_samples;
+    // Each label gets at most ⌈4 × rows / labels⌉ rows of an epoch.
+    let max_steps_per_epoch = (4 * rows + MAX_LABELS).div_ceil(config.batch_size);
+    let steps = metrics.steps.unwrap();
+    assert!(
+        steps <= metrics.epochs.unwrap() * max_steps_per_epoch,
+        "{steps} steps for {rows} rows"
+    );
+    // Without the cap, balancing would draw every label as often as the
+    // largest: 1,000 × ~7,200 rows an epoch, over 100 times this.
+    assert!(steps * config.batch_size < 2 * 1_000 * 7_200 / 100);
+    assert_eq!(block_on(p.store().sample_count()).unwrap(), 10_000);
+    let labels_now = report.version.meta.labels.len();
+    assert_eq!(labels_now, MAX_LABELS);
+    assert_eq!(p.predict(&["request number 7"]).unwrap().len(), 1);
+
+    let err = block_on(p.add_feedback("one label too many", "intent 100000", 1e6)).unwrap_err();
+    assert_eq!(err.code(), "ConfigError");
+    assert!(err.to_string().contains("1000"), "{err}");
+    assert_eq!(block_on(p.store().sample_count()).unwrap(), 10_000);
+    // A label it knows is still welcome.
+    block_on(p.add_feedback("one more song", "music", 1e6)).unwrap();
+}

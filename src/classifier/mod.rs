@@ -23,6 +23,7 @@ pub mod options;
 pub mod recent_vectors;
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use rand_chacha::rand_core::SeedableRng;
@@ -37,7 +38,7 @@ use crate::head::personal::{
     UserSamples,
 };
 use crate::head::train::split_validation;
-use crate::head::{Head, LabelProbability};
+use crate::head::{Head, LabelProbability, MAX_LABELS};
 use crate::store::{
     AddedSample, LoadedHead, Sample, SampleId, SaveDetails, Store, StoreBackend, StorePolicy,
     StoreProblem, TrainingData, VersionInfo, VersionMetrics, VersionNumber,
@@ -386,12 +387,43 @@ impl<B: StoreBackend> Classifier<B> {
     /// memory knows (with the working head off).
     pub fn labels(&self) -> Vec<String> {
         let mut labels = self.working.borrow().labels().to_vec();
+        let mut known: HashSet<String> = labels.iter().cloned().collect();
         for label in self.memory.borrow().labels() {
-            if !labels.contains(label) {
+            if known.insert(label.clone()) {
                 labels.push(label.clone());
             }
         }
         labels
+    }
+
+    /// Refuses a correction with a label the classifier does not know yet
+    /// once it knows [`MAX_LABELS`]: the next update would have to train a
+    /// head with one label too many. Counts the stored samples' labels only
+    /// when the labels predictions know, plus one per sample they may not
+    /// cover, could reach the cap (near it, or after a rollback).
+    async fn check_room_for_label(&self, label: &str) -> Result<()> {
+        let mut known: HashSet<String> = self.labels().into_iter().collect();
+        known.extend(self.current.borrow().1.labels().iter().cloned());
+        if known.contains(label) {
+            return Ok(());
+        }
+        let uncovered = self
+            .store
+            .sample_count()
+            .await?
+            .saturating_sub(self.memory.borrow().len());
+        if known.len() + uncovered >= MAX_LABELS {
+            known.extend(self.store.samples().await?.into_iter().map(|s| s.label));
+        }
+        if known.len() >= MAX_LABELS && !known.contains(label) {
+            return Err(Error::Config(format!(
+                "this classifier already knows {} labels, the most it can learn \
+                 ({MAX_LABELS}); {label:?} would be one more. Correct to a label it knows, \
+                 or delete the corrections of labels no longer used",
+                known.len()
+            )));
+        }
+        Ok(())
     }
 
     /// How many corrections predictions consult.
@@ -447,6 +479,7 @@ impl<B: StoreBackend> Classifier<B> {
         // Refuse what the store would refuse before the encoder runs: a
         // 20 MB paste takes seconds to tokenize.
         crate::store::check_new_sample(text, label)?;
+        self.check_room_for_label(label).await?;
         let vector = self.embed_one(text)?;
         let added = self
             .store

@@ -136,6 +136,7 @@ impl Head {
         labels: Vec<String>,
         seed: u64,
     ) -> Result<Self> {
+        check_size(input_dim, architecture, labels.len())?;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let classes = labels.len();
         let layers = match architecture {
@@ -172,9 +173,10 @@ impl Head {
                 self.labels.len()
             )));
         }
-        for (i, label) in self.labels.iter().enumerate() {
+        let mut seen = std::collections::HashSet::with_capacity(self.labels.len());
+        for label in &self.labels {
             check_label(label)?;
-            if self.labels[..i].contains(label) {
+            if !seen.insert(label.as_str()) {
                 return Err(Error::Config(format!("the label {label:?} appears twice")));
             }
         }
@@ -196,6 +198,7 @@ impl Head {
                 });
             }
         }
+        check_size(self.input_dim(), self.architecture(), self.labels.len())?;
         let last = self.layers.last().expect("one or two layers");
         if last.outputs != self.labels.len() {
             return Err(Error::ShapeMismatch {
@@ -347,6 +350,43 @@ pub(crate) fn check_label(label: &str) -> Result<()> {
 
 /// Labels are names a person reads in a list, not documents.
 pub const MAX_LABEL_CHARS: usize = 200;
+
+/// The most labels a head (and so a classifier) holds. Training, the
+/// rehearsal set and every prediction grow with the label count; this is
+/// the count the work and memory bounds are tested at
+/// (`tests/classifier.rs`, 1,000 labels × 10,000 samples).
+pub const MAX_LABELS: usize = 1_000;
+
+/// The most weights and biases a head may have: 16 MiB of f32, e.g. a
+/// linear head over a 4,096-value encoder with 1,000 labels, or an MLP
+/// with 1,024 hidden units over 384 values. Checked before a head is
+/// allocated, so a manifest or file cannot ask for gigabytes.
+pub const MAX_HEAD_PARAMETERS: usize = 1 << 22;
+
+/// The size limits of a head with these dimensions, checked before any
+/// weight is allocated.
+fn check_size(input_dim: usize, architecture: HeadArchitecture, labels: usize) -> Result<()> {
+    if labels > MAX_LABELS {
+        return Err(Error::Config(format!(
+            "a head may have at most {MAX_LABELS} labels; found {labels}"
+        )));
+    }
+    let layer =
+        |inputs: usize, outputs: usize| inputs.saturating_mul(outputs).saturating_add(outputs);
+    let parameters = match architecture {
+        HeadArchitecture::Linear => layer(input_dim, labels),
+        HeadArchitecture::Mlp { hidden } => {
+            layer(input_dim, hidden).saturating_add(layer(hidden, labels))
+        }
+    };
+    if parameters > MAX_HEAD_PARAMETERS {
+        return Err(Error::Config(format!(
+            "a head may have at most {MAX_HEAD_PARAMETERS} weights and biases; \
+             {labels} labels over {input_dim} inputs ({architecture:?}) need {parameters}"
+        )));
+    }
+    Ok(())
+}
 
 /// Rejects NaN and ±∞, naming where the first one is.
 pub fn check_finite(what: &str, values: &[f32]) -> Result<()> {

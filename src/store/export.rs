@@ -17,8 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use super::backend::{Sample, Snapshot, VersionInfo, VersionNumber, WeightsRecord};
 use super::sha256_hex;
+use super::MAX_SAMPLE_TEXT_BYTES;
 use crate::error::{Error, Result};
-use crate::head::{check_label, codec};
+use crate::head::{check_label, codec, MAX_LABELS, MAX_LABEL_CHARS};
 
 pub const FORMAT: &str = "localtune-export";
 pub const SCHEMA_VERSION: u32 = 1;
@@ -92,6 +93,45 @@ pub struct ImportLimits<'a> {
     pub max_samples: usize,
 }
 
+/// The most bytes one sample can take in an export file: its text and
+/// label with every byte written as JSON's six-byte `\u00XX` escape (a
+/// text of control characters; ordinary text takes 1–2 bytes a byte),
+/// plus its id, time and field names.
+pub const MAX_EXPORTED_SAMPLE_BYTES: u64 =
+    6 * (MAX_SAMPLE_TEXT_BYTES + MAX_LABEL_CHARS) as u64 + 256;
+
+/// What an import file may spend on head versions. A store keeps its
+/// newest `keepVersions` (20 by default), the current one and its shipped
+/// heads; a 1,000-label linear head over 384 values is ~2 MB in the file,
+/// the default bundle's ~0.1 MB, so this admits every store this library
+/// writes short of hundreds of versions at the largest head sizes.
+pub const VERSIONS_ALLOWANCE_BYTES: u64 = 256 << 20;
+
+impl ImportLimits<'_> {
+    /// The largest file an import reads: the header line, `max_samples`
+    /// samples at their largest and the versions allowance. Checked before
+    /// anything in the file is parsed (and, in the browser, before the file
+    /// is copied into the module's memory): parsing holds about twice the
+    /// file in memory.
+    pub fn max_file_bytes(&self) -> u64 {
+        1024 + self.max_samples as u64 * MAX_EXPORTED_SAMPLE_BYTES + VERSIONS_ALLOWANCE_BYTES
+    }
+
+    /// An [`Error::Import`] if a file of `bytes` is over [`Self::max_file_bytes`].
+    pub fn check_file_size(&self, bytes: u64) -> Result<()> {
+        let max = self.max_file_bytes();
+        if bytes > max {
+            return Err(Error::Import(format!(
+                "the file is {bytes} bytes; this store imports at most {max} \
+                 ({} samples of at most {MAX_SAMPLE_TEXT_BYTES} bytes, and \
+                 {VERSIONS_ALLOWANCE_BYTES} bytes of versions)",
+                self.max_samples
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The largest id an import accepts for a sample or a version: IndexedDB
 /// keys are JavaScript numbers, exact up to 2^53 − 1, and its key generator
 /// stops at 2^53 (every later add fails).
@@ -104,6 +144,7 @@ pub const MAX_ID: u64 = (1 << 53) - 1;
 /// returned unless all of it holds.
 pub fn read(file: &[u8], limits: &ImportLimits) -> Result<Snapshot> {
     let bad = |m: String| Error::Import(m);
+    limits.check_file_size(file.len() as u64)?;
     let newline = file
         .iter()
         .position(|&b| b == b'\n')
@@ -181,6 +222,7 @@ fn check_consistent(snapshot: &Snapshot, limits: &ImportLimits) -> Result<()> {
         )));
     }
     let mut sample_ids = BTreeSet::new();
+    let mut labels = BTreeSet::new();
     for sample in &snapshot.samples {
         check_id("sample", sample.id)?;
         if !sample_ids.insert(sample.id) {
@@ -189,6 +231,11 @@ fn check_consistent(snapshot: &Snapshot, limits: &ImportLimits) -> Result<()> {
         check_label(&sample.label).map_err(|e| bad(format!("sample {}: {e}", sample.id)))?;
         super::check_sample_text(&sample.text)
             .map_err(|e| bad(format!("sample {}: {e}", sample.id)))?;
+        if labels.insert(sample.label.as_str()) && labels.len() > MAX_LABELS {
+            return Err(bad(format!(
+                "the samples have more than {MAX_LABELS} labels, the most a classifier learns"
+            )));
+        }
     }
     let weights: BTreeMap<VersionNumber, &WeightsRecord> =
         snapshot.weights.iter().map(|w| (w.version, w)).collect();
@@ -235,4 +282,62 @@ fn check_consistent(snapshot: &Snapshot, limits: &ImportLimits) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The largest samples this library stores — every text and label
+    /// byte a control character JSON escapes in six bytes, the largest ids
+    /// and the longest times — fit the bound the size cap is built on, so
+    /// a store's own export is never over its cap for its samples.
+    #[test]
+    fn the_largest_samples_fit_the_exported_sample_bound() {
+        let text: String = "\u{1}".repeat(MAX_SAMPLE_TEXT_BYTES);
+        let label: String = "\u{1}".repeat(MAX_LABEL_CHARS);
+        super::super::check_sample_text(&text).unwrap();
+        check_label(&label).unwrap();
+        let count = 3;
+        let snapshot = Snapshot {
+            samples: (0..count)
+                .map(|i| Sample {
+                    id: MAX_ID - i,
+                    text: text.clone(),
+                    label: label.clone(),
+                    time_ms: -f64::MAX / 3.0,
+                })
+                .collect(),
+            ..Snapshot::default()
+        };
+        let file = write(&snapshot, -f64::MAX / 3.0);
+        let limits = ImportLimits {
+            encoder_sha256: "",
+            input_dim: 1,
+            max_samples: count as usize,
+        };
+        let samples_cap = limits.max_file_bytes() - VERSIONS_ALLOWANCE_BYTES;
+        assert!(
+            file.len() as u64 <= samples_cap,
+            "{} bytes over a cap of {samples_cap}",
+            file.len()
+        );
+        // Tight, not merely safe: the escapes are nearly all of it.
+        assert!(file.len() as u64 > samples_cap * 99 / 100);
+        assert_eq!(read(&file, &limits).unwrap().samples.len(), count as usize);
+    }
+
+    #[test]
+    fn a_file_over_the_cap_is_refused_by_its_length_alone() {
+        let limits = ImportLimits {
+            encoder_sha256: "",
+            input_dim: 1,
+            max_samples: 0,
+        };
+        let max = limits.max_file_bytes();
+        limits.check_file_size(max).unwrap();
+        let err = limits.check_file_size(max + 1).unwrap_err();
+        assert_eq!(err.code(), "ImportError");
+        assert!(err.to_string().contains("imports at most"), "{err}");
+    }
 }

@@ -713,17 +713,19 @@ impl<B: StoreBackend> Store<B> {
     /// stored again if the file lacks it. Returns the number of samples and
     /// versions restored.
     pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
-        let snapshot = export::read(
-            file,
-            &export::ImportLimits {
-                encoder_sha256: &self.encoder_sha256,
-                input_dim: self.input_dim,
-                max_samples: self.policy.max_samples,
-            },
-        )?;
+        let snapshot = export::read(file, &self.import_limits())?;
         self.backend.replace_all(&snapshot).await?;
         self.restore_shipped(now_ms).await?;
         Ok((snapshot.samples.len(), snapshot.versions.len()))
+    }
+
+    /// What an import into this store must fit.
+    pub fn import_limits(&self) -> export::ImportLimits<'_> {
+        export::ImportLimits {
+            encoder_sha256: &self.encoder_sha256,
+            input_dim: self.input_dim,
+            max_samples: self.policy.max_samples,
+        }
     }
 
     // ---- checks ----------------------------------------------------------

@@ -674,9 +674,15 @@ impl JsClassifier {
 
     /// Replaces everything with an export file's contents (checked first).
     #[wasm_bindgen(js_name = importData, unchecked_return_type = "Promise<{ samples: number; versions: number }>")]
-    pub fn import_data(&self, file: Vec<u8>) -> Promise {
+    pub fn import_data(&self, file: &Uint8Array) -> Promise {
+        // Sized before it is copied into the module's memory.
+        let limits = self.inner.classifier.store().import_limits();
+        let file = limits
+            .check_file_size(file.length().into())
+            .map(|()| file.to_vec());
         let inner = self.inner.clone();
         future_to_promise(async move {
+            let file = file.map_err(err)?;
             let (samples, versions) = inner.classifier.import(&file, now()).await.map_err(err)?;
             let out = Object::new();
             Reflect::set(&out, &"samples".into(), &(samples as f64).into())?;

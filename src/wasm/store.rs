@@ -429,8 +429,15 @@ impl JsStore {
     /// Replaces everything with an export file's contents, after checking
     /// all of it (an `ImportError` changes nothing).
     #[wasm_bindgen(unchecked_return_type = "Promise<{ samples: number; versions: number }>")]
-    pub fn import(&self, file: Vec<u8>) -> Promise {
+    pub fn import(&self, file: &Uint8Array) -> Promise {
+        // Sized before it is copied into the module's memory.
+        let file = self
+            .inner
+            .import_limits()
+            .check_file_size(file.length().into())
+            .map(|()| file.to_vec());
         spawn(&self.inner, |store| async move {
+            let file = file.map_err(err)?;
             let (samples, versions) = store.import(&file, now()).await.map_err(err)?;
             let out = js_sys::Object::new();
             Reflect::set(&out, &"samples".into(), &(samples as f64).into())?;

@@ -762,6 +762,32 @@ fn unknown_labels_and_bad_shapes_say_what_is_wrong() {
     assert!(err.to_string().contains("twice"), "{err}");
     let err = Head::new_seeded(2, HeadArchitecture::Linear, labels(&["a", "  "]), 0).unwrap_err();
     assert!(err.to_string().contains("empty"), "{err}");
+
+    // Size limits, checked before anything is allocated: a manifest asking
+    // for 2^40 hidden units gets an error, not an allocation failure.
+    let names = |n: usize| (0..n).map(|i| format!("label {i}")).collect::<Vec<_>>();
+    let most = localtune::head::MAX_LABELS;
+    Head::new_seeded(2, HeadArchitecture::Linear, names(most), 0).unwrap();
+    let err = Head::new_seeded(2, HeadArchitecture::Linear, names(most + 1), 0)
+        .map(|_| ())
+        .unwrap_err();
+    assert_eq!(err.code(), "ConfigError");
+    assert!(err.to_string().contains("at most 1000 labels"), "{err}");
+    for (input_dim, architecture) in [
+        (384, HeadArchitecture::Mlp { hidden: 1 << 40 }),
+        (usize::MAX, HeadArchitecture::Linear),
+        (4_200, HeadArchitecture::Linear),
+    ] {
+        let err = Head::new_seeded(input_dim, architecture, names(most), 0)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(err.code(), "ConfigError");
+        assert!(err.to_string().contains("weights and biases"), "{err}");
+    }
+    // The largest heads allowed: 4,096 inputs × 1,000 labels, and an MLP
+    // with 1,024 hidden units over 384.
+    Head::new_seeded(4_096, HeadArchitecture::Linear, names(most), 0).unwrap();
+    Head::new_seeded(384, HeadArchitecture::Mlp { hidden: 1_024 }, names(most), 0).unwrap();
 }
 
 #[test]

@@ -1004,7 +1004,49 @@ pub async fn export_then_import_into_a_fresh_profile_predicts_the_same<F: Fixtur
         "{err}"
     );
     assert_eq!(small.backend().snapshot().await.unwrap(), before);
+    // A file over the size cap is refused before any of it is read: here,
+    // the real file padded with spaces (JSON would accept them).
+    let max = small.import_limits().max_file_bytes();
+    let mut padded = file.clone();
+    padded.resize(max as usize + 1, b' ');
+    let err = small.import(&padded, 5.0).await.unwrap_err();
+    assert_eq!(err.code(), "ImportError");
+    assert!(
+        err.to_string()
+            .contains(&format!("this store imports at most {max}")),
+        "{err}"
+    );
+    drop(padded);
+    assert_eq!(small.backend().snapshot().await.unwrap(), before);
     drop(small);
+
+    // More labels than a classifier learns (each sample its own label).
+    let many = open(
+        f.reopen("export-target").await,
+        StorePolicy {
+            max_samples: 2_000,
+            ..StorePolicy::default()
+        },
+    )
+    .await;
+    let crowded = edited(&|s| {
+        let template = s.samples[0].clone();
+        s.samples = (1..=localtune::head::MAX_LABELS as u64 + 1)
+            .map(|id| localtune::store::Sample {
+                id,
+                label: format!("label {id}"),
+                ..template.clone()
+            })
+            .collect();
+    });
+    let err = many.import(&crowded, 5.0).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the samples have more than 1000 labels"),
+        "{err}"
+    );
+    assert_eq!(many.backend().snapshot().await.unwrap(), before);
+    drop(many);
 
     let (samples, versions) = target.import(&file, 5.0).await.unwrap();
     assert_eq!((samples, versions), (2, 2));
