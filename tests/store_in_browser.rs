@@ -146,6 +146,10 @@ async fn a_connection_closed_by_another_tab_says_why() {
             .contains("another tab deleted this database"),
         "{err}"
     );
+    // The way back: opening again gives an empty, working store.
+    drop(backend);
+    let reopened = IndexedDb.reopen("deleted").await;
+    assert_eq!(reopened.sample_count().await.unwrap(), 0);
 }
 
 /// A newer build opening the database while another tab holds it at the

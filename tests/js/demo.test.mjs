@@ -142,6 +142,24 @@ test('bad input: empty text, a 100 KB paste, odd labels, double clicks, a closed
   assert.match(await page.textContent('#error'), /^InvalidSampleError: invalid sample: the text is 104500 bytes/);
   assert.equal((await page.inputValue('#text')).length, paste.length, 'the pasted text is still there');
 
+  // A 20 MB paste (it once blocked the page for 10 s): made in the page,
+  // not sent over the wire. A prediction comes (from its first 8,192
+  // characters), the correction is refused before anything is encoded, and
+  // the page goes on answering.
+  const predictions = Number(await page.getAttribute('body', 'data-predictions'));
+  await page.evaluate(() => {
+    const box = document.getElementById('text');
+    box.value = 'turn on the lights '.repeat(1_100_000);
+    box.dispatchEvent(new Event('input', { bubbles: true }));
+  });
+  await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, predictions);
+  assert.ok(await page.textContent('#prediction'), 'a 20 MB paste gets a prediction');
+  await page.fill('#new-label', 'Lights');
+  await page.click('#new-label-form button');
+  await page.waitForFunction(() => document.getElementById('error').textContent.includes('20900000 bytes'));
+  assert.match(await page.textContent('#error'), /^InvalidSampleError: invalid sample: the text is 20900000 bytes/);
+  assert.equal(await typeAndPredict(page, 'turn on the kitchen lights'), 'HassTurnOn');
+
   const odd = 'Küche / "lights" <b>&amp; 🔥';
   await typeAndPredict(page, 'turn on the kitchen lights');
   await page.fill('#new-label', odd);
