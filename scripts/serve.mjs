@@ -80,14 +80,26 @@ export function startServer({ port = 0, host = '127.0.0.1', quiet = true } = {})
       if (!quiet) console.log(`404 ${urlPath}`);
       return;
     }
-    res.writeHead(200, {
-      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
-      'content-length': stat.size,
+    // Revalidation is a 304: the browser (and the demo's service worker,
+    // which asks the network first) pays for a file only when it changed.
+    const etag = `"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
+    const common = {
+      etag,
       'cache-control': 'no-cache',
       // Cross-origin isolation, so the page may use SharedArrayBuffer and
       // precise timers; harmless otherwise.
       'cross-origin-opener-policy': 'same-origin',
       'cross-origin-embedder-policy': 'require-corp',
+    };
+    if (req.headers['if-none-match'] === etag) {
+      res.writeHead(304, common);
+      res.end();
+      return;
+    }
+    res.writeHead(200, {
+      ...common,
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'content-length': stat.size,
     });
     createReadStream(file).pipe(res);
   });

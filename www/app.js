@@ -36,6 +36,28 @@ function showError(e) {
   el.hidden = false;
 }
 
+// ---- offline: the service worker ---------------------------------------------
+// After one visit, sw.js serves the page and the package from this device
+// when the network is gone (the bundle comes from the library's own cache).
+// On a first visit the page waits, briefly, for it to take control before
+// starting the model worker, so the worker's files are kept too.
+async function startOffline() {
+  if (!('serviceWorker' in navigator)) return 'unsupported';
+  try {
+    await navigator.serviceWorker.register('/sw.js');
+    if (!navigator.serviceWorker.controller) {
+      await Promise.race([
+        new Promise((resolve) => navigator.serviceWorker.addEventListener('controllerchange', resolve, { once: true })),
+        new Promise((resolve) => setTimeout(resolve, 3000)),
+      ]);
+    }
+    return navigator.serviceWorker.controller ? 'ready' : 'pending';
+  } catch {
+    // e.g. a private window that refuses it: the page still works online.
+    return navigator.serviceWorker.controller ? 'ready' : 'unavailable';
+  }
+}
+
 // ---- loading, with progress ------------------------------------------------
 // By URL: the library keeps the bundle's files in the Cache API, so a second
 // visit downloads only the manifest (and an offline one nothing).
@@ -44,6 +66,14 @@ async function load() {
     $('load-progress').value = totalBytes ? loadedBytes / totalBytes : 0;
     $('load-status').textContent = `${fromCache ? 'Reading the model from this device…' : 'Loading the model…'} ${(loadedBytes / 1e6).toFixed(1)} of ${(totalBytes / 1e6).toFixed(1)} MB`;
   };
+  const offline = await startOffline();
+  document.body.dataset.offline = offline;
+  $('offline').textContent = {
+    ready: navigator.onLine ? 'yes: this page now starts without a network' : 'yes: started from this device',
+    pending: 'from the next visit',
+    unsupported: 'no (this browser has no service workers)',
+    unavailable: 'no (this browser refused a service worker here)',
+  }[offline];
   state.classifier = await WorkerClassifier.load(BUNDLE, { onAutoUpdate, onLoadProgress: progress });
   loaded = true;
   loadedAt = performance.now();
