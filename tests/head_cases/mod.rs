@@ -764,7 +764,7 @@ fn unknown_labels_and_bad_shapes_say_what_is_wrong() {
     assert!(err.to_string().contains("empty"), "{err}");
 
     // Size limits, checked before anything is allocated: a manifest asking
-    // for 2^40 hidden units gets an error, not an allocation failure.
+    // for billions of hidden units gets an error, not an allocation failure.
     let names = |n: usize| (0..n).map(|i| format!("label {i}")).collect::<Vec<_>>();
     let most = localtune::head::MAX_LABELS;
     Head::new_seeded(2, HeadArchitecture::Linear, names(most), 0).unwrap();
@@ -774,7 +774,7 @@ fn unknown_labels_and_bad_shapes_say_what_is_wrong() {
     assert_eq!(err.code(), "ConfigError");
     assert!(err.to_string().contains("at most 1000 labels"), "{err}");
     for (input_dim, architecture) in [
-        (384, HeadArchitecture::Mlp { hidden: 1 << 40 }),
+        (384, HeadArchitecture::Mlp { hidden: usize::MAX / 2 }),
         (usize::MAX, HeadArchitecture::Linear),
         (4_200, HeadArchitecture::Linear),
     ] {
