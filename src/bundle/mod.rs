@@ -16,6 +16,7 @@
 
 pub mod build;
 pub mod cache;
+pub mod tool;
 
 use serde::{Deserialize, Serialize};
 

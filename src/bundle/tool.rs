@@ -1,0 +1,377 @@
+//! The bundle tool: its flags, its CSV reading, its output and its files,
+//! once for both of its shells — the native `localtune-bundle` binary and
+//! the npm package's `npx localtune bundle` (this code compiled to wasm,
+//! run by Node). A shell only supplies the file system, a clock and a
+//! console ([`ToolIo`]), so both take the same flags, refuse the same
+//! input with the same words and write the same bundle.
+
+use std::collections::BTreeMap;
+
+use super::build::{build, BuildOptions, BuildProgress, LabelledText};
+use crate::HeadArchitecture;
+
+pub const USAGE: &str = "\
+usage: localtune-bundle --encoder MODEL.onnx --tokenizer TOKENIZER.json --data LABELLED.csv --out DIR [options]
+   or: npx localtune bundle (the same options)
+
+Trains the generic head on the CSV's texts (embedded by the encoder) and
+writes DIR/manifest.json, encoder.onnx, encoder.compiled.tar (the encoder
+compiled ahead of time, loaded instead of the ONNX file), tokenizer.json,
+head.bin, rehearsal.bin and shipped-check.bin.
+
+options:
+  --text-column NAME        column with the text (default: text)
+  --label-column NAME       column with the label (default: label)
+  --split-column NAME       rows whose value is \"test\" are held out for the
+                            accuracy report (default: a seeded 10% per label)
+  --name NAME               bundle name, also the user's store name (default: DIR's name)
+  --version TEXT            bundle version (default: 0.1.0)
+  --architecture linear|mlp:H   head shape (default: linear)
+  --freeze-hidden yes       an MLP head's hidden layer does not learn on the device
+  --max-seq-len N           encoder truncation (default: 128)
+  --epochs N                epochs for the generic head (default: the update default)
+  --seed N                  seed for the split, the head and the rehearsal pick (default: 0)
+  --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 16)
+  --shipped-check-per-label N
+                            held-out vectors per label shipped for the update gate's check of
+                            the labels a user never corrects (default: 16)
+  --auto-update-threshold N feedback samples that trigger an automatic update (default: 50)";
+
+/// What the shell does for the tool.
+pub trait ToolIo {
+    /// The bytes of the file at `path`.
+    fn read(&self, path: &str) -> Result<Vec<u8>, String>;
+    /// Writes `bytes` as `name` in the folder `dir` (creating it).
+    fn write(&self, dir: &str, name: &str, bytes: &[u8]) -> Result<(), String>;
+    /// Prints one line of progress.
+    fn print(&self, line: &str);
+    /// Milliseconds on any monotonic clock.
+    fn now_ms(&self) -> f64;
+}
+
+/// The tool's arguments, read from its flags.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolArgs {
+    pub encoder: String,
+    pub tokenizer: String,
+    pub data: String,
+    pub out: String,
+    pub text_column: String,
+    pub label_column: String,
+    pub split_column: Option<String>,
+    pub name: Option<String>,
+    pub version: String,
+    pub architecture: HeadArchitecture,
+    pub freeze_hidden: bool,
+    pub max_seq_len: usize,
+    pub epochs: Option<usize>,
+    pub seed: u64,
+    pub rehearsal_per_label: usize,
+    pub shipped_check_per_label: usize,
+    pub auto_update_threshold: usize,
+}
+
+/// What the flags ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Help,
+    Build(Box<ToolArgs>),
+}
+
+/// Reads the flags (`--name value` pairs, or `--help`).
+pub fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut map: BTreeMap<String, String> = BTreeMap::new();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(Command::Help);
+        }
+        let Some(name) = flag.strip_prefix("--") else {
+            return Err(format!("unexpected argument {flag:?}\n\n{USAGE}"));
+        };
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if map.insert(name.to_string(), value.clone()).is_some() {
+            return Err(format!("{flag} is given twice"));
+        }
+    }
+    let defaults = BuildOptions::default();
+    let mut take = |name: &str| map.remove(name);
+    let required =
+        |v: Option<String>, name: &str| v.ok_or_else(|| format!("--{name} is required\n\n{USAGE}"));
+    let number = |v: Option<String>, name: &str, default: usize| -> Result<usize, String> {
+        v.map_or(Ok(default), |s| {
+            s.parse()
+                .map_err(|_| format!("--{name}: {s:?} is not a whole number"))
+        })
+    };
+    let architecture = match take("architecture").as_deref() {
+        None | Some("linear") => HeadArchitecture::Linear,
+        Some(other) => match other.strip_prefix("mlp:").and_then(|h| h.parse().ok()) {
+            Some(hidden) if hidden > 0 => HeadArchitecture::Mlp { hidden },
+            _ => {
+                return Err(format!(
+                    "--architecture: {other:?} is neither linear nor mlp:H"
+                ))
+            }
+        },
+    };
+    let args = ToolArgs {
+        encoder: required(take("encoder"), "encoder")?,
+        tokenizer: required(take("tokenizer"), "tokenizer")?,
+        data: required(take("data"), "data")?,
+        out: required(take("out"), "out")?,
+        text_column: take("text-column").unwrap_or_else(|| "text".into()),
+        label_column: take("label-column").unwrap_or_else(|| "label".into()),
+        split_column: take("split-column"),
+        name: take("name"),
+        version: take("version").unwrap_or_else(|| defaults.version.clone()),
+        architecture,
+        freeze_hidden: match take("freeze-hidden").as_deref() {
+            None | Some("no") => false,
+            Some("yes") if matches!(architecture, HeadArchitecture::Mlp { .. }) => true,
+            Some("yes") => return Err("--freeze-hidden yes needs --architecture mlp:H".into()),
+            Some(other) => return Err(format!("--freeze-hidden: {other:?} is neither yes nor no")),
+        },
+        max_seq_len: number(take("max-seq-len"), "max-seq-len", defaults.max_seq_len)?,
+        epochs: take("epochs")
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| format!("--epochs: {s:?} is not a whole number"))
+            })
+            .transpose()?,
+        seed: number(take("seed"), "seed", 0)? as u64,
+        rehearsal_per_label: number(
+            take("rehearsal-per-label"),
+            "rehearsal-per-label",
+            defaults.rehearsal_per_label,
+        )?,
+        shipped_check_per_label: number(
+            take("shipped-check-per-label"),
+            "shipped-check-per-label",
+            defaults.shipped_check_per_label,
+        )?,
+        auto_update_threshold: number(
+            take("auto-update-threshold"),
+            "auto-update-threshold",
+            defaults.auto_update_threshold,
+        )?,
+    };
+    if let Some(unknown) = map.keys().next() {
+        return Err(format!("unknown option --{unknown}\n\n{USAGE}"));
+    }
+    Ok(Command::Build(Box::new(args)))
+}
+
+/// The labelled rows of a CSV file (`source` names it in errors): the
+/// columns `args` names, a row held out where the split column says
+/// "test", labels trimmed and never empty.
+pub fn read_rows(csv: &[u8], source: &str, args: &ToolArgs) -> Result<Vec<LabelledText>, String> {
+    let mut reader = csv::Reader::from_reader(csv);
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{source}: {e}"))?
+        .clone();
+    let column = |name: &str| {
+        headers.iter().position(|h| h == name).ok_or_else(|| {
+            format!(
+                "{source}: no column {name:?} (columns: {:?})",
+                headers.iter().collect::<Vec<_>>()
+            )
+        })
+    };
+    let text = column(&args.text_column)?;
+    let label = column(&args.label_column)?;
+    let split = args.split_column.as_deref().map(column).transpose()?;
+    let mut rows = Vec::new();
+    for (line, record) in reader.records().enumerate() {
+        let record = record.map_err(|e| format!("{source}: {e}"))?;
+        let field = |i: usize| record.get(i).unwrap_or("").to_string();
+        let row = LabelledText {
+            text: field(text),
+            label: field(label).trim().to_string(),
+            held_out: split.is_some_and(|i| field(i) == "test"),
+        };
+        if row.label.is_empty() {
+            return Err(format!("{source}: row {} has an empty label", line + 2));
+        }
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(format!("{source}: no rows"));
+    }
+    Ok(rows)
+}
+
+/// The build options the arguments ask for.
+pub fn build_options(args: &ToolArgs) -> BuildOptions {
+    let out_name = args
+        .out
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..");
+    BuildOptions {
+        name: args
+            .name
+            .clone()
+            .or_else(|| out_name.map(str::to_string))
+            .unwrap_or_else(|| "bundle".into()),
+        version: args.version.clone(),
+        description: format!("generic head trained on {} by localtune-bundle", args.data),
+        architecture: args.architecture,
+        freeze_hidden: args.freeze_hidden,
+        max_seq_len: args.max_seq_len,
+        epochs: args.epochs,
+        seed: args.seed,
+        // A split column decides alone; without one, a seeded 10%.
+        hold_out_fraction: if args.split_column.is_some() {
+            0.0
+        } else {
+            0.1
+        },
+        rehearsal_per_label: args.rehearsal_per_label,
+        shipped_check_per_label: args.shipped_check_per_label,
+        auto_update_threshold: args.auto_update_threshold,
+    }
+}
+
+/// Runs the tool on `args` (the flags after the command name). An error is
+/// the message to print; nothing is written unless the whole bundle built.
+pub fn run(args: &[String], io: &dyn ToolIo) -> Result<(), String> {
+    let args = match parse_args(args)? {
+        Command::Help => {
+            io.print(USAGE);
+            return Ok(());
+        }
+        Command::Build(args) => args,
+    };
+    let started = io.now_ms();
+    let model = io.read(&args.encoder)?;
+    let tokenizer = io.read(&args.tokenizer)?;
+    let rows = read_rows(&io.read(&args.data)?, &args.data, &args)?;
+    let options = build_options(&args);
+    let clock = || io.now_ms();
+    let mut report = |p: BuildProgress| {
+        if let Some(line) = progress_line(&p, args.architecture) {
+            io.print(&line);
+        }
+    };
+    let built = build(&model, &tokenizer, rows, &options, &clock, &mut report);
+    let built = built.map_err(|e| match e {
+        crate::Error::Config(message) => format!("{}: {message}", args.data),
+        other => other.to_string(),
+    })?;
+    for (name, bytes) in &built.files {
+        io.write(&args.out, name, bytes)?;
+    }
+    io.print(&format!(
+        "wrote {} ({} labels, {} rehearsal vectors) in {:.1} s",
+        args.out,
+        built.manifest.labels.len(),
+        built.rehearsal_vectors,
+        (io.now_ms() - started) / 1000.0
+    ));
+    Ok(())
+}
+
+/// The line a stage of the build prints, if any.
+pub fn progress_line(progress: &BuildProgress, architecture: HeadArchitecture) -> Option<String> {
+    Some(match progress {
+        BuildProgress::Read {
+            rows,
+            labels,
+            held_out,
+        } => format!("read {rows} rows, {labels} labels ({held_out} held out)"),
+        BuildProgress::Embedded { done, total } if done == total => {
+            format!("embedded {total} texts")
+        }
+        BuildProgress::Embedded { done, total } if done % 640 == 0 => {
+            format!("  embedded {done} / {total}")
+        }
+        BuildProgress::Embedded { .. } => return None,
+        BuildProgress::Trained(t) => format!(
+            "trained the generic head ({architecture:?}, {} parameters) on {} samples: {} epochs, {} steps, {:.1} s, train accuracy {:.1}%",
+            t.parameters,
+            t.samples,
+            t.epochs,
+            t.steps,
+            t.millis / 1000.0,
+            100.0 * t.train_accuracy
+        ),
+        BuildProgress::HeldOutAccuracy { correct, total } => format!(
+            "held-out accuracy: {:.1}% ({correct} / {total} samples)",
+            100.0 * *correct as f64 / *total as f64
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Vec<String> {
+        let base = [
+            "--encoder",
+            "e.onnx",
+            "--tokenizer",
+            "t.json",
+            "--data",
+            "d.csv",
+        ];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    }
+
+    fn parsed(extra: &[&str]) -> ToolArgs {
+        match parse_args(&args(extra)).unwrap() {
+            Command::Build(args) => *args,
+            Command::Help => panic!("help"),
+        }
+    }
+
+    #[test]
+    fn flags_are_read_once_each_and_misfits_are_named() {
+        let a = parsed(&["--out", "bundles/my-intents/", "--architecture", "mlp:8"]);
+        assert_eq!(a.architecture, HeadArchitecture::Mlp { hidden: 8 });
+        // The bundle's name comes from the output folder's, slash or not.
+        assert_eq!(build_options(&a).name, "my-intents");
+        assert_eq!(build_options(&parsed(&["--out", "."])).name, "bundle");
+        assert_eq!(parse_args(&["--help".to_string()]).unwrap(), Command::Help);
+        for (extra, message) in [
+            (&["--out", "x", "--out", "y"][..], "--out is given twice"),
+            (
+                &["--out", "x", "--epochs", "many"][..],
+                "--epochs: \"many\" is not a whole number",
+            ),
+            (
+                &["--out", "x", "--colour", "red"][..],
+                "unknown option --colour",
+            ),
+            (&["--out"][..], "--out needs a value"),
+            (&["stray"][..], "unexpected argument \"stray\""),
+            (&[][..], "--out is required"),
+        ] {
+            let err = parse_args(&args(extra)).unwrap_err();
+            assert!(err.starts_with(message), "{err} (expected: {message})");
+        }
+    }
+
+    #[test]
+    fn a_csv_is_read_with_its_quoting_and_its_bad_rows_are_named() {
+        let a = parsed(&["--out", "x", "--split-column", "split"]);
+        let csv =
+            "text,label,split\n\"turn on, please\",lights ,train\n\"two\nlines\",music,test\n";
+        let rows = read_rows(csv.as_bytes(), "d.csv", &a).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].text, "turn on, please");
+        assert_eq!(rows[0].label, "lights");
+        assert!(!rows[0].held_out && rows[1].held_out);
+        assert_eq!(rows[1].text, "two\nlines");
+
+        let err = read_rows(b"text,label,split\nplay,  ,train\n", "d.csv", &a).unwrap_err();
+        assert_eq!(err, "d.csv: row 2 has an empty label");
+        let err = read_rows(b"text,label,split\n", "d.csv", &a).unwrap_err();
+        assert_eq!(err, "d.csv: no rows");
+        let err = read_rows(b"words,label\nx,y\n", "d.csv", &a).unwrap_err();
+        assert!(err.starts_with("d.csv: no column \"text\""), "{err}");
+    }
+}
