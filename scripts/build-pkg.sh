@@ -121,16 +121,24 @@ cat > pkg/package.json <<JSON
       "default": "./client.js"
     },
     "./worker": "./worker.js",
+    "./bundle": {
+      "types": "./bundle.d.ts",
+      "default": "./bundle.js"
+    },
     "./localtune_bg.wasm": "./localtune_bg.wasm",
     "./localtune_relaxed_bg.wasm": "./localtune_relaxed_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js"],
+  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "client.js", "client.d.ts", "worker.js", "bundle.js", "bundle.d.ts", "cli.js"],
+  "bin": { "localtune": "./cli.js" },
   "sideEffects": ["./worker.js", "./localtune.js", "./trap-guard.js"]
 }
 JSON
 # The Web Worker entry and its main-thread client (localtune/worker,
 # localtune/client): plain ES modules next to the glue they import.
 cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
+# The bundle tool for Node (localtune/bundle, and `npx localtune bundle`).
+cp src/js/bundle.js src/js/bundle.d.ts src/js/cli.js pkg/
+chmod +x pkg/cli.js
 # The package's README is for package users (src/js/README.md); the
 # repository's is for contributors.
 cp src/js/README.md pkg/README.md

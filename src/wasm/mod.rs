@@ -6,8 +6,10 @@
 //! - [`head`]: the `Head` class and its synchronous `update` (training);
 //! - [`store`]: the `Store` class, the IndexedDB store as promises;
 //! - [`classifier`]: the `Classifier` class — bundle, predictions,
-//!   feedback, automatic updates through a validation gate, versions.
+//!   feedback, automatic updates through a validation gate, versions;
+//! - [`bundle_tool`]: `runBundleTool`, the bundle tool for Node.
 
+mod bundle_tool;
 mod classifier;
 mod encoder;
 mod head;

@@ -774,7 +774,12 @@ fn unknown_labels_and_bad_shapes_say_what_is_wrong() {
     assert_eq!(err.code(), "ConfigError");
     assert!(err.to_string().contains("at most 1000 labels"), "{err}");
     for (input_dim, architecture) in [
-        (384, HeadArchitecture::Mlp { hidden: usize::MAX / 2 }),
+        (
+            384,
+            HeadArchitecture::Mlp {
+                hidden: usize::MAX / 2,
+            },
+        ),
         (usize::MAX, HeadArchitecture::Linear),
         (4_200, HeadArchitecture::Linear),
     ] {

@@ -100,13 +100,14 @@ test('errors are Error objects with a stable name', () => {
   encoder.free();
 });
 
-test('package.json exports the main module, the worker client and the worker, with types', async () => {
+test('package.json exports the main module, the worker client, the worker and the bundle tool, with types', async () => {
   const pkg = JSON.parse(await read('pkg/package.json'));
   assert.equal(pkg.name, 'localtune');
-  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './localtune_bg.wasm', './localtune_relaxed_bg.wasm']);
+  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './bundle', './localtune_bg.wasm', './localtune_relaxed_bg.wasm']);
+  assert.deepEqual(pkg.bin, { localtune: './cli.js' });
   for (const file of pkg.files) await read(`pkg/${file}`); // every listed file is there
   const types = String(await read('pkg/localtune.d.ts'));
-  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource', 'function supportsRelaxedSimd', 'function defaultWasmUrl', 'function relaxedSimdEnabled']) {
+  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource', 'function supportsRelaxedSimd', 'function defaultWasmUrl', 'function relaxedSimdEnabled', 'function runBundleTool', 'interface BundleToolIo']) {
     assert.ok(types.includes(name), `localtune.d.ts declares ${name}`);
   }
   assert.match(String(await read('pkg/client.d.ts')), /export declare class WorkerClassifier/);

@@ -7,6 +7,7 @@ import init, {
   type ClassifierStats, type Prediction, type Sample, type VersionInfo,
 } from 'localtune';
 import { WorkerClassifier } from 'localtune/client';
+import { buildBundle, runBundleCli } from 'localtune/bundle';
 
 export async function mainThread(): Promise<string> {
   await init();
@@ -53,4 +54,18 @@ export async function inAWorker(): Promise<number> {
   // @ts-expect-error: every WorkerClassifier method is a Promise
   const label: string = classifier.predict('pause the music').label;
   return prediction.probability + labels.length + samples.length + classifier.restarts + label.length;
+}
+
+/** A build script (Node) making a bundle from a CSV with localtune/bundle. */
+export function buildStep(encoder: Uint8Array, tokenizer: Uint8Array, csv: string): number {
+  const files: Map<string, Uint8Array> = buildBundle({
+    encoder, tokenizer, data: csv, textColumn: 'text', labelColumn: 'intent',
+    architecture: 'mlp:64', epochs: 30, onProgress: (line) => console.log(line.length),
+  });
+  runBundleCli(['--help'], { print: (line) => console.log(line) });
+  // @ts-expect-error: architecture is 'linear' or 'mlp:H'
+  buildBundle({ encoder, tokenizer, data: csv, architecture: 'deep' });
+  // @ts-expect-error: the encoder's bytes are required
+  buildBundle({ tokenizer, data: csv });
+  return files.get('manifest.json')?.length ?? 0;
 }

@@ -1,0 +1,32 @@
+/** Options of `buildBundle`: the bundle tool's flags, in camelCase. */
+export interface BuildBundleOptions {
+  /** The ONNX sentence encoder. */
+  encoder: Uint8Array;
+  /** Its tokenizer.json. */
+  tokenizer: Uint8Array;
+  /** The labelled CSV, as text or bytes. */
+  data: string | Uint8Array;
+  textColumn?: string;
+  labelColumn?: string;
+  /** Rows whose value in this column is "test" are held out. */
+  splitColumn?: string;
+  name?: string;
+  version?: string;
+  /** 'linear' (default) or 'mlp:H'. */
+  architecture?: 'linear' | `mlp:${number}`;
+  freezeHidden?: boolean;
+  maxSeqLen?: number;
+  epochs?: number;
+  seed?: number;
+  rehearsalPerLabel?: number;
+  shippedCheckPerLabel?: number;
+  autoUpdateThreshold?: number;
+  /** Sees each line of progress. */
+  onProgress?: (line: string) => void;
+}
+
+/** Builds a bundle in memory: file name → bytes, `manifest.json` among them. */
+export function buildBundle(options: BuildBundleOptions): Map<string, Uint8Array>;
+
+/** Runs the bundle tool with its command-line flags on the file system. */
+export function runBundleCli(args: string[], options?: { print?: (line: string) => void }): void;
