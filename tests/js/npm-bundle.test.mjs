@@ -97,14 +97,20 @@ test('npm pack → npm install → npx localtune bundle, with no Rust, and the p
   assert.equal(fromNode.same, true, 'buildBundle writes the same files as the CLI');
   assert.equal(fromNode.dim, 384);
 
-  // The app's page, with the installed package and its own bundle.
+  // The app's page, with the installed package and its own bundle: the
+  // package README's quick start, on the main thread and in a worker.
   await writeFile(`${APP}/index.html`, `<!doctype html><meta charset="utf-8"><body><script type="module">
     import init, { Classifier } from './node_modules/localtune/localtune.js';
+    import { WorkerClassifier } from './node_modules/localtune/client.js';
     await init();
-    const classifier = await Classifier.load('./my-bundle/manifest.json');
-    const prediction = await classifier.predict(${JSON.stringify(PROBE.text)});
-    document.body.dataset.label = prediction.label;
+    const classifier = await Classifier.load('./my-bundle/');
+    const prediction = classifier.predict(${JSON.stringify(PROBE.text)});
+    await classifier.addFeedback('pause the music', 'StopTheMusic');
+    document.body.dataset.corrected = classifier.predict('pause the music').label;
+    const worker = await WorkerClassifier.load('./my-bundle/', { storeName: 'npm-app-worker' });
+    document.body.dataset.fromWorker = (await worker.predict(${JSON.stringify(PROBE.text)})).label;
     document.body.dataset.labels = classifier.labels.join(',');
+    document.body.dataset.label = prediction.label;
   </script>`);
   const page = await env.browser.newPage();
   const errors = [];
@@ -112,7 +118,9 @@ test('npm pack → npm install → npx localtune bundle, with no Rust, and the p
   await page.goto(`${env.url}artifacts/npm-app/index.html`);
   await page.waitForSelector('body[data-label]', { state: 'attached', timeout: 120_000 });
   assert.equal(await page.getAttribute('body', 'data-label'), 'HassGetWeather');
-  assert.deepEqual((await page.getAttribute('body', 'data-labels')).split(',').sort(), [...INTENTS].sort());
+  assert.equal(await page.getAttribute('body', 'data-from-worker'), 'HassGetWeather');
+  assert.equal(await page.getAttribute('body', 'data-corrected'), 'StopTheMusic', 'a correction counts at once');
+  assert.deepEqual((await page.getAttribute('body', 'data-labels')).split(',').sort(), [...INTENTS, 'StopTheMusic'].sort());
   assert.deepEqual(errors, []);
   await page.close();
 });
