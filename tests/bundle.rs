@@ -432,7 +432,7 @@ fn a_loader_fetches_the_onnx_file_only_without_a_loadable_compiled_encoder() {
 
 #[test]
 fn the_bundle_cache_keeps_each_file_by_its_sha256_and_forgets_what_a_new_version_dropped() {
-    use localtune::bundle::cache::{cache_name, file_key, stale_keys, usable};
+    use localtune::bundle::cache::{cache_name, file_key, retry_from_network, stale_keys};
     let files = bundle_files();
     let manifest = localtune::bundle::parse_manifest(&files["manifest.json"]).unwrap();
     // Every file the manifest names, each with the sha256 of its bytes.
@@ -451,9 +451,17 @@ fn the_bundle_cache_keeps_each_file_by_its_sha256_and_forgets_what_a_new_version
     );
     for (name, sha256) in &refs {
         assert_eq!(manifest.sha256_of(name), Some(*sha256));
-        assert!(usable(&files[*name], sha256), "{name}");
-        assert!(!usable(&files[*name][1..], sha256), "{name} damaged");
+        assert_eq!(
+            *sha256,
+            localtune::store::sha256_hex(&files[*name]),
+            "{name}"
+        );
     }
+    // A refused bundle is fetched again from the network once, and only if
+    // some of it came from the cache.
+    assert!(retry_from_network(0, true));
+    assert!(!retry_from_network(0, false));
+    assert!(!retry_from_network(1, true));
     assert_eq!(manifest.sha256_of("other.bin"), None);
     assert_ne!(
         cache_name("https://a.test/m.json"),

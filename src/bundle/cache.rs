@@ -6,8 +6,12 @@
 //!   (another app on the same origin) are never touched.
 //! - A file is kept under its sha256 ([`file_key`]), as the manifest names
 //!   it, so a file that did not change between two versions of a bundle is
-//!   not downloaded again, and a cached copy is used only if its bytes still
-//!   hash to it ([`usable`]): a damaged entry is fetched again.
+//!   not downloaded again. A cached copy is used as it is: `Bundle::load`
+//!   checks every file's sha256 anyway, once. If the bundle then fails to
+//!   load, the entries that load read or wrote are deleted and, if any file
+//!   came from the cache, the files are fetched again from the network,
+//!   once ([`retry_from_network`]): a damaged entry costs a download, never
+//!   the load.
 //! - The manifest is kept under its own URL and always asked of the network
 //!   first (revalidated); the cached copy is used only when the network
 //!   fails, which is what makes an offline start possible.
@@ -21,7 +25,6 @@
 //! (`deleteEverything`) does not make the next visit download the model.
 
 use super::Manifest;
-use crate::checksum::sha256_hex;
 
 /// The cache's name for the bundle at `manifest_url`.
 pub fn cache_name(manifest_url: &str) -> String {
@@ -34,9 +37,12 @@ pub fn file_key(sha256: &str) -> String {
     format!("https://bundle-cache.localtune.invalid/sha256/{sha256}")
 }
 
-/// Whether cached `bytes` may stand in for the file with this sha256.
-pub fn usable(bytes: &[u8], sha256: &str) -> bool {
-    sha256_hex(bytes) == sha256
+/// Whether a load whose bundle `Bundle::load` refused (at attempt
+/// `attempt`, from 0) tries again with every file from the network: only
+/// the first time, and only if some file came from the cache — the network
+/// alone giving a bad bundle is the bundle's error to report.
+pub fn retry_from_network(attempt: u32, any_from_cache: bool) -> bool {
+    attempt == 0 && any_from_cache
 }
 
 /// The cache entries (`cached`, by key) that the bundle of `manifest` at

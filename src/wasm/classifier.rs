@@ -218,42 +218,42 @@ async fn read_bundle(
             },
         };
         let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
-        let fetch_file = |name: &str| {
-            let url = resolve(name, &base);
-            let sha256 = parsed.sha256_of(name).unwrap_or_default().to_string();
-            let cache = cache.as_ref();
-            let name = name.to_string();
-            async move { fetch_file(cache, &url?, &sha256, &name, progress).await }
-        };
-        // The bytes the cache holds once this load is done.
-        let mut cached_bytes = 0;
-        let compiled = match parsed.compiled_encoder_file() {
-            Some(name) => {
-                let (bytes, kept) = fetch_file(name).await?;
-                cached_bytes += if kept { bytes.len() } else { 0 };
-                Some((name, bytes))
+        // Each file's sha256 is checked once, by `Bundle::load`: cached
+        // copies are used as they are. If the bundle then fails to load,
+        // the entries this load read or wrote are deleted, and files that
+        // came from the cache are fetched again, once
+        // (`bundle::cache::retry_from_network`).
+        let mut attempt = 0;
+        loop {
+            let mut fetched =
+                fetch_bundle_files(&parsed, &base, cache.as_ref(), attempt == 0, progress).await?;
+            match Bundle::load(&manifest, &mut |name| fetched.files.remove(name)) {
+                Ok(bundle) => {
+                    let Some(cache) = cache else {
+                        return Ok((bundle, 0.0));
+                    };
+                    // Only a bundle that loaded is kept (its manifest: what
+                    // an offline start reads), and only what it uses.
+                    let mut cached_bytes = fetched.cached_bytes;
+                    if cache.put(&manifest_url, &manifest).await {
+                        cached_bytes += manifest.len();
+                    }
+                    cache.forget_stale(&manifest_url, &parsed).await;
+                    return Ok((bundle, cached_bytes as f64));
+                }
+                Err(refused) => {
+                    if let Some(cache) = &cache {
+                        for key in &fetched.cache_keys {
+                            cache.delete(key).await;
+                        }
+                    }
+                    if !bundle::cache::retry_from_network(attempt, fetched.any_from_cache) {
+                        return Err(err(refused));
+                    }
+                    attempt += 1;
+                }
             }
-            None => None,
-        };
-        for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, bytes)| bytes.as_slice())) {
-            let (bytes, kept) = fetch_file(name).await?;
-            cached_bytes += if kept { bytes.len() } else { 0 };
-            files.insert(name.into(), bytes);
         }
-        if let Some((name, bytes)) = compiled {
-            files.insert(name.into(), bytes);
-        }
-        let bundle = Bundle::load(&manifest, &mut |name| files.remove(name)).map_err(err)?;
-        let Some(cache) = cache else {
-            return Ok((bundle, 0.0));
-        };
-        // Only a bundle that loaded is kept (its manifest: what an offline
-        // start reads), and only what it uses.
-        if cache.put(&manifest_url, &manifest).await {
-            cached_bytes += manifest.len();
-        }
-        cache.forget_stale(&manifest_url, &parsed).await;
-        Ok((bundle, cached_bytes as f64))
     } else if source.is_object() {
         let entries: js_sys::Array = if source.is_instance_of::<js_sys::Map>() {
             js_sys::Array::from(&source.unchecked_ref::<js_sys::Map>().entries())
@@ -287,33 +287,101 @@ async fn read_bundle(
     }
 }
 
-/// A bundle file: from the cache if it holds bytes that hash to `sha256`,
-/// else from the network (and then kept, if the cache takes it); and
-/// whether the cache holds it now.
+/// The files one attempt at loading a bundle by URL fetched.
+struct FetchedFiles {
+    files: HashMap<String, Vec<u8>>,
+    /// Cache entries this attempt read or wrote.
+    cache_keys: Vec<String>,
+    any_from_cache: bool,
+    /// The bytes the cache holds of these files.
+    cached_bytes: usize,
+}
+
+/// Every file the bundle needs (the compiled encoder first: whether this
+/// build loads it decides if the ONNX file is fetched), from the cache
+/// where `read_cache` and it holds them, else from the network.
+async fn fetch_bundle_files(
+    parsed: &crate::bundle::Manifest,
+    base: &JsValue,
+    cache: Option<&BundleCache>,
+    read_cache: bool,
+    progress: &LoadProgress,
+) -> Result<FetchedFiles, JsValue> {
+    let mut fetched = FetchedFiles {
+        files: HashMap::new(),
+        cache_keys: Vec::new(),
+        any_from_cache: false,
+        cached_bytes: 0,
+    };
+    let fetch = async |name: &str, fetched: &mut FetchedFiles| -> Result<Vec<u8>, JsValue> {
+        let url = resolve(name, base)?;
+        let sha256 = parsed.sha256_of(name).unwrap_or_default();
+        let file = fetch_file(cache, &url, sha256, name, read_cache, progress).await?;
+        if let Some(key) = file.cache_key {
+            fetched.cache_keys.push(key);
+        }
+        fetched.any_from_cache |= file.from_cache;
+        fetched.cached_bytes += if file.kept { file.bytes.len() } else { 0 };
+        Ok(file.bytes)
+    };
+    let compiled = match parsed.compiled_encoder_file() {
+        Some(name) => Some((name, fetch(name, &mut fetched).await?)),
+        None => None,
+    };
+    for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, bytes)| bytes.as_slice())) {
+        let bytes = fetch(name, &mut fetched).await?;
+        fetched.files.insert(name.into(), bytes);
+    }
+    if let Some((name, bytes)) = compiled {
+        fetched.files.insert(name.into(), bytes);
+    }
+    Ok(fetched)
+}
+
+/// One bundle file and where it came from.
+struct FetchedFile {
+    bytes: Vec<u8>,
+    /// The cache entry read or written for it.
+    cache_key: Option<String>,
+    from_cache: bool,
+    /// Whether the cache holds it now.
+    kept: bool,
+}
+
+/// A bundle file: from the cache if `read_cache` and it holds one under
+/// the file's sha256 (unchecked here: `Bundle::load` checks every file),
+/// else from the network, and then kept if the cache takes it.
 async fn fetch_file(
     cache: Option<&BundleCache>,
     url: &str,
     sha256: &str,
     name: &str,
+    read_cache: bool,
     progress: &LoadProgress,
-) -> Result<(Vec<u8>, bool), JsValue> {
+) -> Result<FetchedFile, JsValue> {
     let key = bundle::cache::file_key(sha256);
-    if let Some(cache) = cache {
+    if let (Some(cache), true) = (cache, read_cache) {
         if let Some(bytes) = cache.get(&key).await {
-            if bundle::cache::usable(&bytes, sha256) {
-                progress.file_done(name, bytes.len(), true);
-                return Ok((bytes, true));
-            }
+            progress.file_done(name, bytes.len(), true);
+            return Ok(FetchedFile {
+                bytes,
+                cache_key: Some(key),
+                from_cache: true,
+                kept: true,
+            });
         }
     }
     let bytes = progress.fetch(name, url).await?;
-    // A file that does not hash as the manifest says is not kept; the
-    // bundle check reports it.
     let kept = match cache {
-        Some(cache) if bundle::cache::usable(&bytes, sha256) => cache.put(&key, &bytes).await,
-        _ => false,
+        Some(cache) => cache.put(&key, &bytes).await,
+        None => false,
     };
-    Ok((bytes, kept))
+    Ok(FetchedFile {
+        bytes,
+        cache_key: kept.then_some(key),
+        from_cache: false,
+        kept,
+    })
 }
 
 /// `onLoadProgress`: the bytes of a bundle's files as they arrive, summed
@@ -459,6 +527,11 @@ impl BundleCache {
         self.call("put", &[&key.into(), &response]).await.is_some()
     }
 
+    /// Deletes one entry (a failure leaves it for the next load's check).
+    async fn delete(&self, key: &str) {
+        self.call("delete", &[&key.into()]).await;
+    }
+
     /// Deletes every entry the bundle of `manifest` does not use (what it
     /// cannot delete stays until the next load tries again).
     async fn forget_stale(&self, manifest_url: &str, manifest: &crate::bundle::Manifest) {
@@ -470,7 +543,7 @@ impl BundleCache {
             .filter_map(|r| Reflect::get(&r, &"url".into()).ok()?.as_string())
             .collect();
         for key in bundle::cache::stale_keys(&cached, manifest_url, manifest) {
-            self.call("delete", &[&key.into()]).await;
+            self.delete(&key).await;
         }
     }
 }

@@ -99,6 +99,31 @@ test('a changed bundle replaces the files it changed, and only those', async () 
   await context.close();
 });
 
+test('a damaged cached file costs a download, not the load, and is repaired', async () => {
+  const context = await env.browser.newContext();
+  const page = await openTestPage(context, env.url);
+  await load(page, { storeName: 'cache-damaged' });
+  // Someone (a bug, a disk) changed the cached head's bytes: the load uses
+  // cached copies unchecked, and the bundle's own sha256 check refuses it.
+  const key = `https://bundle-cache.localtune.invalid/sha256/${manifest.head.sha256}`;
+  await page.evaluate(async (key) => {
+    const name = (await caches.keys()).find((n) => n.startsWith('localtune-bundle '));
+    await (await caches.open(name)).put(key, new Response(new Uint8Array([1, 2, 3])));
+  }, key);
+  let mark = env.requests.length;
+  const repaired = await load(page, { storeName: 'cache-damaged' });
+  assert.equal(repaired.label, 'HassTurnOff');
+  const again = served(mark).files;
+  assert.ok(again.includes(manifest.head.file), `the head was fetched again (${again})`);
+  // The entries that load used were rewritten from the network: the next
+  // visit downloads only the manifest again.
+  mark = env.requests.length;
+  await load(page, { storeName: 'cache-damaged' });
+  assert.deepEqual(served(mark).files, ['manifest.json']);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a browser that refuses the cache loads from the network; the option turns it off', async () => {
   const context = await env.browser.newContext();
   await context.addInitScript(() => {
