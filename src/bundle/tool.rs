@@ -49,7 +49,8 @@ pub trait ToolIo {
     fn now_ms(&self) -> f64;
 }
 
-/// The tool's arguments, read from its flags.
+/// The tool's arguments, read from its flags: where the inputs are and
+/// how to read the CSV, and the build they ask for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolArgs {
     pub encoder: String,
@@ -59,16 +60,7 @@ pub struct ToolArgs {
     pub text_column: String,
     pub label_column: String,
     pub split_column: Option<String>,
-    pub name: Option<String>,
-    pub version: String,
-    pub architecture: HeadArchitecture,
-    pub freeze_hidden: bool,
-    pub max_seq_len: usize,
-    pub epochs: Option<usize>,
-    pub seed: u64,
-    pub rehearsal_per_label: usize,
-    pub shipped_check_per_label: usize,
-    pub auto_update_threshold: usize,
+    pub options: BuildOptions,
 }
 
 /// What the flags ask for.
@@ -115,16 +107,24 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             }
         },
     };
-    let args = ToolArgs {
-        encoder: required(take("encoder"), "encoder")?,
-        tokenizer: required(take("tokenizer"), "tokenizer")?,
-        data: required(take("data"), "data")?,
-        out: required(take("out"), "out")?,
-        text_column: take("text-column").unwrap_or_else(|| "text".into()),
-        label_column: take("label-column").unwrap_or_else(|| "label".into()),
-        split_column: take("split-column"),
-        name: take("name"),
+    let encoder = required(take("encoder"), "encoder")?;
+    let tokenizer = required(take("tokenizer"), "tokenizer")?;
+    let data = required(take("data"), "data")?;
+    let out = required(take("out"), "out")?;
+    let split_column = take("split-column");
+    // The bundle's name defaults to the output folder's.
+    let out_name = out
+        .trim_end_matches(['/', '\\'])
+        .rsplit(['/', '\\'])
+        .next()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .map(str::to_string);
+    let options = BuildOptions {
+        name: take("name")
+            .or(out_name)
+            .unwrap_or_else(|| defaults.name.clone()),
         version: take("version").unwrap_or_else(|| defaults.version.clone()),
+        description: format!("generic head trained on {data} by localtune-bundle"),
         architecture,
         freeze_hidden: match take("freeze-hidden").as_deref() {
             None | Some("no") => false,
@@ -140,6 +140,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             })
             .transpose()?,
         seed: number(take("seed"), "seed", 0)? as u64,
+        // A split column decides alone; without one, a seeded 10%.
+        hold_out_fraction: if split_column.is_some() {
+            0.0
+        } else {
+            defaults.hold_out_fraction
+        },
         rehearsal_per_label: number(
             take("rehearsal-per-label"),
             "rehearsal-per-label",
@@ -155,6 +161,16 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
             "auto-update-threshold",
             defaults.auto_update_threshold,
         )?,
+    };
+    let args = ToolArgs {
+        encoder,
+        tokenizer,
+        data,
+        out,
+        text_column: take("text-column").unwrap_or_else(|| "text".into()),
+        label_column: take("label-column").unwrap_or_else(|| "label".into()),
+        split_column,
+        options,
     };
     if let Some(unknown) = map.keys().next() {
         return Err(format!("unknown option --{unknown}\n\n{USAGE}"));
@@ -202,39 +218,6 @@ pub fn read_rows(csv: &[u8], source: &str, args: &ToolArgs) -> Result<Vec<Labell
     Ok(rows)
 }
 
-/// The build options the arguments ask for.
-pub fn build_options(args: &ToolArgs) -> BuildOptions {
-    let out_name = args
-        .out
-        .trim_end_matches(['/', '\\'])
-        .rsplit(['/', '\\'])
-        .next()
-        .filter(|n| !n.is_empty() && *n != "." && *n != "..");
-    BuildOptions {
-        name: args
-            .name
-            .clone()
-            .or_else(|| out_name.map(str::to_string))
-            .unwrap_or_else(|| "bundle".into()),
-        version: args.version.clone(),
-        description: format!("generic head trained on {} by localtune-bundle", args.data),
-        architecture: args.architecture,
-        freeze_hidden: args.freeze_hidden,
-        max_seq_len: args.max_seq_len,
-        epochs: args.epochs,
-        seed: args.seed,
-        // A split column decides alone; without one, a seeded 10%.
-        hold_out_fraction: if args.split_column.is_some() {
-            0.0
-        } else {
-            0.1
-        },
-        rehearsal_per_label: args.rehearsal_per_label,
-        shipped_check_per_label: args.shipped_check_per_label,
-        auto_update_threshold: args.auto_update_threshold,
-    }
-}
-
 /// Runs the tool on `args` (the flags after the command name). An error is
 /// the message to print; nothing is written unless the whole bundle built.
 pub fn run(args: &[String], io: &dyn ToolIo) -> Result<(), String> {
@@ -249,14 +232,13 @@ pub fn run(args: &[String], io: &dyn ToolIo) -> Result<(), String> {
     let model = io.read(&args.encoder)?;
     let tokenizer = io.read(&args.tokenizer)?;
     let rows = read_rows(&io.read(&args.data)?, &args.data, &args)?;
-    let options = build_options(&args);
     let clock = || io.now_ms();
     let mut report = |p: BuildProgress| {
-        if let Some(line) = progress_line(&p, args.architecture) {
+        if let Some(line) = progress_line(&p, args.options.architecture) {
             io.print(&line);
         }
     };
-    let built = build(&model, &tokenizer, rows, &options, &clock, &mut report);
+    let built = build(&model, &tokenizer, rows, &args.options, &clock, &mut report);
     let built = built.map_err(|e| match e {
         crate::Error::Config(message) => format!("{}: {message}", args.data),
         other => other.to_string(),
@@ -331,10 +313,10 @@ mod tests {
     #[test]
     fn flags_are_read_once_each_and_misfits_are_named() {
         let a = parsed(&["--out", "bundles/my-intents/", "--architecture", "mlp:8"]);
-        assert_eq!(a.architecture, HeadArchitecture::Mlp { hidden: 8 });
+        assert_eq!(a.options.architecture, HeadArchitecture::Mlp { hidden: 8 });
         // The bundle's name comes from the output folder's, slash or not.
-        assert_eq!(build_options(&a).name, "my-intents");
-        assert_eq!(build_options(&parsed(&["--out", "."])).name, "bundle");
+        assert_eq!(a.options.name, "my-intents");
+        assert_eq!(parsed(&["--out", "."]).options.name, "bundle");
         assert_eq!(parse_args(&["--help".to_string()]).unwrap(), Command::Help);
         for (extra, message) in [
             (&["--out", "x", "--out", "y"][..], "--out is given twice"),
