@@ -402,11 +402,17 @@ impl<B: StoreBackend> Classifier<B> {
     /// when the labels predictions know, plus one per sample they may not
     /// cover, could reach the cap (near it, or after a rollback).
     async fn check_room_for_label(&self, label: &str) -> Result<()> {
-        let mut known: HashSet<String> = self.labels().into_iter().collect();
-        known.extend(self.current.borrow().1.labels().iter().cloned());
-        if known.contains(label) {
+        // Nearly every correction gives a label predictions know: a scan
+        // answers that without building a set at each one.
+        let known_label = |labels: &[String]| labels.iter().any(|l| l == label);
+        if known_label(self.working.borrow().labels())
+            || known_label(self.memory.borrow().labels())
+            || known_label(self.current.borrow().1.labels())
+        {
             return Ok(());
         }
+        let mut known: HashSet<String> = self.labels().into_iter().collect();
+        known.extend(self.current.borrow().1.labels().iter().cloned());
         let uncovered = self
             .store
             .sample_count()
