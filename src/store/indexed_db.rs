@@ -198,31 +198,38 @@ impl Connection {
         let blocked_message = JsValue::from_str(
             "another tab has this database open with an older schema and did not close it; close other tabs",
         );
+        // `blocked` also fires while the other connections are already
+        // closing, each waiting for its last transaction (this library's
+        // own close on `versionchange`): give them a moment before telling
+        // the caller to close other tabs. The timer calls a bound JS
+        // function, so this handler can go once the open settles.
+        let give_up: RefCell<Option<Function>> = RefCell::new(None);
         let opened = Promise::new(&mut |resolve, reject| {
             request.set_onsuccess(Some(&resolve));
             request.set_onerror(Some(&reject));
-            // `blocked` also fires while the other connections are already
-            // closing, each waiting for its last transaction (this
-            // library's own close on `versionchange`): give them a moment
-            // before telling the caller to close other tabs.
-            let give_up = reject.bind1(&JsValue::NULL, &blocked_message);
-            let on_blocked = Closure::once_into_js(move || {
-                let set_timeout: Option<Function> =
-                    Reflect::get(&js_sys::global(), &"setTimeout".into())
-                        .ok()
-                        .and_then(|f| f.dyn_into().ok());
-                let waited = set_timeout.and_then(|set_timeout| {
-                    set_timeout
-                        .call2(&JsValue::NULL, &give_up, &BLOCKED_GRACE_MS.into())
-                        .ok()
-                });
-                if waited.is_none() {
-                    let _ = give_up.call0(&JsValue::NULL);
-                }
-            });
-            request.set_onblocked(Some(on_blocked.unchecked_ref()));
+            *give_up.borrow_mut() = Some(
+                JsValue::from(reject.bind1(&JsValue::NULL, &blocked_message)).unchecked_into(),
+            );
         });
+        let give_up = give_up.into_inner().expect("the executor runs at once");
+        let on_blocked = Closure::<dyn FnMut()>::new(move || {
+            let set_timeout: Option<Function> =
+                Reflect::get(&js_sys::global(), &"setTimeout".into())
+                    .ok()
+                    .and_then(|f| f.dyn_into().ok());
+            let waited = set_timeout.and_then(|set_timeout| {
+                set_timeout
+                    .call2(&JsValue::NULL, &give_up, &BLOCKED_GRACE_MS.into())
+                    .ok()
+            });
+            if waited.is_none() {
+                let _ = give_up.call0(&JsValue::NULL);
+            }
+        });
+        request.set_onblocked(Some(on_blocked.as_ref().unchecked_ref()));
         let outcome = JsFuture::from(opened).await;
+        request.set_onblocked(None);
+        drop(on_blocked);
         if outcome.is_err() {
             // A blocked request stays queued after the caller has been told
             // it failed: once the other tab closes, the browser would run
