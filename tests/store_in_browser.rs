@@ -95,6 +95,23 @@ async fn a_write_that_fails_midway_commits_nothing() {
     assert_eq!(backend.sample_count().await.unwrap(), 4);
 }
 
+/// The page's `indexedDB`, for playing another tab's raw connections.
+fn idb_factory() -> web_sys::IdbFactory {
+    use wasm_bindgen::JsCast;
+    js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
+        .unwrap()
+        .unchecked_into()
+}
+
+/// Resolves when `request` succeeds, rejects when it fails.
+fn settle(request: web_sys::IdbRequest) -> wasm_bindgen_futures::JsFuture {
+    let done = js_sys::Promise::new(&mut |resolve, reject| {
+        request.set_onsuccess(Some(&resolve));
+        request.set_onerror(Some(&reject));
+    });
+    wasm_bindgen_futures::JsFuture::from(done)
+}
+
 /// Another tab opening the database at a newer schema (a newer version of
 /// the library) closes this connection, which then says why instead of
 /// failing with the browser's InvalidStateError; so does another tab
@@ -105,16 +122,7 @@ async fn a_connection_closed_by_another_tab_says_why() {
     use localtune::store::StoreBackend;
     use wasm_bindgen::JsCast;
 
-    let factory: web_sys::IdbFactory = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
-        .unwrap()
-        .unchecked_into();
-    let settle = |request: web_sys::IdbRequest| {
-        let done = js_sys::Promise::new(&mut |resolve, reject| {
-            request.set_onsuccess(Some(&resolve));
-            request.set_onerror(Some(&reject));
-        });
-        wasm_bindgen_futures::JsFuture::from(done)
-    };
+    let factory = idb_factory();
 
     let backend = IndexedDb.fresh("newer").await;
     assert_eq!(backend.sample_count().await.unwrap(), 0);
@@ -164,15 +172,9 @@ async fn a_blocked_open_fails_clearly_and_changes_nothing() {
     use localtune::store::{NewSample, StoreBackend};
     use wasm_bindgen::JsCast;
 
-    let factory: web_sys::IdbFactory = js_sys::Reflect::get(&js_sys::global(), &"indexedDB".into())
-        .unwrap()
-        .unchecked_into();
+    let factory = idb_factory();
     let opened = |request: web_sys::IdbOpenDbRequest| async move {
-        let done = js_sys::Promise::new(&mut |resolve, reject| {
-            request.set_onsuccess(Some(&resolve));
-            request.set_onerror(Some(&reject));
-        });
-        wasm_bindgen_futures::JsFuture::from(done).await.unwrap();
+        settle(request.clone().unchecked_into()).await.unwrap();
         request
             .result()
             .unwrap()

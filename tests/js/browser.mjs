@@ -38,3 +38,18 @@ export async function openBrowser() {
     },
   };
 }
+
+/** Waits until the demo page says it is ready; `page.ready` marks it. */
+export async function waitReady(page) {
+  page.ready = false;
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 120_000 });
+  page.ready = true;
+}
+
+/** Types `text` into the demo page and resolves to the label it predicts. */
+export async function typeAndPredict(page, text) {
+  const before = Number(await page.getAttribute('body', 'data-predictions'));
+  await page.fill('#text', text);
+  await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, before);
+  return page.textContent('#prediction');
+}

@@ -5,35 +5,14 @@
 // predictions. Plus bad bundles and overlapping calls.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { openBrowser, openTestPage } from './browser.mjs';
+import { INTENT_ROWS } from './intents.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
 
-/** A small RFC 4180 reader: the dataset quotes fields with commas. */
-function parseCsv(text) {
-  const rows = [];
-  let row = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
-      else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; }
-    else if (c !== '\r') field += c;
-  }
-  if (field || row.length) { row.push(field); rows.push(row); }
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]])));
-}
 
-const DATA = parseCsv(readFileSync(new URL('../../bench/data/home-assistant-intents-en.csv', import.meta.url), 'utf8'));
+const DATA = INTENT_ROWS;
 // The user renames what the bundle calls HassGetWeather: 50 corrections from
 // the training templates, and 20 texts from the test templates (never
 // corrected) to see the prediction change.

@@ -7,19 +7,15 @@
 // main states go to tests/artifacts/.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, readFileSync } from 'node:fs';
-import { openBrowser } from './browser.mjs';
+import { mkdir } from 'node:fs';
+import { openBrowser, typeAndPredict, waitReady } from './browser.mjs';
+import { INTENT_ROWS } from './intents.mjs';
 
 const env = await openBrowser();
 after(() => env.close());
 mkdir('tests/artifacts', { recursive: true }, () => {});
 
-const rows = readFileSync(new URL('../../bench/data/home-assistant-intents-en.csv', import.meta.url), 'utf8')
-  .split('\n').slice(1).filter(Boolean)
-  .map((line) => line.match(/^(?:"((?:[^"]|"")*)"|([^,]*)),([^,]*),[^,]*,(\w+)$/))
-  .filter(Boolean)
-  .map((m) => ({ text: (m[1] ?? m[2]).replaceAll('""', '"'), intent: m[3], split: m[4] }));
-const weather = (split) => rows.filter((r) => r.intent === 'HassGetWeather' && r.split === split).map((r) => r.text);
+const weather = (split) => INTENT_ROWS.filter((r) => r.intent === 'HassGetWeather' && r.split === split).map((r) => r.text);
 const CORRECTIONS = weather('train').slice(0, 50);
 const PROBE = weather('test')[0];
 
@@ -34,19 +30,6 @@ async function openDemo(context) {
   await page.goto(env.url);
   await waitReady(page);
   return page;
-}
-
-async function waitReady(page) {
-  page.ready = false;
-  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 120_000 });
-  page.ready = true;
-}
-
-async function typeAndPredict(page, text) {
-  const before = Number(await page.getAttribute('body', 'data-predictions'));
-  await page.fill('#text', text);
-  await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, before);
-  return page.textContent('#prediction');
 }
 
 test('predict, correct 50 texts, watch the update, reload, roll back, delete my data — offline after load', async () => {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { openBrowser } from './browser.mjs';
+import { INTENT_ROWS } from './intents.mjs';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const APP = `${ROOT}tests/artifacts/npm-app`;
@@ -28,19 +29,14 @@ function run(command, args, options = {}) {
 
 // Four intents of the Home Assistant set, 20 training and 5 test sentences
 // each, under column names of the app's own.
-const rows = (await readFile(`${ROOT}bench/data/home-assistant-intents-en.csv`, 'utf8'))
-  .split('\n').slice(1).filter(Boolean)
-  .map((line) => line.match(/^(?:"((?:[^"]|"")*)"|([^,]*)),([^,]*),[^,]*,(\w+)$/))
-  .filter(Boolean)
-  .map((m) => ({ text: (m[1] ?? m[2]).replaceAll('""', '"'), intent: m[3], split: m[4] }));
 const INTENTS = ['HassTurnOn', 'HassTurnOff', 'HassGetWeather', 'HassShoppingListAddItem'];
 const picked = INTENTS.flatMap((intent) => [
-  ...rows.filter((r) => r.intent === intent && r.split === 'train').slice(0, 20),
-  ...rows.filter((r) => r.intent === intent && r.split === 'test').slice(0, 5),
+  ...INTENT_ROWS.filter((r) => r.intent === intent && r.split === 'train').slice(0, 20),
+  ...INTENT_ROWS.filter((r) => r.intent === intent && r.split === 'test').slice(0, 5),
 ]);
 const quote = (s) => `"${s.replaceAll('"', '""')}"`;
 const CSV = `sentence,what,part\n${picked.map((r) => `${quote(r.text)},${r.intent},${r.split}`).join('\n')}\n`;
-const PROBE = rows.find((r) => r.intent === 'HassGetWeather' && r.split === 'test' && !picked.includes(r));
+const PROBE = INTENT_ROWS.find((r) => r.intent === 'HassGetWeather' && r.split === 'test' && !picked.includes(r));
 
 const env = await openBrowser();
 after(() => env.close());

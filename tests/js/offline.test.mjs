@@ -9,7 +9,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
-import { CHROMIUM_ARGS } from './browser.mjs';
+import { CHROMIUM_ARGS, typeAndPredict, waitReady } from './browser.mjs';
 
 const served = await startServer();
 const browser = await chromium.launch({
@@ -28,17 +28,6 @@ after(async () => {
   await browser.close();
   if (serverUp) await stopServer();
 });
-
-async function waitReady(page) {
-  await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 120_000 });
-}
-
-async function typeAndPredict(page, text) {
-  const before = Number(await page.getAttribute('body', 'data-predictions'));
-  await page.fill('#text', text);
-  await page.waitForFunction((n) => Number(document.body.dataset.predictions) > n, before);
-  return page.textContent('#prediction');
-}
 
 test('after one visit the demo starts and learns with the network off', async () => {
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
