@@ -118,6 +118,7 @@ fn variants() -> Vec<Variant> {
         },
         at_once("at once 20 steps", 20, 256),
         at_once("at once 120 steps", 120, 256),
+        at_once("at once 240 steps", 240, 256),
         at_once("at once 32 recent", 60, 32),
         Variant {
             name: "l2-sp 1",
@@ -262,6 +263,18 @@ fn main() {
                     .collect::<Vec<_>>()
                     .join(", "),
                 replay.taught_after_50 * 100.0,
+            );
+            let most_lost: Vec<String> = replay
+                .untouched_lost_to
+                .iter()
+                .take(3)
+                .filter(|(_, change)| *change > 0)
+                .map(|((intent, label), change)| format!("{intent} → {label} {change:+}"))
+                .collect();
+            eprintln!(
+                "{:>30} untouched sentences lost most: {}",
+                "",
+                most_lost.join(", ")
             );
             variants.insert(name.into(), replay.to_json());
         }
@@ -467,6 +480,10 @@ struct Replay {
     taught_after_50: f64,
     first_50: Vec<(usize, String)>,
     untouched_at_end: f64,
+    /// (untouched intent, the label predictions give its sentences instead),
+    /// and how many more of its sentences get that label at the end than
+    /// at the start (negative: fewer), most lost first.
+    untouched_lost_to: Vec<((String, String), i64)>,
     feedback_millis: Vec<f64>,
     relearn_millis: Vec<f64>,
 }
@@ -477,6 +494,9 @@ impl Replay {
             "mistakes": self.mistakes,
             "untouched_at_start": self.untouched_at_start,
             "untouched_at_end": self.untouched_at_end,
+            "untouched_lost_to": self.untouched_lost_to.iter().map(|((intent, label), change)| json!({
+                "intent": intent, "label": label, "change": change,
+            })).collect::<Vec<_>>(),
             "updates": self.updates.iter().map(|u| json!({
                 "after_query": u.after_query, "accepted": u.accepted, "gate": u.gate,
                 "untouched_before": u.untouched_before, "untouched_after": u.untouched_after,
@@ -537,6 +557,25 @@ fn replay(
         .map(|(r, l)| (*r, l.as_str()))
         .collect();
 
+    // Where the untouched intents' mistakes go, so a loss can be traced
+    // to the pair of labels it sits between.
+    let mistakes_by_pair = |classifier: &Classifier<MemoryBackend>| {
+        let vectors: Vec<f32> = untouched
+            .iter()
+            .flat_map(|&(r, _)| vector(r).to_vec())
+            .collect();
+        let predictions = classifier.predict_vectors(&vectors).expect("predict");
+        let mut pairs: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (p, (_, intent)) in predictions.iter().zip(&untouched) {
+            if p.label != *intent {
+                *pairs
+                    .entry((intent.to_string(), p.label.clone()))
+                    .or_default() += 1;
+            }
+        }
+        pairs
+    };
+    let mistakes_at_start = mistakes_by_pair(&classifier);
     let clock = Instant::now();
     let now = || clock.elapsed().as_secs_f64() * 1e3;
     let mut replay = Replay {
@@ -546,6 +585,7 @@ fn replay(
         taught_after_50: f64::NAN,
         first_50: Vec::new(),
         untouched_at_end: f64::NAN,
+        untouched_lost_to: Vec::new(),
         feedback_millis: Vec::new(),
         relearn_millis: Vec::new(),
     };
@@ -594,6 +634,14 @@ fn replay(
         replay.taught_after_50 = accuracy(&classifier, &taught);
     }
     replay.untouched_at_end = accuracy(&classifier, &untouched);
+    let mut change = mistakes_by_pair(&classifier);
+    for (pair, count) in mistakes_at_start {
+        *change.entry(pair).or_default() -= count;
+    }
+    replay.untouched_lost_to = change.into_iter().filter(|(_, c)| *c != 0).collect();
+    replay
+        .untouched_lost_to
+        .sort_by_key(|(pair, count)| (-count, pair.clone()));
     replay
 }
 
