@@ -124,6 +124,8 @@ fn runtime_error(stage: &'static str) -> impl Fn(TractError) -> Error {
 /// update's fixed cost). Calling it here, once, before tract is used, makes
 /// the linker leave the exports alone.
 fn run_static_constructors_once() {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    std::hint::black_box(wasm_gemm::linked_kernel_name());
     #[cfg(target_family = "wasm")]
     {
         extern "C" {
@@ -133,6 +135,29 @@ fn run_static_constructors_once() {
         // SAFETY: the linker-made function that runs every static
         // constructor; `Once` runs it a single time, before any tract code.
         ONCE.call_once(|| unsafe { __wasm_call_ctors() });
+    }
+}
+
+/// In a wasm32 build with SIMD: the kernel tract picks for the encoder's
+/// f32 products of 8 columns, and this crate's own kernel for them
+/// (`localtune_wasm_f32_4x8`, `…_relaxed_madd` in the relaxed module),
+/// which should be the same; natively, where the crate has no kernel of
+/// its own, `(None, None)`. For the tests: a binary can be linked without
+/// a kernel that registers itself by static constructor, and its encoder
+/// then runs another one.
+#[doc(hidden)]
+pub fn matrix_kernels() -> (Option<String>, Option<String>) {
+    run_static_constructors_once();
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        (
+            wasm_gemm::kernel_for_columns(8),
+            Some(wasm_gemm::linked_kernel_name().to_string()),
+        )
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    {
+        (None, None)
     }
 }
 

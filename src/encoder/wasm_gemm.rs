@@ -71,6 +71,27 @@ inventory::submit! {
     MmmRoutine { make: || kernel().mmm() }
 }
 
+/// The kernel's name, and the reference that keeps this module linked. Its
+/// registrations above are static constructors, which the linker keeps only
+/// when something pulls this module's object file into the binary: the
+/// package always did, but the integration tests' modules (`tests/*.rs`)
+/// were linked without it, so their encoders ran tract's own kernels and
+/// the browser parity tests never ran this one. The encoder calls this
+/// before running the constructors ([`super::run_static_constructors_once`]).
+#[inline(never)]
+pub(super) fn linked_kernel_name() -> &'static str {
+    KERNEL_NAME
+}
+
+/// The name of the kernel tract picks for the encoder's f32 products of
+/// `n` columns (tract's dispatch, as [`super::Encoder`] meets it).
+pub(super) fn kernel_for_columns(n: usize) -> Option<String> {
+    let query = Query::plain(DatumType::F32, Some(384), Some(384), Some(n));
+    tract_linalg::MmmDispatch::native()
+        .pick(&query)
+        .map(|(kernel, _, _)| kernel.name().to_string())
+}
+
 /// The f32 products with more than one column (every product of the encoder
 /// but none of a single-row batch's matrix-vector ones) go to this kernel;
 /// everything else is left to tract's own wasm tier below.
