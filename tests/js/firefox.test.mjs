@@ -8,6 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import puppeteer from 'puppeteer-core';
 import { startServer } from '../../scripts/serve.mjs';
+import { openTestPage } from './browser.mjs';
+import { teachOnce, afterReload } from './engine-pages.mjs';
 
 const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 let served;
@@ -23,32 +25,14 @@ after(async () => {
   await new Promise((r) => served.server.close(r));
 });
 
-async function openTestPage(page) {
-  await page.goto(`${served.url}test-pages/bare.html`);
-  await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-}
-
 test('in Firefox: the relaxed module, a correction that counts at once, and a reload that keeps it', async () => {
-  const page = await browser.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e));
-  await openTestPage(page);
+  // browser.mjs's helper, given puppeteer's browser: the same page calls.
+  const page = await openTestPage(browser, served.url);
   const agent = await page.evaluate(() => navigator.userAgent);
   assert.match(agent, /Firefox\//, agent);
 
   const text = 'how many steps did I walk today';
-  const taught = await page.evaluate(async (text) => {
-    const classifier = await lt.Classifier.load('/bundles/default/');
-    const before = classifier.predict(text).label;
-    await classifier.addFeedback(text, 'Fitness');
-    const after = classifier.predict(text);
-    return {
-      relaxed: lt.relaxedSimdEnabled(),
-      before,
-      after: after.label,
-      stored: (await classifier.stats()).sampleCount,
-    };
-  }, text);
+  const taught = await page.evaluate(teachOnce, text);
   // Firefox validates relaxed SIMD, so init() gives it the relaxed module.
   assert.equal(taught.relaxed, true);
   assert.notEqual(taught.before, 'Fitness');
@@ -57,11 +41,8 @@ test('in Firefox: the relaxed module, a correction that counts at once, and a re
 
   await page.reload();
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
-  const reloaded = await page.evaluate(async (text) => {
-    const classifier = await lt.Classifier.load('/bundles/default/');
-    return { label: classifier.predict(text).label, stored: (await classifier.stats()).sampleCount };
-  }, text);
+  const reloaded = await page.evaluate(afterReload, text);
   assert.deepEqual(reloaded, { label: 'Fitness', stored: 1 }, 'IndexedDB kept the correction');
-  assert.deepEqual(errors, []);
+  assert.deepEqual(page.errors, []);
   await page.close();
 });

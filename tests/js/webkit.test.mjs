@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { startServer } from '../../scripts/serve.mjs';
+import { teachOnce, afterReload } from './engine-pages.mjs';
 
 const DRIVER = process.env.WEBKIT_WEBDRIVER ?? '/usr/bin/WebKitWebDriver';
 let served;
@@ -37,11 +38,11 @@ async function command(method, path, body) {
 }
 
 const run = (script, ...args) => command('POST', `/session/${session}/execute/sync`, { script, args });
-/** Runs `body` (an async function's source, given `args`) in the page. */
+/** Runs the async function `body` (sent as its source) in the page with `args`. */
 const runAsync = (body, ...args) =>
   command('POST', `/session/${session}/execute/async`, {
     script: `const done = arguments[arguments.length - 1];
-      (${body})(...Array.from(arguments).slice(0, -1))
+      (${body.toString()})(...Array.from(arguments).slice(0, -1))
         .then((value) => done({ value }), (e) => done({ error: String(e) }));`,
     args,
   }).then((out) => {
@@ -95,20 +96,7 @@ test('in WebKit: the simd128 module, a correction that counts at once, and a rel
   assert.doesNotMatch(agent, /Chrome\/|Firefox\//, agent);
 
   const text = 'how many steps did I walk today';
-  const taught = await runAsync(
-    `async (text) => {
-      const classifier = await lt.Classifier.load('/bundles/default/');
-      const before = classifier.predict(text).label;
-      await classifier.addFeedback(text, 'Fitness');
-      return {
-        relaxed: lt.relaxedSimdEnabled(),
-        before,
-        after: classifier.predict(text).label,
-        stored: (await classifier.stats()).sampleCount,
-      };
-    }`,
-    text,
-  );
+  const taught = await runAsync(teachOnce, text);
   // JavaScriptCore does not validate relaxed SIMD: init() loads simd128.
   assert.equal(taught.relaxed, false);
   assert.notEqual(taught.before, 'Fitness');
@@ -117,12 +105,6 @@ test('in WebKit: the simd128 module, a correction that counts at once, and a rel
 
   await command('POST', `/session/${session}/refresh`, {});
   await waitReady();
-  const reloaded = await runAsync(
-    `async (text) => {
-      const classifier = await lt.Classifier.load('/bundles/default/');
-      return { label: classifier.predict(text).label, stored: (await classifier.stats()).sampleCount };
-    }`,
-    text,
-  );
+  const reloaded = await runAsync(afterReload, text);
   assert.deepEqual(reloaded, { label: 'Fitness', stored: 1 }, 'IndexedDB kept the correction');
 });
