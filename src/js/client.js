@@ -183,7 +183,11 @@ export class WorkerClassifier {
   /** As `Classifier.update`; `options.signal` and `onProgress` work across the worker boundary. */
   async update(options = {}, onProgress) {
     const { signal, ...rest } = options;
-    const flag = globalThis.crossOriginIsolated ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
+    // A flag the worker reads between batches, where memory can be shared:
+    // cross-origin isolation is not enough, WebKitGTK reports it and still
+    // has no SharedArrayBuffer. Elsewhere the cancel arrives as a message.
+    const shared = globalThis.crossOriginIsolated && typeof SharedArrayBuffer === 'function';
+    const flag = shared ? new Int32Array(new SharedArrayBuffer(4)) : undefined;
     const report = await this.#call('update', [rest, flag], { onProgress, signal, flag });
     if (report.accepted) this.#described = await this.#call('describe');
     return report;
