@@ -192,10 +192,10 @@ function onAutoUpdate(event) {
   if (event.phase === 'started') setUpdating(true, `Updating automatically on ${event.pending} new corrections…`);
   else if (event.phase === 'progress') onProgress(event.event);
   else {
-    setUpdating(false);
     if (event.phase === 'finished') showReport(event.report);
     else showError(event.error);
-    refresh().then(predict);
+    // Updating ends once the version table shows the outcome.
+    refresh().finally(() => setUpdating(false)).then(predict);
   }
 }
 
@@ -209,8 +209,13 @@ $('update').addEventListener('click', async () => {
     showError(e);
     $('update-status').textContent = '';
   } finally {
-    setUpdating(false);
-    await refresh();
+    // Updating ends once the version table shows the outcome (a double
+    // click meanwhile still starts nothing).
+    try {
+      await refresh();
+    } finally {
+      setUpdating(false);
+    }
     await predict();
   }
 });
