@@ -1,13 +1,10 @@
-// Shared by the page tests: the static server and headless Debian Chromium.
-import { readFileSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+// Shared by the page tests: the static server, and a browser of any of the
+// three engines behind one page API (engines.mjs).
+import { describe, before, after } from 'node:test';
 import { startServer } from '../../scripts/serve.mjs';
+import { ENGINES, launchEngine } from './engines.mjs';
 
-// One list of Chromium flags for every browser test: the one the wasm tests'
-// webdriver.json gives chromedriver.
-export const CHROMIUM_ARGS = JSON.parse(
-  readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
-)['goog:chromeOptions'].args;
+export { CHROMIUM_ARGS, ENGINES, SUPPORTS, FEATURES, AGENT, launchEngine } from './engines.mjs';
 
 /**
  * Opens the bare test page (tests/js/pages/bare.html: the built package as
@@ -23,20 +20,36 @@ export async function openTestPage(context, url, query = '') {
   return page;
 }
 
-export async function openBrowser() {
+/** The static server and a browser of `engine` (headless Chromium unless
+ * named): `{ url, requests, browser, engine, close() }`. */
+export async function openBrowser(engine = 'chromium') {
   const served = await startServer();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: CHROMIUM_ARGS,
-  });
+  const browser = await launchEngine(engine);
   return {
     ...served,
     browser,
+    engine,
     async close() {
       await browser.close();
       await new Promise((r) => served.server.close(r));
     },
   };
+}
+
+/**
+ * Runs `tests(env)` once per engine, each in a `describe` named after it,
+ * with that engine's browser open around them: the same promises tested in
+ * Chromium, Firefox and WebKit. `env` is filled in before the first test.
+ */
+export function inEveryEngine(tests, engines = ENGINES) {
+  for (const engine of engines) {
+    describe(engine, () => {
+      const env = { engine };
+      before(async () => Object.assign(env, await openBrowser(engine)));
+      after(() => env.close?.());
+      tests(env);
+    });
+  }
 }
 
 /** Waits until the demo page says it is ready; `page.ready` marks it. */
