@@ -27,7 +27,7 @@ describe() {
     wasm-relaxed) echo "the relaxed-SIMD module's kernel and parity in Node, parity in headless Chromium and Firefox (WebKit refuses the module)" ;;
     pkg) echo "npm package (release build, wasm-opt, SIMD check)" ;;
     bundle) echo "default bundle (localtune-bundle on the intents data)" ;;
-    js) echo "package, store, classifier, worker and demo page in Node and headless Chromium; the library's pages in Firefox and WebKitGTK" ;;
+    js) echo "the package in Node; store, classifier, worker and demo page in Chromium, Firefox and WebKitGTK; cache, offline demo, npm tarball, Vite in Chromium" ;;
   esac
 }
 
