@@ -1,6 +1,6 @@
 // Encoder benchmark: per-sentence latency (median, p95) at 8, 32 and 128
 // tokens, batch 1, for tract native, tract wasm+simd128 in Node and in headless
-// Chromium, each next to onnxruntime-web (wasm, 1 thread, SIMD) on the same
+// Chromium, Firefox ESR and WebKitGTK, each next to onnxruntime-web (wasm, 1 thread, SIMD) on the same
 // model and token ids in the same runtime; cold start; peak wasm memory; and
 // the .wasm sizes. Prints a Markdown table; --update-readme writes it into
 // docs/benchmarks.md between the bench markers.
@@ -66,28 +66,45 @@ const native = JSON.parse(
   }),
 );
 
-// --- Headless Chromium: both engines in one page, in LATENCY_PAGES fresh
-// browsers. On this machine one page's ratio moved by up to ±15% from one
-// browser to the next (the engines alternate within a page, yet a page as a
-// whole runs faster or slower for one of them), so each figure of the table
-// is the median over the browsers, and the report prints the ratio's spread.
+// --- Browsers: both engines in one page, in LATENCY_PAGES fresh browsers of
+// each engine (Chromium, Firefox, WebKitGTK; `--engines chromium` for one).
+// `chromium-simd128` is Chromium made to run the simd128 module, the one
+// WebKit gets: it tells what WebKit's time owes to the module (no fused
+// multiply-add) and what to the engine.
+// On this machine one page's ratio moved by up to ±15% from one browser to
+// the next (the engines alternate within a page, yet a page as a whole runs
+// faster or slower for one of them), so each figure of the table is the
+// median over the browsers, and the report prints the ratio's spread.
 const LATENCY_PAGES = 3;
+const flag = (name) => { const i = process.argv.indexOf(name); return i < 0 ? undefined : process.argv[i + 1]; };
+const BROWSERS = (flag('--engines') ?? 'chromium,chromium-simd128,firefox,webkit').split(',');
+if (!BROWSERS.includes('chromium')) throw new Error('--engines: Chromium is the reference, name it too');
+const BENCH_PAGE = {
+  'chromium-simd128': { engine: 'chromium', path: 'bench/index.html?module=localtune_bg.wasm' },
+};
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const pages = [];
-for (let i = 0; i < LATENCY_PAGES; i++) pages.push(await runBenchPage('bench/index.html'));
-const chromium = { ...pages[0], latencyPerPage: pages.map((p) => p.latency), latency: {} };
-for (const len of LENGTHS) {
-  chromium.latency[len] = {};
-  for (const engine of ['tract', 'onnxruntime']) {
-    chromium.latency[len][engine] = Object.fromEntries(
-      ['median', 'p95'].map((q) => [q, median(pages.map((p) => p.latency[len][engine][q]))]),
-    );
+const browsers = {};
+for (const name of BROWSERS) {
+  const { engine, path } = BENCH_PAGE[name] ?? { engine: name, path: 'bench/index.html' };
+  const pages = [];
+  for (let i = 0; i < LATENCY_PAGES; i++) pages.push(await runBenchPage(path, { engine }));
+  const result = { ...pages[0], latencyPerPage: pages.map((p) => p.latency), latency: {} };
+  for (const len of LENGTHS) {
+    result.latency[len] = {};
+    for (const runtime of ['tract', 'onnxruntime']) {
+      result.latency[len][runtime] = Object.fromEntries(
+        ['median', 'p95'].map((q) => [q, median(pages.map((p) => p.latency[len][runtime][q]))]),
+      );
+    }
   }
+  result.ratioSpread = LENGTHS.map((len) => {
+    const ratios = pages.map((p) => p.latency[len].tract.median / p.latency[len].onnxruntime.median);
+    return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× at ${len}`;
+  }).join(', ');
+  browsers[name] = result;
 }
-const chromiumRatioSpread = LENGTHS.map((len) => {
-  const ratios = pages.map((p) => p.latency[len].tract.median / p.latency[len].onnxruntime.median);
-  return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× at ${len}`;
-}).join(', ');
+const chromium = browsers.chromium;
+const chromiumRatioSpread = chromium.ratioSpread;
 
 // --- Cold start of our encoder, each run in a fresh process or browser
 // (a second build in the same one runs on already-optimised code), from
@@ -133,6 +150,27 @@ for (const len of LENGTHS) {
   );
 }
 const chromiumVersion = chromium.version;
+const ENGINE_NAMES = {
+  chromium: 'Chromium', 'chromium-simd128': 'Chromium (simd128 module)', firefox: 'Firefox ESR', webkit: 'WebKitGTK',
+};
+// Our encoder across engines: each against Chromium as init() sets it up,
+// and WebKit against Chromium on the same (simd128) module.
+const comparisons = BROWSERS.filter((e) => e !== 'chromium').map((e) => [e, 'chromium']);
+if (BROWSERS.includes('webkit') && BROWSERS.includes('chromium-simd128')) comparisons.push(['webkit', 'chromium-simd128']);
+const engineRows = LENGTHS.map((len) => {
+  const cells = BROWSERS.map((e) => {
+    const l = browsers[e].latency[len];
+    return `${ms(l.tract.median)} / ${ms(l.onnxruntime.median)} (${ratio(l.tract.median, l.onnxruntime.median)})`;
+  });
+  const across = comparisons
+    .map(([a, b]) => `**${ratio(browsers[a].latency[len].tract.median, browsers[b].latency[len].tract.median)}**`);
+  return `| ${len} | ${cells.join(' | ')} | ${across.join(' | ')} |`;
+});
+const perEngine = `| tokens | ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].version}: tract / ort-web (ratio)`).join(' | ')} | ${comparisons.map(([a, b]) => `${ENGINE_NAMES[a]} ÷ ${ENGINE_NAMES[b]}, tract`).join(' | ')} |
+|---:|${BROWSERS.map(() => '---:').join('|')}|${comparisons.map(() => '---:').join('|')}|
+${engineRows.join('\n')}
+
+Per engine: median ms over ${LATENCY_PAGES} fresh browsers of each, tract and onnxruntime-web alternating in one page (the paired ratio in brackets; its spread over the browsers: ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].ratioSpread}`).join('; ')}). Module tract ran: ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].wasmModule}`).join(', ')} (\`init()\`'s choice but where named). The last columns compare our encoder across engines, measured one engine after the other in this run.`;
 const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0].model.trim()}, \
 Node ${process.versions.node}, Chromium ${chromiumVersion} (headless), onnxruntime-web \
 ${JSON.parse(await read('node_modules/onnxruntime-web/package.json')).version} (wasm backend, 1 thread, SIMD). \
@@ -155,12 +193,14 @@ Ratio = tract ÷ onnxruntime-web medians in the same runtime (below 1.00× is fa
 | localtune_bg.wasm (tract + tokenizers + localtune; simd128) | ${mib(sizes.localtune.raw)} | ${mib(sizes.localtune.gzip)} | ${mib(sizes.localtune.brotli)} |
 | localtune_relaxed_bg.wasm (the same + relaxed SIMD's fused multiply-add) | ${mib(sizes.localtuneRelaxed.raw)} | ${mib(sizes.localtuneRelaxed.gzip)} | ${mib(sizes.localtuneRelaxed.brotli)} |
 | onnxruntime-web ort-wasm-simd-threaded.wasm | ${mib(sizes.onnxruntime.raw)} | ${mib(sizes.onnxruntime.gzip)} | ${mib(sizes.onnxruntime.brotli)} |
+
+${perEngine}
 `;
 
 console.log(report);
 await writeFile(new URL('bench/results/encoder.md', root), report);
 await writeFile(
   new URL('bench/results/encoder.json', root),
-  JSON.stringify({ native, node, chromium, cold, sizes }, null, 1),
+  JSON.stringify({ native, node, browsers, cold, sizes }, null, 1),
 );
 if (process.argv.includes('--update-readme')) await updateReadme('encoder', report);

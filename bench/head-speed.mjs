@@ -1,6 +1,7 @@
 // Head update speed: one update of 50 cached feature vectors (10 intents ×
 // 5 sentences of bench/data, embedded by the real encoder) with the default
-// settings, in wasm under Node and in headless Chromium, each next to
+// settings, in wasm under Node and in headless Chromium, Firefox ESR and
+// WebKitGTK (`--engines chromium` for fewer), each next to
 // TensorFlow.js (wasm backend with SIMD and one thread, and its plain-JS cpu
 // backend) training the same head with the same optimizer, batch size and
 // number of steps, in the same runtime. Prints a Markdown table;
@@ -40,7 +41,13 @@ const node = await compareInRuntime({
 const { batchSize, learningRate } = localtune.defaultUpdateOptions();
 const ours = node.localtune;
 
-const chromium = await runBenchPage('bench/head-speed.html');
+const flag = (name) => { const i = process.argv.indexOf(name); return i < 0 ? undefined : process.argv[i + 1]; };
+const ENGINES = (flag('--engines') ?? 'chromium,firefox,webkit').split(',');
+if (!ENGINES.includes('chromium')) throw new Error('--engines: Chromium is the reference, name it too');
+const ENGINE_NAMES = { chromium: 'Chromium', firefox: 'Firefox ESR', webkit: 'WebKitGTK' };
+const browsers = {};
+for (const engine of ENGINES) browsers[engine] = await runBenchPage('bench/head-speed.html', { engine });
+const chromium = browsers.chromium;
 
 const ms = (x) => x.toFixed(2);
 const times = (x) => `${x.toFixed(1)}×`;
@@ -54,7 +61,7 @@ ${oursRow(runtime.localtune)}
 ${theirRow('TensorFlow.js, wasm backend', runtime.tfjs.wasm)}
 ${theirRow('TensorFlow.js, cpu backend', runtime.tfjs.cpu)}`;
 const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0].model.trim()}, \
-Node ${process.versions.node}, Chromium ${chromium.version} (headless), TensorFlow.js \
+Node ${process.versions.node}, TensorFlow.js \
 ${tf.version.tfjs}. One update: ${labels.length} cached vectors (${intents.length} intents × ${labels.length / intents.length}), \
 head ${dim} → ${intents.length} softmax, Adam (lr ${Number(learningRate.toPrecision(6))}), batch ${batchSize}, \
 ${ours.steps} steps (${ours.epochs} epochs, localtune's defaults); TensorFlow.js runs the same head, optimizer, batch size and steps \
@@ -64,10 +71,12 @@ with their 5th–95th percentiles in brackets. localtune's row is from its pairs
 
 ${table('Node', node)}
 
-${table('Chromium', chromium)}
+${ENGINES.map((e) => table(`${ENGINE_NAMES[e]} ${browsers[e].version}`, browsers[e])).join('\n\n')}
 
-localtune is **${times(fastest(node).ratio.median)}** faster than the faster TensorFlow.js backend in Node and \
-**${times(fastest(chromium).ratio.median)}** in Chromium.`;
+localtune is **${times(fastest(node).ratio.median)}** faster than the faster TensorFlow.js backend in Node, \
+${ENGINES.map((e) => `**${times(fastest(browsers[e]).ratio.median)}** in ${ENGINE_NAMES[e]}`).join(', ')}. \
+One update across engines (localtune's median; measured one engine after the other): \
+${ENGINES.filter((e) => e !== 'chromium').map((e) => `${ENGINE_NAMES[e]} ${(browsers[e].localtune.median / chromium.localtune.median).toFixed(2)}× Chromium's time`).join(', ')}.`;
 
 console.log(report);
 if (process.argv.includes('--update-readme')) await updateReadme('head-speed', report);

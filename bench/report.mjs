@@ -1,6 +1,7 @@
 // What every benchmark driver (bench/*.mjs) does the same way: run its page
-// in headless Chromium and collect the result, and write its table into
-// docs/benchmarks.md between its markers.
+// in a browser (headless Chromium unless another engine is named) and
+// collect the result, and write its table into docs/benchmarks.md between
+// its markers.
 import { readFile, writeFile } from 'node:fs/promises';
 import { openBrowser } from '../tests/js/browser.mjs';
 
@@ -8,21 +9,24 @@ import { openBrowser } from '../tests/js/browser.mjs';
 const BENCHMARKS = new URL('../docs/benchmarks.md', import.meta.url);
 
 /**
- * Opens `path` (under the project server) in headless Chromium, waits for the
- * page to set `window.benchResult` (or `window.benchError`), and returns the
- * result with the browser's version.
+ * Opens `path` (under the project server) in a fresh browser of `engine`
+ * (chromium, firefox or webkit: tests/js/engines.mjs), waits for the page to
+ * set `window.benchResult` (or `window.benchError`), and returns the result
+ * with the browser's version.
  */
-export async function runBenchPage(path, { timeoutMs = 600_000 } = {}) {
-  console.error(`chromium: running ${path}…`);
-  const env = await openBrowser();
+export async function runBenchPage(path, { timeoutMs = 600_000, engine = 'chromium' } = {}) {
+  console.error(`${engine}: running ${path}…`);
+  const env = await openBrowser(engine);
   try {
-    const page = await env.browser.newPage();
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
     await page.goto(`${env.url}${path}`);
     await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: timeoutMs });
     const error = await page.evaluate(() => window.benchError);
-    if (error) throw new Error(`browser benchmark failed: ${error}`);
+    if (error) throw new Error(`${engine}: browser benchmark failed: ${error}`);
     const result = await page.evaluate(() => window.benchResult);
-    result.version = env.browser.version();
+    result.version = await env.browser.version();
+    result.engine = engine;
     return result;
   } finally {
     await env.close();
