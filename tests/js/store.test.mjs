@@ -1,15 +1,14 @@
 // The IndexedDB store in each engine (headless Chromium, Firefox ESR,
-// WebKitGTK), through the built package, in
-// the situations only a real browser produces: reloads, a tab closed in the
-// middle of saving, damaged records, an encoder change with real encoders,
-// two tabs saving at once, a full quota, persistence, and moving everything
-// to a fresh profile. Each test gets its own browser context (a fresh
-// profile); the logic behind it is tested natively and on IndexedDB by
-// tests/store.rs and tests/store_in_browser.rs.
+// WebKitGTK), through the built package, in the situations only a real
+// browser produces: reloads, a tab closed in the middle of saving, damaged
+// records, an encoder change with real encoders, two tabs saving at once, a
+// full quota, persistence, and moving everything to a fresh profile. Each
+// test gets its own browser context (a fresh profile); the logic behind it
+// is tested natively and on IndexedDB by tests/store.rs and
+// tests/store_in_browser.rs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FEATURES, inEveryEngine, openTestPage } from './browser.mjs';
-import { launchEngine } from './engines.mjs';
+import { FEATURES, inEveryEngine, launchEngine, openTestPage } from './browser.mjs';
 
 inEveryEngine((env) => {
   const openPage = (context) => openTestPage(context, env.url);

@@ -1,7 +1,8 @@
 // localtune/client and localtune/worker in each engine (headless Chromium,
-// Firefox ESR, WebKitGTK): the Classifier API from the page with the model and training in a Web Worker — loading
-// by URL and by transferred bytes, automatic updates reported back to the
-// page, progress and cancelling across the boundary, errors with their names.
+// Firefox ESR, WebKitGTK): the Classifier API from the page with the model
+// and training in a Web Worker — loading by URL and by transferred bytes,
+// automatic updates reported back to the page, progress and cancelling
+// across the boundary, errors with their names.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { inEveryEngine, openTestPage } from './browser.mjs';
