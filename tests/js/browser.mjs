@@ -52,6 +52,32 @@ export function inEveryEngine(tests, engines = ENGINES) {
   }
 }
 
+/**
+ * A fresh profile of `env`'s engine with little storage for the test
+ * server's origin: Chromium's quota for the origin through its DevTools
+ * protocol (`chromiumBytes`), Firefox's for a whole profile through a
+ * preference, in a second Firefox (`firefoxKb`). WebKitWebDriver offers
+ * neither (`SUPPORTS[engine].storageLimit`). Resolves to `{ context, close() }`.
+ */
+export async function openStorageLimitedContext(env, { chromiumBytes, firefoxKb }) {
+  if (env.engine === 'chromium') {
+    const context = await env.browser.newContext();
+    // The DevTools session needs a page; the override holds for the origin.
+    const cdp = await context.newCDPSession(await context.newPage());
+    await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.url).origin, quotaSize: chromiumBytes });
+    return { context, close: () => context.close() };
+  }
+  const limited = await launchEngine(env.engine, { storageLimitKb: firefoxKb });
+  const context = await limited.newContext();
+  return {
+    context,
+    async close() {
+      await context.close();
+      await limited.close();
+    },
+  };
+}
+
 /** Waits until the demo page says it is ready; `page.ready` marks it. */
 export async function waitReady(page) {
   page.ready = false;

@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs';
-import { inEveryEngine, launchEngine, SUPPORTS, typeAndPredict, waitReady } from './browser.mjs';
+import { inEveryEngine, openStorageLimitedContext, SUPPORTS, typeAndPredict, waitReady } from './browser.mjs';
 import { INTENT_ROWS } from './intents.mjs';
 
 mkdir('tests/artifacts', { recursive: true }, () => {});
@@ -208,33 +208,20 @@ inEveryEngine((env) => {
   });
 
   // Next to no storage (a tiny quota, as some private modes give): a clear
-  // message. Chromium's quota is set per origin through its DevTools
-  // protocol, Firefox's for a whole profile at launch (a second Firefox);
-  // WebKitWebDriver offers neither (the store's refused writes are tested
-  // in WebKit by tests/store_in_browser.rs, a write aborted midway).
-  const noStorageTest = env.engine === 'webkit' ? test.skip : test;
+  // message. WebKitWebDriver cannot set a quota (openStorageLimitedContext;
+  // the store's refused writes are tested in WebKit by
+  // tests/store_in_browser.rs, a write aborted midway).
+  const noStorageTest = SUPPORTS[env.engine].storageLimit ? test : test.skip;
   noStorageTest('next to no storage: the page says the browser will not let it store anything', async () => {
-    let limited;
-    let denied;
-    if (env.engine === 'chromium') {
-      denied = await env.browser.newContext();
-    } else {
-      limited = await launchEngine(env.engine, { storageLimitKb: 1 });
-      denied = await limited.newContext();
-    }
+    const denied = await openStorageLimitedContext(env, { chromiumBytes: 1000, firefoxKb: 1 });
     try {
-      const blocked = await denied.newPage();
-      if (env.engine === 'chromium') {
-        const cdp = await denied.newCDPSession(blocked);
-        await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.url).origin, quotaSize: 1000 });
-      }
+      const blocked = await denied.context.newPage();
       await blocked.goto(env.url);
       await blocked.waitForSelector('body[data-failed]', { state: 'attached', timeout: 120_000 });
       assert.match(await blocked.textContent('#load-status'), /will not let the page store anything/);
       await blocked.screenshot({ path: `tests/artifacts/demo-no-storage-${env.engine}.png`, fullPage: true });
     } finally {
       await denied.close();
-      await limited?.close();
     }
   });
 });

@@ -24,12 +24,13 @@ export const CHROMIUM_ARGS = JSON.parse(
   readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
 )['goog:chromeOptions'].args;
 
-/** What each engine's driver can do beyond the common API. */
+/** What each engine's driver can do beyond the common API. `storageLimit`:
+ * a profile with next to no storage (browser.mjs, openStorageLimitedContext). */
 export const SUPPORTS = {
   // Chromium's DevTools protocol: quota overrides.
-  chromium: { cdp: true, requestEvents: true, exposeFunction: true },
-  firefox: { cdp: false, requestEvents: true, exposeFunction: false },
-  webkit: { cdp: false, requestEvents: false, exposeFunction: false },
+  chromium: { cdp: true, requestEvents: true, exposeFunction: true, storageLimit: true },
+  firefox: { cdp: false, requestEvents: true, exposeFunction: false, storageLimit: true },
+  webkit: { cdp: false, requestEvents: false, exposeFunction: false, storageLimit: false },
 };
 
 /**

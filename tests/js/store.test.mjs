@@ -8,7 +8,7 @@
 // tests/store_in_browser.rs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FEATURES, inEveryEngine, launchEngine, openTestPage } from './browser.mjs';
+import { FEATURES, SUPPORTS, inEveryEngine, openStorageLimitedContext, openTestPage } from './browser.mjs';
 
 inEveryEngine((env) => {
   const openPage = (context) => openTestPage(context, env.url);
@@ -292,26 +292,14 @@ inEveryEngine((env) => {
     await context.close();
   });
 
-  // A small quota: Chromium's per origin through its DevTools protocol,
-  // Firefox's for the whole profile through a preference (a browser of its
-  // own). WebKitWebDriver offers neither, and WebKitGTK's own quota is a
-  // share of the disk: there the store's failed writes are tested by
-  // tests/store_in_browser.rs (a write aborted midway), not a full quota.
-  const quotaTest = env.engine === 'webkit' ? test.skip : test;
+  // A small quota (openStorageLimitedContext). WebKitWebDriver cannot set
+  // one, and WebKitGTK's own quota is a share of the disk: there the store's
+  // failed writes are tested by tests/store_in_browser.rs (a write aborted
+  // midway), not a full quota.
+  const quotaTest = SUPPORTS[env.engine].storageLimit ? test : test.skip;
   quotaTest('a full quota is a clear QuotaExceededError and nothing is half-written', async () => {
-    let limited;
-    let context;
-    let page;
-    if (env.engine === 'chromium') {
-      context = await env.browser.newContext();
-      page = await openPage(context);
-      const cdp = await context.newCDPSession(page);
-      await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.url).origin, quotaSize: 2_000_000 });
-    } else {
-      limited = await launchEngine(env.engine, { storageLimitKb: 10_240 });
-      context = await limited.newContext();
-      page = await openPage(context);
-    }
+    const limited = await openStorageLimitedContext(env, { chromiumBytes: 2_000_000, firefoxKb: 10_240 });
+    const page = await openPage(limited.context);
     const found = await page.evaluate(async () => {
       const enc = await tinyEncoder();
       const store = await lt.Store.open('quota', enc.sha256, lt.Head.seeded(enc.dim, ['a', 'b']));
@@ -364,8 +352,7 @@ inEveryEngine((env) => {
     assert.ok(found.status.usageBytes > 0 && found.status.quotaBytes > 0, JSON.stringify(found.status));
     // A transaction given up on is not left to reject unhandled.
     assert.deepEqual(page.errors, []);
-    await context.close();
-    await limited?.close();
+    await limited.close();
   });
 
   test('persistence is requested and the storage estimate reported', async () => {
