@@ -1,7 +1,7 @@
 // Encoder benchmark: per-sentence latency (median, p95) at 8, 32 and 128
-// tokens, batch 1, for tract native, tract wasm+simd128 in Node and in headless
-// Chromium, Firefox ESR and WebKitGTK, each next to onnxruntime-web (wasm, 1 thread, SIMD) on the same
-// model and token ids in the same runtime; cold start; peak wasm memory; and
+// tokens, batch 1, for tract native, tract wasm in Node and in headless
+// Chromium, Firefox ESR and WebKitGTK, each next to onnxruntime-web (wasm,
+// 1 thread, SIMD) on the same model and token ids in the same runtime; cold start; peak wasm memory; and
 // the .wasm sizes. Prints a Markdown table; --update-readme writes it into
 // docs/benchmarks.md between the bench markers.
 //
@@ -16,7 +16,7 @@ import * as localtune from '../pkg/localtune.js';
 import {
   LENGTHS, SOURCE_TEXT, idsOfLength, iterationsFor, makeEngines, measureLatency, checkSameOutput,
 } from './harness.mjs';
-import { runBenchPage, updateReadme } from './report.mjs';
+import { ENGINE_NAMES, benchEngines, runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -76,9 +76,7 @@ const native = JSON.parse(
 // faster or slower for one of them), so each figure of the table is the
 // median over the browsers, and the report prints the ratio's spread.
 const LATENCY_PAGES = 3;
-const flag = (name) => { const i = process.argv.indexOf(name); return i < 0 ? undefined : process.argv[i + 1]; };
-const BROWSERS = (flag('--engines') ?? 'chromium,chromium-simd128,firefox,webkit').split(',');
-if (!BROWSERS.includes('chromium')) throw new Error('--engines: Chromium is the reference, name it too');
+const BROWSERS = benchEngines(['chromium', 'chromium-simd128', 'firefox', 'webkit']);
 const BENCH_PAGE = {
   'chromium-simd128': { engine: 'chromium', path: 'bench/index.html?module=localtune_bg.wasm' },
 };
@@ -150,9 +148,7 @@ for (const len of LENGTHS) {
   );
 }
 const chromiumVersion = chromium.version;
-const ENGINE_NAMES = {
-  chromium: 'Chromium', 'chromium-simd128': 'Chromium (simd128 module)', firefox: 'Firefox ESR', webkit: 'WebKitGTK',
-};
+const NAMES = { ...ENGINE_NAMES, 'chromium-simd128': 'Chromium (simd128 module)' };
 // Our encoder across engines: each against Chromium as init() sets it up,
 // and WebKit against Chromium on the same (simd128) module.
 const comparisons = BROWSERS.filter((e) => e !== 'chromium').map((e) => [e, 'chromium']);
@@ -166,11 +162,11 @@ const engineRows = LENGTHS.map((len) => {
     .map(([a, b]) => `**${ratio(browsers[a].latency[len].tract.median, browsers[b].latency[len].tract.median)}**`);
   return `| ${len} | ${cells.join(' | ')} | ${across.join(' | ')} |`;
 });
-const perEngine = `| tokens | ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].version}: tract / ort-web (ratio)`).join(' | ')} | ${comparisons.map(([a, b]) => `${ENGINE_NAMES[a]} ÷ ${ENGINE_NAMES[b]}, tract`).join(' | ')} |
+const perEngine = `| tokens | ${BROWSERS.map((e) => `${NAMES[e]} ${browsers[e].version}: tract / ort-web (ratio)`).join(' | ')} | ${comparisons.map(([a, b]) => `${NAMES[a]} ÷ ${NAMES[b]}, tract`).join(' | ')} |
 |---:|${BROWSERS.map(() => '---:').join('|')}|${comparisons.map(() => '---:').join('|')}|
 ${engineRows.join('\n')}
 
-Per engine: median ms over ${LATENCY_PAGES} fresh browsers of each, tract and onnxruntime-web alternating in one page (the paired ratio in brackets; its spread over the browsers: ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].ratioSpread}`).join('; ')}). Module tract ran: ${BROWSERS.map((e) => `${ENGINE_NAMES[e]} ${browsers[e].wasmModule}`).join(', ')} (\`init()\`'s choice but where named). The last columns compare our encoder across engines, measured one engine after the other in this run.`;
+Per engine: median ms over ${LATENCY_PAGES} fresh browsers of each, tract and onnxruntime-web alternating in one page (the paired ratio in brackets; its spread over the browsers: ${BROWSERS.map((e) => `${NAMES[e]} ${browsers[e].ratioSpread}`).join('; ')}). Module tract ran: ${BROWSERS.map((e) => `${NAMES[e]} ${browsers[e].wasmModule}`).join(', ')} (\`init()\`'s choice but where named). The last columns compare our encoder across engines, measured one engine after the other in this run.`;
 const report = `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0].model.trim()}, \
 Node ${process.versions.node}, Chromium ${chromiumVersion} (headless), onnxruntime-web \
 ${JSON.parse(await read('node_modules/onnxruntime-web/package.json')).version} (wasm backend, 1 thread, SIMD). \

@@ -16,7 +16,7 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
 import { compareInRuntime, pickSamples } from './head-speed-harness.mjs';
-import { runBenchPage, updateReadme } from './report.mjs';
+import { ENGINE_NAMES, benchEngines, runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -41,10 +41,7 @@ const node = await compareInRuntime({
 const { batchSize, learningRate } = localtune.defaultUpdateOptions();
 const ours = node.localtune;
 
-const flag = (name) => { const i = process.argv.indexOf(name); return i < 0 ? undefined : process.argv[i + 1]; };
-const ENGINES = (flag('--engines') ?? 'chromium,firefox,webkit').split(',');
-if (!ENGINES.includes('chromium')) throw new Error('--engines: Chromium is the reference, name it too');
-const ENGINE_NAMES = { chromium: 'Chromium', firefox: 'Firefox ESR', webkit: 'WebKitGTK' };
+const ENGINES = benchEngines(['chromium', 'firefox', 'webkit']);
 const browsers = {};
 for (const engine of ENGINES) browsers[engine] = await runBenchPage('bench/head-speed.html', { engine });
 const chromium = browsers.chromium;

@@ -8,6 +8,20 @@ import { openBrowser } from '../tests/js/browser.mjs';
 // Their own page, not README.md: the README stays a short introduction.
 const BENCHMARKS = new URL('../docs/benchmarks.md', import.meta.url);
 
+/** The engines' names in the reports. */
+export const ENGINE_NAMES = { chromium: 'Chromium', firefox: 'Firefox ESR', webkit: 'WebKitGTK' };
+
+/**
+ * The engines a driver runs its page in: `--engines a,b` on its command
+ * line, else `all`. Chromium is every report's reference, so it must be named.
+ */
+export function benchEngines(all) {
+  const i = process.argv.indexOf('--engines');
+  const engines = i < 0 ? all : process.argv[i + 1].split(',');
+  if (!engines.includes('chromium')) throw new Error('--engines: Chromium is the reference, name it too');
+  return engines;
+}
+
 /**
  * Opens `path` (under the project server) in a fresh browser of `engine`
  * (chromium, firefox or webkit: tests/js/engines.mjs), waits for the page to
