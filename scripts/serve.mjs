@@ -7,6 +7,9 @@
 //   /bench/    → bench/        (the in-browser benchmark page)
 //   /ort/      → node_modules/onnxruntime-web/dist/ (benchmark reference)
 //   /tfjs/, /tfjs-wasm/ → TensorFlow.js and its wasm backend (benchmark reference)
+//   /tjs/, /tjs-ort/, /tjs-models/ → Transformers.js, the onnxruntime-web it
+//                  loads, and the same model in its layout (benchmark
+//                  reference, installed by bench/first-visit.sh)
 //   /test-pages/ → tests/js/pages/ (bare pages the browser tests drive)
 //   /fixtures/  → tests/fixtures/ (the tiny test encoder)
 //   /artifacts/ → tests/artifacts/ (what tests build, e.g. the Vite app)
@@ -25,6 +28,9 @@ const ROUTES = [
   ['/ort/', 'node_modules/onnxruntime-web/dist'],
   ['/tfjs/', 'node_modules/@tensorflow/tfjs/dist'],
   ['/tfjs-wasm/', 'node_modules/@tensorflow/tfjs-backend-wasm/dist'],
+  ['/tjs/', 'bench/results/transformers-js/node_modules/@huggingface/transformers/dist'],
+  ['/tjs-ort/', 'bench/results/transformers-js/node_modules/onnxruntime-web/dist'],
+  ['/tjs-models/', 'bench/results/transformers-js/models'],
   ['/test-pages/', 'tests/js/pages'],
   ['/fixtures/', 'tests/fixtures'],
   ['/artifacts/', 'tests/artifacts'],
@@ -44,7 +50,8 @@ const TYPES = {
   '.svg': 'image/svg+xml',
 };
 
-function resolvePath(urlPath) {
+/** The file a request path names (null if none may be served). */
+export function resolvePath(urlPath) {
   for (const [prefix, dir] of ROUTES) {
     if (urlPath.startsWith(prefix)) {
       const rel = normalize(decodeURIComponent(urlPath.slice(prefix.length)));
