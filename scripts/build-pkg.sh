@@ -28,15 +28,17 @@ fi
 # simd128 for every engine, and LOCALTUNE_RELAXED_SIMD=1's fused multiply-add
 # kernel (build.rs) for engines that validate relaxed SIMD. Only our crate
 # rebuilds between the two; every dependency is reused.
-raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/localtune.wasm"
+# The release-wasm profile (Cargo.toml): release, with what a page never runs
+# optimised for size.
+raw="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release-wasm/localtune.wasm"
 staging="$CARGO_TARGET_DIR/pkg-staging"
 rm -rf pkg "$staging"
 mkdir -p "$staging"
 for variant in simd128 relaxed; do
   relaxed=0
   [ "$variant" = relaxed ] && relaxed=1
-  log "LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --release --target wasm32-unknown-unknown --lib"
-  LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --release --target wasm32-unknown-unknown --lib --quiet
+  log "LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --profile release-wasm --target wasm32-unknown-unknown --lib"
+  LOCALTUNE_RELAXED_SIMD=$relaxed cargo build --profile release-wasm --target wasm32-unknown-unknown --lib --quiet
   # tract's static constructors must run once (src/encoder/mod.rs,
   # run_static_constructors_once), not at the top of every export: the linker
   # names such wrappers `<export>.command_export` (in the name section, which
