@@ -8,7 +8,7 @@
 // the comparison is of the same model.
 //
 // Usage: bash bench/first-visit.sh [--update-readme]
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import zlib, { gzipSync, brotliCompressSync } from 'node:zlib';
@@ -45,8 +45,9 @@ async function sizes(path) {
   if (!file) throw new Error(`the server does not serve ${path}`);
   try {
     if (statSync(file).isDirectory()) file = join(file, 'index.html');
-    await stat(file);
+    statSync(file);
   } catch {
+    // The server answered 404: nothing but the error text was sent.
     return { path, missing: true, raw: 0, gzip: 0, brotli: 0 };
   }
   if (!sizeCache.has(file)) {
