@@ -243,7 +243,8 @@ async function freePort() {
   return port;
 }
 
-async function launchWebKit() {
+/** WebKitWebDriver (under xvfb-run) on a free port, answering. */
+async function startWebKitDriver() {
   const port = await freePort();
   // Its own process group: xvfb-run leaves Xvfb and the driver running when
   // only it is stopped, so close() stops the whole group.
@@ -266,6 +267,11 @@ async function launchWebKit() {
       await new Promise((r) => setTimeout(r, 200));
     }
   }
+  return { child, driver };
+}
+
+async function launchWebKit() {
+  let { child, driver } = await startWebKitDriver();
   const contexts = new Set();
   let version;
   return {
@@ -276,7 +282,18 @@ async function launchWebKit() {
       // WebKitWebDriver runs one session at a time: a context that a failed
       // test left open is closed, so that the next test can start.
       for (const left of contexts) await left.close();
-      const context = await WebDriverContext.open(driver, options);
+      let context;
+      try {
+        context = await WebDriverContext.open(driver, options);
+      } catch (e) {
+        if (e.name !== 'TimeoutError') throw e;
+        // Once in a CI run, WebKitWebDriver never answered a new session
+        // after the previous one had closed (the test failed when fetch gave
+        // up, at 300 s). A new driver answers: start one and ask again.
+        process.kill(-child.pid, 'SIGTERM');
+        ({ child, driver } = await startWebKitDriver());
+        context = await WebDriverContext.open(driver, options);
+      }
       version = context.browserVersion;
       contexts.add(context);
       context.closed = () => contexts.delete(context);
@@ -294,18 +311,24 @@ class WebDriver {
     this.base = base;
   }
 
-  /** One command; resolves to its `value`, throws its error. */
-  async command(method, path, body) {
+  /** One command; resolves to its `value`, throws its error (a
+   * `TimeoutError` if `timeoutMs` is given and passes first). */
+  async command(method, path, body, { timeoutMs } = {}) {
     const res = await fetch(`${this.base}${path}`, {
       method,
       headers: { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
     });
     const { value } = await res.json();
     if (!res.ok) throw new Error(`WebDriver ${method} ${path}: ${value?.error}: ${value?.message}`);
     return value;
   }
 }
+
+// A new session (a MiniBrowser starting) takes a few seconds; past this the
+// driver is taken to be stuck (see launchWebKit's newContext).
+const SESSION_START_MS = 90_000;
 
 /** A WebDriver session: a browser of its own, so a fresh profile. Its
  * pages are its windows; each command switches to its page's window. */
@@ -314,7 +337,7 @@ class WebDriverContext {
     const { sessionId, capabilities } = await driver.command('POST', '/session', {
       // Dialogs stay open until a test answers them (see WebDriverPage.once).
       capabilities: { alwaysMatch: { unhandledPromptBehavior: 'ignore' } },
-    });
+    }, { timeoutMs: SESSION_START_MS });
     const context = new WebDriverContext(driver, sessionId, viewport);
     context.browserVersion = capabilities.browserVersion;
     await context.command('POST', '/timeouts', { script: 300_000 });
