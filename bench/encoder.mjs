@@ -8,7 +8,6 @@
 // Run: bash bench/encoder.sh   (builds pkg/ and the native bench first)
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
-import { gzipSync, brotliCompressSync, constants as zlib } from 'node:zlib';
 import { cpus } from 'node:os';
 import * as ort from 'onnxruntime-web';
 import { initSync } from '../pkg/localtune.js';
@@ -16,7 +15,7 @@ import * as localtune from '../pkg/localtune.js';
 import {
   LENGTHS, SOURCE_TEXT, idsOfLength, iterationsFor, makeEngines, measureLatency, checkSameOutput,
 } from './harness.mjs';
-import { ENGINE_NAMES, benchEngines, runBenchPage, updateReadme } from './report.mjs';
+import { ENGINE_NAMES, benchEngines, compressedSizes, runBenchPage, updateReadme } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
@@ -121,16 +120,11 @@ const coldMedian = Object.fromEntries(
 );
 
 // --- Sizes.
-const size = (bytes) => ({
-  raw: bytes.length,
-  gzip: gzipSync(bytes, { level: 9 }).length,
-  brotli: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11 } }).length,
-});
 const ortWasm = await read('node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm');
 const sizes = {
-  localtune: size(await read('pkg/localtune_bg.wasm')),
-  localtuneRelaxed: size(await read('pkg/localtune_relaxed_bg.wasm')),
-  onnxruntime: size(ortWasm),
+  localtune: compressedSizes(await read('pkg/localtune_bg.wasm')),
+  localtuneRelaxed: compressedSizes(await read('pkg/localtune_relaxed_bg.wasm')),
+  onnxruntime: compressedSizes(ortWasm),
 };
 
 // --- Report.

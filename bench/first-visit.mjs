@@ -11,10 +11,9 @@
 import { readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import zlib, { gzipSync, brotliCompressSync } from 'node:zlib';
 import { openBrowser } from '../tests/js/browser.mjs';
 import { resolvePath } from '../scripts/serve.mjs';
-import { updateBenchmarks } from './report.mjs';
+import { compressedSizes, updateBenchmarks } from './report.mjs';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
 
@@ -51,14 +50,7 @@ async function sizes(path) {
     return { path, missing: true, raw: 0, gzip: 0, brotli: 0 };
   }
   if (!sizeCache.has(file)) {
-    const bytes = await readFile(file);
-    sizeCache.set(file, {
-      raw: bytes.length,
-      gzip: gzipSync(bytes, { level: 9 }).length,
-      brotli: brotliCompressSync(bytes, {
-        params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 },
-      }).length,
-    });
+    sizeCache.set(file, compressedSizes(await readFile(file)));
   }
   return { path, ...sizeCache.get(file) };
 }

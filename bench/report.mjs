@@ -3,6 +3,7 @@
 // collect the result, and write its table into docs/benchmarks.md between
 // its markers.
 import { readFile, writeFile } from 'node:fs/promises';
+import { gzipSync, brotliCompressSync, constants as zlib } from 'node:zlib';
 import { openBrowser } from '../tests/js/browser.mjs';
 
 // Their own page, not README.md: the README stays a short introduction.
@@ -64,3 +65,10 @@ export async function updateBenchmarks(name, report, file = BENCHMARKS) {
 
 /** The old name, kept so that callers written before the move still work. */
 export const updateReadme = updateBenchmarks;
+
+/** A file's bytes as stored, and as gzip -9 and brotli 11 would send them. */
+export const compressedSizes = (bytes) => ({
+  raw: bytes.length,
+  gzip: gzipSync(bytes, { level: 9 }).length,
+  brotli: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11 } }).length,
+});
