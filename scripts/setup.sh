@@ -32,13 +32,18 @@ fi
 # 3. Debian packages: the three engines the browser tests run in and their
 #    drivers — Chromium (chromedriver), Firefox ESR (geckodriver, step 4)
 #    and WebKitGTK (WebKitWebDriver, which starts its MiniBrowser; it needs
-#    a display, so Xvfb) — and wabt's wasm-objdump for the SIMD check.
+#    a display, so Xvfb; WebKit's quota tests start a browser of our own
+#    instead of MiniBrowser, tests/js/webkit-storage-browser.py, on
+#    WebKitGTK's Python bindings) — and wabt's wasm-objdump for the SIMD
+#    check.
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v firefox-esr >/dev/null || missing+=(firefox-esr)
 command -v WebKitWebDriver >/dev/null || missing+=(webkit2gtk-driver)
 command -v xvfb-run >/dev/null || missing+=(xvfb)
+/usr/bin/python3 -c 'import gi; gi.require_version("WebKit2", "4.1")' 2>/dev/null \
+  || missing+=(python3-gi gir1.2-webkit2-4.1)
 command -v wasm-objdump >/dev/null || missing+=(wabt)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]}"
@@ -46,7 +51,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 else
-  log "chromium, firefox-esr, webkit2gtk-driver, xvfb, wabt and their drivers present"
+  log "chromium, firefox-esr, webkit2gtk-driver (and its Python bindings), xvfb, wabt and their drivers present"
 fi
 
 # 4. geckodriver (Debian does not package it) at a pinned version, from

@@ -445,9 +445,20 @@ impl Tx {
         error
     }
 
+    /// The transaction's error, else that of the request whose failure
+    /// `fallback` (the rejection: an error or an `error`/`abort` event)
+    /// reports: WebKit aborts a write refused for quota with no error on
+    /// the transaction, only on the failed request, the target of the
+    /// `error` event that bubbles up to the transaction (tests/js/
+    /// store.test.mjs, the full quota in WebKit).
     async fn failure(&self, fallback: JsValue) -> Error {
         let _ = JsFuture::from(self.done.clone()).await;
-        match self.tx.error() {
+        let from_event = || {
+            let target = fallback.dyn_ref::<web_sys::Event>()?.target()?;
+            let request = target.dyn_into::<IdbRequest>().ok()?;
+            request.error().ok().flatten()
+        };
+        match self.tx.error().or_else(from_event) {
             Some(dom) => storage_error(self.operation, &dom.into()),
             None => storage_error(self.operation, &fallback),
         }

@@ -55,11 +55,12 @@ export function inEveryEngine(tests, engines = ENGINES) {
 /**
  * A fresh profile of `env`'s engine with little storage for the test
  * server's origin: Chromium's quota for the origin through its DevTools
- * protocol (`chromiumBytes`), Firefox's for a whole profile through a
- * preference, in a second Firefox (`firefoxKb`). WebKitWebDriver offers
- * neither (`SUPPORTS[engine].storageLimit`). Resolves to `{ context, close() }`.
+ * protocol (`chromiumBytes`); Firefox's for a whole profile through a
+ * preference, in a second Firefox, and WebKit's through a second
+ * WebKitWebDriver whose sessions run a browser of our own with the quota
+ * set (`profileKb`, see engines.mjs). Resolves to `{ context, close() }`.
  */
-export async function openStorageLimitedContext(env, { chromiumBytes, firefoxKb }) {
+export async function openStorageLimitedContext(env, { chromiumBytes, profileKb }) {
   if (env.engine === 'chromium') {
     const context = await env.browser.newContext();
     // The DevTools session needs a page; the override holds for the origin.
@@ -67,7 +68,7 @@ export async function openStorageLimitedContext(env, { chromiumBytes, firefoxKb 
     await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(env.url).origin, quotaSize: chromiumBytes });
     return { context, close: () => context.close() };
   }
-  const limited = await launchEngine(env.engine, { storageLimitKb: firefoxKb });
+  const limited = await launchEngine(env.engine, { storageLimitKb: profileKb });
   const context = await limited.newContext();
   return {
     context,

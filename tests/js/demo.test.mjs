@@ -208,12 +208,9 @@ inEveryEngine((env) => {
   });
 
   // Next to no storage (a tiny quota, as some private modes give): a clear
-  // message. WebKitWebDriver cannot set a quota (openStorageLimitedContext;
-  // the store's refused writes are tested in WebKit by
-  // tests/store_in_browser.rs, a write aborted midway).
-  const noStorageTest = SUPPORTS[env.engine].storageLimit ? test : test.skip;
-  noStorageTest('next to no storage: the page says the browser will not let it store anything', async () => {
-    const denied = await openStorageLimitedContext(env, { chromiumBytes: 1000, firefoxKb: 1 });
+  // message (openStorageLimitedContext).
+  test('next to no storage: the page says the browser will not let it store anything', async () => {
+    const denied = await openStorageLimitedContext(env, { chromiumBytes: 1000, profileKb: 1 });
     try {
       const blocked = await denied.context.newPage();
       await blocked.goto(env.url);

@@ -10,9 +10,12 @@
 // LOCALTUNE_JS_ENGINES=chromium,webkit picks engines for a local run; the
 // test suite runs all three.
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, statfs, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
@@ -24,13 +27,14 @@ export const CHROMIUM_ARGS = JSON.parse(
   readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
 )['goog:chromeOptions'].args;
 
-/** What each engine's driver can do beyond the common API. `storageLimit`:
- * a profile with next to no storage (browser.mjs, openStorageLimitedContext). */
+/** What each engine's driver can do beyond the common API. (Every engine
+ * can give a profile next to no storage: browser.mjs,
+ * openStorageLimitedContext.) */
 export const SUPPORTS = {
   // Chromium's DevTools protocol: quota overrides.
-  chromium: { cdp: true, requestEvents: true, exposeFunction: true, storageLimit: true },
-  firefox: { cdp: false, requestEvents: true, exposeFunction: false, storageLimit: true },
-  webkit: { cdp: false, requestEvents: false, exposeFunction: false, storageLimit: false },
+  chromium: { cdp: true, requestEvents: true, exposeFunction: true },
+  firefox: { cdp: false, requestEvents: true, exposeFunction: false },
+  webkit: { cdp: false, requestEvents: false, exposeFunction: false },
 };
 
 /**
@@ -60,10 +64,10 @@ export const AGENT = {
  * Starts `engine`: a browser with `newContext(options)`, `version()` (a
  * promise in Firefox; in WebKit once a context is open) and `close()`,
  * where a context is a fresh profile with `newPage()` and `close()`.
- * `storageLimitKb` (Firefox only) caps the storage of the whole profile.
+ * `storageLimitKb` (Firefox, WebKit) caps the storage of each profile.
  */
 export async function launchEngine(engine, { storageLimitKb } = {}) {
-  if (storageLimitKb !== undefined && engine !== 'firefox') {
+  if (storageLimitKb !== undefined && engine === 'chromium') {
     throw new Error(`${engine}: no storage limit at launch (Chromium's is per origin, over CDP)`);
   }
   switch (engine) {
@@ -99,7 +103,7 @@ export async function launchEngine(engine, { storageLimitKb } = {}) {
       };
     }
     case 'webkit':
-      return launchWebKit();
+      return launchWebKit({ storageLimitKb });
     default:
       throw new Error(`unknown engine ${engine}`);
   }
@@ -270,7 +274,30 @@ async function startWebKitDriver() {
   return { child, driver };
 }
 
-async function launchWebKit() {
+/**
+ * The browser a WebKit session runs in: MiniBrowser (WebKitWebDriver's
+ * default), or with `storageLimitKb`, tests/js/webkit-storage-browser.py on
+ * a fresh data directory whose quota is that many KB: WebKit's quota is a
+ * share of the volume holding the data, so the share is worked out from
+ * that volume's size. Resolves to `{ capabilities, remove() }`.
+ */
+async function webKitBrowser(storageLimitKb) {
+  if (storageLimitKb === undefined) return { capabilities: {}, remove: async () => {} };
+  const dataDir = await mkdtemp(join(tmpdir(), 'localtune-webkit-'));
+  const { blocks, bsize } = await statfs(dataDir);
+  const share = (storageLimitKb * 1024) / (blocks * bsize);
+  return {
+    capabilities: {
+      'webkitgtk:browserOptions': {
+        binary: fileURLToPath(new URL('./webkit-storage-browser.py', import.meta.url)),
+        args: [`--data-dir=${dataDir}`, `--origin-storage-ratio=${share}`, `--total-storage-ratio=${share}`],
+      },
+    },
+    remove: () => rm(dataDir, { recursive: true, force: true }),
+  };
+}
+
+async function launchWebKit({ storageLimitKb } = {}) {
   let { child, driver } = await startWebKitDriver();
   const contexts = new Set();
   let version;
@@ -282,21 +309,32 @@ async function launchWebKit() {
       // WebKitWebDriver runs one session at a time: a context that a failed
       // test left open is closed, so that the next test can start.
       for (const left of contexts) await left.close();
+      const browser = await webKitBrowser(storageLimitKb);
+      const open = () => WebDriverContext.open(driver, { ...options, capabilities: browser.capabilities });
       let context;
       try {
-        context = await WebDriverContext.open(driver, options);
+        context = await open();
       } catch (e) {
-        if (e.name !== 'TimeoutError') throw e;
+        if (e.name !== 'TimeoutError') {
+          await browser.remove();
+          throw e;
+        }
         // Once in a CI run, WebKitWebDriver never answered a new session
         // after the previous one had closed (the test failed when fetch gave
         // up, at 300 s). A new driver answers: start one and ask again.
         process.kill(-child.pid, 'SIGTERM');
         ({ child, driver } = await startWebKitDriver());
-        context = await WebDriverContext.open(driver, options);
+        context = await open().catch(async (again) => {
+          await browser.remove();
+          throw again;
+        });
       }
       version = context.browserVersion;
       contexts.add(context);
-      context.closed = () => contexts.delete(context);
+      context.closed = async () => {
+        contexts.delete(context);
+        await browser.remove();
+      };
       return context;
     },
     async close() {
@@ -333,10 +371,10 @@ const SESSION_START_MS = 90_000;
 /** A WebDriver session: a browser of its own, so a fresh profile. Its
  * pages are its windows; each command switches to its page's window. */
 class WebDriverContext {
-  static async open(driver, { viewport } = {}) {
+  static async open(driver, { viewport, capabilities: asked = {} } = {}) {
     const { sessionId, capabilities } = await driver.command('POST', '/session', {
       // Dialogs stay open until a test answers them (see WebDriverPage.once).
-      capabilities: { alwaysMatch: { unhandledPromptBehavior: 'ignore' } },
+      capabilities: { alwaysMatch: { unhandledPromptBehavior: 'ignore', ...asked } },
     }, { timeoutMs: SESSION_START_MS });
     const context = new WebDriverContext(driver, sessionId, viewport);
     context.browserVersion = capabilities.browserVersion;
@@ -370,7 +408,7 @@ class WebDriverContext {
 
   async close() {
     await this.command('DELETE', '').catch(() => {});
-    this.closed?.();
+    await this.closed?.();
   }
 }
 
