@@ -181,6 +181,13 @@ function showReport(report) {
   document.body.dataset.lastUpdate = report.accepted ? 'accepted' : 'rejected';
 }
 
+// An update that fails (rather than being rejected by the gate) says so
+// too: what waits for an outcome learns of it at once.
+function showUpdateFailure(error) {
+  showError(error);
+  document.body.dataset.lastUpdate = 'failed';
+}
+
 function setUpdating(on, message) {
   state.updating = on;
   $('update').disabled = on;
@@ -193,7 +200,7 @@ function onAutoUpdate(event) {
   else if (event.phase === 'progress') onProgress(event.event);
   else {
     if (event.phase === 'finished') showReport(event.report);
-    else showError(event.error);
+    else showUpdateFailure(event.error);
     // Updating ends once the version table shows the outcome.
     refresh().finally(() => setUpdating(false)).then(predict);
   }
@@ -206,7 +213,7 @@ $('update').addEventListener('click', async () => {
   try {
     showReport(await state.classifier.update({}, onProgress));
   } catch (e) {
-    showError(e);
+    showUpdateFailure(e);
     $('update-status').textContent = '';
   } finally {
     // Updating ends once the version table shows the outcome (a double

@@ -50,6 +50,19 @@ inEveryEngine((env) => {
     page.servedBefore = env.requests.length;
   }
 
+  /** What the page shows about corrections and updates, for failure messages. */
+  function demoState(page) {
+    return page.evaluate(() => ({
+      updating: document.body.dataset.updating,
+      lastUpdate: document.body.dataset.lastUpdate,
+      updateStatus: document.getElementById('update-status').textContent,
+      feedbackStatus: document.getElementById('feedback-status').textContent,
+      pending: document.getElementById('pending').textContent,
+      samples: document.getElementById('sample-count').textContent,
+      error: document.getElementById('error').textContent,
+    }));
+  }
+
   /** Reloads the demo (its own requests are not late ones). */
   async function reloadDemo(page) {
     gatherLate(page);
@@ -94,7 +107,12 @@ inEveryEngine((env) => {
         assert.deepEqual(bundle, ['/bundles/default/manifest.json']);
       }
     }
-    await page.waitForSelector('body[data-last-update="accepted"]', { state: 'attached', timeout: 120_000 });
+    await page.waitForSelector('body[data-last-update]', { state: 'attached', timeout: 120_000 })
+      .catch(async (e) => {
+        // Say whether the update never started, is still running, or failed.
+        throw new Error(`no update outcome 120 s after the 50th correction: ${JSON.stringify(await demoState(page))}; page errors: ${page.errors.join('; ')}`, { cause: e });
+      });
+    assert.equal(await page.getAttribute('body', 'data-last-update'), 'accepted', JSON.stringify(await demoState(page)));
     await page.waitForSelector('body[data-updating="false"]', { state: 'attached' });
     assert.match(await page.textContent('#update-status'), /^New version #2: accepted/);
     assert.notEqual(await page.getAttribute('#curve-loss', 'points'), '', 'the loss curve was drawn');
