@@ -60,6 +60,9 @@ struct Variant {
     at_once: AtOnceSettings,
     /// The automatic update's L2-SP strength (`None`: the bundle's).
     l2_sp: Option<f32>,
+    /// The learning rate of the update and the working head (`None`: the
+    /// bundle's).
+    learning_rate: Option<f32>,
     /// The bundle's rehearsal vectors per label.
     rehearsal_per_label: usize,
 }
@@ -86,6 +89,7 @@ fn variants() -> Vec<Variant> {
         memory: MemorySettings::default(),
         at_once: AtOnceSettings::default(),
         l2_sp: None,
+        learning_rate: None,
         rehearsal_per_label: BuildOptions::default().rehearsal_per_label,
     };
     let at_once = |name, steps, recent| Variant {
@@ -152,6 +156,16 @@ fn variants() -> Vec<Variant> {
         Variant {
             name: "rehearsal 64",
             rehearsal_per_label: 64,
+            ..shipped
+        },
+        Variant {
+            name: "learning rate 0.03",
+            learning_rate: Some(0.03),
+            ..shipped
+        },
+        Variant {
+            name: "learning rate 0.01",
+            learning_rate: Some(0.01),
             ..shipped
         },
     ]
@@ -533,6 +547,9 @@ fn replay(
     let mut policy = classifier.auto_update().policy().clone();
     if let Some(l2_sp) = variant.l2_sp {
         policy.config.l2_sp = l2_sp;
+    }
+    if let Some(learning_rate) = variant.learning_rate {
+        policy.config.learning_rate = learning_rate;
     }
     let classifier = classifier.with_auto_update(policy);
     let vector = |row: usize| &features[row * dim..(row + 1) * dim];
