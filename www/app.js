@@ -328,5 +328,6 @@ load().catch((e) => {
     : `The model could not be loaded: ${e.name}: ${e.message}`;
   $('load-status').classList.add('error');
   $('network').textContent = 'Not loaded';
+  $('network').classList.add('warn'); // not the green of "nothing leaves this device"
   document.body.dataset.failed = e.name;
 });

@@ -234,6 +234,8 @@ inEveryEngine((env) => {
       await blocked.goto(env.url);
       await blocked.waitForSelector('body[data-failed]', { state: 'attached', timeout: 120_000 });
       assert.match(await blocked.textContent('#load-status'), /will not let the page store anything/);
+      assert.equal(await blocked.textContent('#network'), 'Not loaded');
+      assert.ok(await blocked.evaluate(() => document.getElementById('network').classList.contains('warn')), 'shown as a warning, not in green');
       await blocked.screenshot({ path: `tests/artifacts/demo-no-storage-${env.engine}.png`, fullPage: true });
     } finally {
       await denied.close();
