@@ -16,6 +16,7 @@ import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
 import { INTENT_ROWS } from '../tests/js/intents.mjs';
 import { measureBatch } from './batch-harness.mjs';
+import { makeEngines } from './harness.mjs';
 import { runBenchPage, updateBenchmarks } from './report.mjs';
 
 const root = new URL('../', import.meta.url);
@@ -36,15 +37,15 @@ await mkdir(new URL('bench/results/', root), { recursive: true });
 await writeFile(new URL('bench/results/batch-texts.json', root), JSON.stringify({ texts, rounds: ROUNDS }));
 
 initSync({ module: await readFile(localtune.defaultWasmUrl()) });
-const encoder = localtune.Encoder.fromCompiled(
-  await read('bench/results/encoder.compiled.tar'),
-  await read('models/all-minilm-l6-v2-int8/tokenizer.json'),
-);
-ort.env.wasm.numThreads = 1;
-ort.env.wasm.simd = true;
-const session = await ort.InferenceSession.create(await read('models/all-minilm-l6-v2-int8/model.onnx'), {
-  executionProviders: ['wasm'],
-  graphOptimizationLevel: 'all',
+// The encoder benchmark's engines: the compiled encoder, and
+// onnxruntime-web with the same settings (one thread, SIMD).
+const { encoder, session } = await makeEngines({
+  localtune,
+  ort,
+  model: await read('models/all-minilm-l6-v2-int8/model.onnx'),
+  compiled: await read('bench/results/encoder.compiled.tar'),
+  tokenizer: await read('models/all-minilm-l6-v2-int8/tokenizer.json'),
+  now,
 });
 console.error(`node: ${texts.length} texts, ${ROUNDS} rounds each…`);
 const node = await measureBatch({ encoder, ort, session, texts, rounds: ROUNDS, now });
