@@ -6,11 +6,13 @@
 //
 // Usage: node bench/cold-start.mjs compiled|onnx
 import { readFile } from 'node:fs/promises';
-import { initSync, Encoder, defaultWasmUrl } from '../pkg/localtune.js';
+
+const from = process.argv[2];
+// The ONNX file needs the module with the importer (a page's leaves it out).
+const { initSync, Encoder, defaultWasmUrl } = await import(from === 'onnx' ? '../pkg/localtune_onnx.js' : '../pkg/localtune.js');
 
 const root = new URL('../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
-const from = process.argv[2];
 const [source, tokenizer, wasm] = await Promise.all([
   read(from === 'onnx' ? 'models/all-minilm-l6-v2-int8/model.onnx' : 'bench/results/encoder.compiled.tar'),
   read('models/all-minilm-l6-v2-int8/tokenizer.json'),

@@ -15,6 +15,9 @@ import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { initSync } from '../pkg/localtune.js';
 import * as localtune from '../pkg/localtune.js';
+// The features come from the module with the ONNX importer; the heads train
+// in the page module, as in an app.
+import * as withImporter from '../pkg/localtune_onnx.js';
 import { compareInRuntime, pickSamples } from './head-speed-harness.mjs';
 import { ENGINE_NAMES, benchEngines, runBenchPage, updateReadme } from './report.mjs';
 
@@ -24,7 +27,8 @@ const now = () => performance.now();
 const RUNS = 30;
 
 initSync({ module: await read('pkg/localtune_bg.wasm') });
-const encoder = new localtune.Encoder(
+withImporter.initSync({ module: await read('pkg/localtune_onnx_bg.wasm') });
+const encoder = new withImporter.Encoder(
   await read('models/all-minilm-l6-v2-int8/model.onnx'),
   await read('models/all-minilm-l6-v2-int8/tokenizer.json'),
 );

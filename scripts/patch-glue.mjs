@@ -2,13 +2,16 @@
 // `init()` without arguments fetches defaultWasmUrl() (src/js/wasm-variant.js)
 // instead of the fixed localtune_bg.wasm, and the glue re-exports the probe;
 // and puts every exported class behind the trap guard (src/js/trap-guard.js).
+// With `onnx`, the glue of the module with the ONNX importer: its
+// defaultWasmUrl() is that module, whatever the engine.
 // Fails if wasm-bindgen's output no longer has the one line it replaces.
-//   node scripts/patch-glue.mjs <glue in> <glue out>
+//   node scripts/patch-glue.mjs <glue in> <glue out> [onnx]
 import { readFile, writeFile } from 'node:fs/promises';
 
-const [input, output] = process.argv.slice(2);
+const [input, output, variant = 'page'] = process.argv.slice(2);
 const glue = String(await readFile(input));
-const fixedUrl = "module_or_path = new URL('localtune_bg.wasm', import.meta.url);";
+const moduleFile = variant === 'onnx' ? 'localtune_onnx_bg.wasm' : 'localtune_bg.wasm';
+const fixedUrl = `module_or_path = new URL('${moduleFile}', import.meta.url);`;
 const found = glue.split(fixedUrl).length - 1;
 if (found !== 1) {
   console.error(`patch-glue: expected the default module URL once in ${input}, found it ${found} times`);
@@ -21,8 +24,13 @@ if (!classes.includes('Classifier')) {
   console.error(`patch-glue: expected \`export class Classifier\` in ${input}; found classes ${classes.join(', ') || 'none'}`);
   process.exit(1);
 }
+// The ONNX glue keeps a literal `new URL(…, import.meta.url)` of its module
+// so that bundlers ship it with an app that imports localtune/onnx.
+const defaultUrl = variant === 'onnx'
+  ? `\n/** The module \`init()\` loads by default: this glue's, with the ONNX importer. */\nexport function defaultWasmUrl() {\n  return new URL('${moduleFile}', import.meta.url);\n}\nexport { supportsRelaxedSimd } from './wasm-variant.js';\n`
+  : "\nimport { defaultWasmUrl } from './wasm-variant.js';\nexport { defaultWasmUrl, supportsRelaxedSimd } from './wasm-variant.js';\n";
 const patched =
   glue.replace(fixedUrl, 'module_or_path = defaultWasmUrl();') +
-  "\nimport { defaultWasmUrl } from './wasm-variant.js';\nexport { defaultWasmUrl, supportsRelaxedSimd } from './wasm-variant.js';\n" +
+  defaultUrl +
   `import { guardAgainstTraps } from './trap-guard.js';\nexport { moduleTrap } from './trap-guard.js';\nguardAgainstTraps({ ${classes.join(', ')} });\n`;
 await writeFile(output, patched);

@@ -93,6 +93,11 @@ pub enum Error {
     /// An export file that cannot be imported; the store is unchanged.
     #[error("cannot import: {0}")]
     Import(String),
+
+    /// Something this build leaves out: the npm package's page modules have
+    /// no ONNX importer (they load compiled encoders).
+    #[error("not in this build: {0}")]
+    Unsupported(String),
 }
 
 /// Shorthand used across the crate.
@@ -124,6 +129,7 @@ impl Error {
             Error::InvalidState(_) => "InvalidStateError",
             Error::Import(_) => "ImportError",
             Error::Bundle { .. } => "BundleError",
+            Error::Unsupported(_) => "UnsupportedError",
         }
     }
 }

@@ -374,3 +374,29 @@ fn a_compiled_encoder_is_checked_like_an_onnx_one() {
     let err = Encoder::compile(b"not a model").unwrap_err();
     assert_eq!(err.code(), "ModelFormatError", "{err}");
 }
+
+/// The npm package's page modules have no ONNX importer, so the browser
+/// tests load the tiny encoder compiled: `tests/fixtures/tiny/
+/// encoder.compiled.tar`. Compiling is deterministic; the file must be what
+/// this build writes (after a tract upgrade, regenerate it with
+/// `node scripts/compile-encoder.mjs tests/fixtures/tiny/encoder.onnx
+/// tests/fixtures/tiny/encoder.compiled.tar`), and it is the same encoder.
+#[test]
+fn the_compiled_tiny_encoder_fixture_is_current() {
+    let fixture = include_bytes!("fixtures/tiny/encoder.compiled.tar");
+    let compiled = Encoder::compile(TINY_ENCODER).unwrap();
+    assert!(
+        compiled == fixture,
+        "tests/fixtures/tiny/encoder.compiled.tar is stale ({} bytes; compile writes {})",
+        fixture.len(),
+        compiled.len()
+    );
+    let from_compiled = Encoder::from_compiled(fixture, TINY_TOKENIZER, config(128)).unwrap();
+    let from_onnx = tiny_encoder(config(128));
+    let texts = ["turn on the lights", "what is the weather"];
+    assert_eq!(
+        from_compiled.embed(&texts).unwrap(),
+        from_onnx.embed(&texts).unwrap()
+    );
+    assert_eq!(from_compiled.sha256(), from_onnx.sha256());
+}

@@ -89,10 +89,13 @@ impl Manifest {
     /// bytes if it fetched them: the ONNX encoder only when there is no
     /// compiled one this build can load (a loadable one stands in for it,
     /// and its 23 MB are never downloaded), then the tokenizer, the head and
-    /// the rehearsal and shipped-check vectors.
+    /// the rehearsal and shipped-check vectors. A build without the ONNX
+    /// importer never fetches the ONNX file: it could not use it, and
+    /// [`Bundle::load`] says why.
     pub fn files_to_fetch(&self, compiled: Option<&[u8]>) -> Vec<&str> {
         let mut files = Vec::with_capacity(5);
-        if !compiled.is_some_and(EncoderSpec::compiled_is_loadable) {
+        let importer = cfg!(feature = "onnx-import");
+        if importer && !compiled.is_some_and(EncoderSpec::compiled_is_loadable) {
             files.push(self.encoder.file.as_str());
         }
         files.extend([self.tokenizer.file.as_str(), self.head.file.as_str()]);
@@ -482,11 +485,15 @@ impl Bundle {
         }
         let encoder = match encoder {
             Some(encoder) => encoder,
+            #[cfg(feature = "onnx-import")]
             None => {
                 let model = file("encoder", &m.encoder.file, &m.encoder.sha256)?;
                 // `file` has checked the model against this digest.
                 Encoder::from_bytes_with_sha256(&model, identity, &tokenizer, config)?
             }
+            // Checked before the ONNX file is fetched: 23 MB for nothing.
+            #[cfg(not(feature = "onnx-import"))]
+            None => return Err(needs_onnx_import(m)),
         };
         let head =
             codec::decode(&head_bytes).map_err(|e| bundle_error("head.file", e.to_string()))?;
@@ -501,6 +508,29 @@ impl Bundle {
             shipped_check,
         })
     }
+}
+
+/// Why a module without the ONNX importer cannot load this bundle: it has
+/// no compiled encoder, or one for another tract version.
+#[cfg(not(feature = "onnx-import"))]
+fn needs_onnx_import(m: &Manifest) -> Error {
+    let why = match &m.encoder.compiled {
+        None => "the bundle has no compiled encoder (encoder.compiled)".to_string(),
+        Some(c) => format!(
+            "its compiled encoder {:?} is for another tract version than this build's {}",
+            c.file,
+            compiled::TRACT_VERSION
+        ),
+    };
+    bundle_error(
+        "encoder.compiled",
+        format!(
+            "{why}, and this module has no ONNX importer to build the encoder from {:?}: \
+             rebuild the bundle with this package's bundle tool (`npx localtune bundle`), \
+             or load the module with the importer (localtune_onnx_bg.wasm)",
+            m.encoder.file
+        ),
+    )
 }
 
 /// Parses and checks a manifest on its own (schema, names, ranges).

@@ -25,10 +25,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tract_nnef::internal::{format_err, Nnef, Resource, ResourceLoader, StaticName};
-use tract_onnx::prelude::*;
-use tract_onnx::WithOnnx;
+use tract_nnef::prelude::*;
 
-use super::onnx_graph::{InputRole, QuantizedMatrix, Scale};
+use super::quantized::{QuantizedMatrix, Scale};
+use super::InputRole;
 use crate::error::{Error, Result};
 
 /// The tract this build links, pinned exactly in `Cargo.toml` (a test keeps
@@ -43,6 +43,7 @@ const QUANTIZED_EXTENSION: &str = "q8";
 const QUANTIZED_MAGIC: &[u8; 8] = b"LTQ8\0\0\0\x01";
 /// The largest header read: it is a few hundred bytes.
 const MAX_HEADER_BYTES: u64 = 64 << 10;
+#[cfg(feature = "onnx-import")]
 /// Every entry's modification time, so the same ONNX bytes give the same
 /// file (1980-01-01, as tract's own deterministic mode).
 const ENTRY_MTIME: u64 = 315_532_800;
@@ -64,6 +65,7 @@ pub struct Header {
 }
 
 impl Header {
+    #[cfg(feature = "onnx-import")]
     pub(crate) fn new(
         source_sha256: String,
         inputs: &[InputRole],
@@ -142,12 +144,12 @@ pub fn read_header(compiled: &[u8]) -> Result<Header> {
 /// The decluttered model in a compiled encoder.
 pub(crate) fn read_model(compiled: &[u8]) -> Result<TypedModel> {
     tract_nnef::nnef()
-        .with_onnx()
         .with_resource_loader(QuantizedLoader)
         .model_for_read(&mut &compiled[..])
         .map_err(|e| Error::ModelFormat(format!("the compiled graph: {e:#}")))
 }
 
+#[cfg(feature = "onnx-import")]
 /// Writes a compiled encoder: the header, then tract's NNEF of `typed` with
 /// every f32 weight that is exactly one of `quantized` (or its transpose)
 /// stored as int8.
@@ -162,8 +164,10 @@ pub(crate) fn write(
             message: e.to_string(),
         }
     };
+    // tract's core operators only (no `tract_onnx` extension): a module
+    // without the ONNX importer reads every compiled encoder, and a graph
+    // that needs more fails to compile here rather than to load in a page.
     let nnef = tract_nnef::nnef()
-        .with_onnx()
         .write_to_tar_with_config(typed, Vec::new(), false, true)
         .map_err(|e| Error::ModelRuntime {
             stage: "serialised",
@@ -194,6 +198,7 @@ pub(crate) fn write(
     out.into_inner().map_err(io("written"))
 }
 
+#[cfg(feature = "onnx-import")]
 fn append(out: &mut tar::Builder<Vec<u8>>, path: &Path, data: &[u8]) -> std::io::Result<()> {
     let mut header = tar::Header::new_gnu();
     header.set_size(data.len() as u64);
@@ -203,6 +208,7 @@ fn append(out: &mut tar::Builder<Vec<u8>>, path: &Path, data: &[u8]) -> std::io:
     out.append_data(&mut header, path, data)
 }
 
+#[cfg(feature = "onnx-import")]
 /// The int8 form of an NNEF tensor file, when the tensor is a 2-D f32
 /// matrix equal bit for bit to one of `candidates` or to its transpose.
 fn quantized_form(dat: &[u8], candidates: &[QuantizedMatrix]) -> Option<QuantizedMatrix> {
@@ -235,6 +241,7 @@ fn quantized_form(dat: &[u8], candidates: &[QuantizedMatrix]) -> Option<Quantize
     })
 }
 
+#[cfg(feature = "onnx-import")]
 /// `.q8`: magic, rows and columns (u32 LE), signed (u8), scale kind (u8:
 /// 0 one, 1 per row, 2 per column), two zero bytes, the scales (f32 LE),
 /// then the values row-major.
@@ -336,7 +343,8 @@ impl ResourceLoader for QuantizedLoader {
     }
 }
 
-#[cfg(test)]
+// The writer is part of the ONNX importer.
+#[cfg(all(test, feature = "onnx-import"))]
 mod tests {
     use super::*;
 

@@ -1,24 +1,28 @@
 //! The frozen base encoder: text → one L2-normalised feature vector per text.
 //!
-//! Built from the bytes of an ONNX sentence encoder and its `tokenizer.json`;
-//! the same code runs natively and in WebAssembly (tract runs the graph,
-//! `tokenizers` splits the text).
+//! Built from a compiled encoder ([`compiled`]) or, with the `onnx-import`
+//! feature (`onnx_import.rs`), from the bytes of an ONNX sentence encoder,
+//! and its `tokenizer.json`; the same code runs natively and in WebAssembly
+//! (tract runs the graph, `tokenizers` splits the text).
 
 pub mod compiled;
 mod natural_strides;
+#[cfg(feature = "onnx-import")]
 mod onnx_graph;
+#[cfg(feature = "onnx-import")]
+mod onnx_import;
 mod pooling;
+mod quantized;
 mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
 
 use std::sync::Arc;
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_hir::internal::DimLike;
+use tract_nnef::internal::DimLike;
+use tract_nnef::prelude::*;
 
 use crate::error::{Error, Result};
-use onnx_graph::InputRole;
 pub use pooling::{l2_normalize, mean_pool_normalized};
 use tokenize::TextTokenizer;
 pub use tokenize::{capped, TokenBatch, MAX_TEXT_CHARS};
@@ -26,10 +30,15 @@ pub use tokenize::{capped, TokenBatch, MAX_TEXT_CHARS};
 /// The longest sequence a BERT-family encoder accepts (its position table).
 pub const MAX_SEQ_LEN_LIMIT: usize = 512;
 
-/// Lookups into int8 tables at least this large are rewritten to gather
-/// before dequantizing (see [`onnx_graph::gather_before_dequantize`]). Tables
-/// below it fit tract's 4 MiB constant-folding budget as f32 and are folded.
-const GATHER_FIRST_MIN_ELEMENTS: usize = (4 << 20) / std::mem::size_of::<f32>();
+/// What the encoder feeds a graph input with (a compiled encoder's header
+/// names one per input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum InputRole {
+    InputIds,
+    AttentionMask,
+    TokenTypeIds,
+}
 
 /// How an [`Encoder`] is built (`EncoderOptions` in JavaScript).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -190,51 +199,33 @@ fn hidden_size(typed: &TypedModel) -> Result<usize> {
         })
 }
 
-/// An ONNX encoder read, checked and rewritten, ready for tract's analysis.
-struct OnnxFrontEnd {
-    inference: InferenceModel,
-    interface: onnx_graph::Interface,
-    gather_first_lookups: usize,
-    /// The int8 weights whose dequantization was folded (when asked for).
-    folded: Vec<onnx_graph::QuantizedMatrix>,
+/// What a build without the ONNX importer answers where one is needed.
+#[cfg(not(feature = "onnx-import"))]
+pub fn without_onnx_importer(what: &str) -> Error {
+    Error::Unsupported(format!(
+        "{what} needs the ONNX importer, which this module leaves out to be smaller \
+         (it loads compiled encoders: Encoder.fromCompiled, bundles); the package's \
+         localtune_onnx_bg.wasm has it, and is the default in Node"
+    ))
 }
 
-impl OnnxFrontEnd {
-    fn read(model: &[u8], config: &EncoderConfig, keep_quantized: bool) -> Result<Self> {
-        let onnx = tract_onnx::onnx().with_ignore_value_info(true);
-        if model.is_empty() {
-            return Err(Error::ModelFormat("the file is empty".into()));
-        }
-        let mut proto = onnx
-            .proto_model_for_read(&mut &model[..])
-            .map_err(|e| Error::ModelFormat(format!("not a readable ONNX file: {e:#}")))?;
-        let graph = proto
-            .graph
-            .as_mut()
-            .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
-        let interface = onnx_graph::check_interface(graph)?;
-        let gather_first_lookups = if config.gather_before_dequantize {
-            onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS)
-        } else {
-            0
-        };
-        let folded = onnx_graph::fold_constant_dequantization(graph, keep_quantized);
+/// The ONNX entry points of a build without the importer
+/// (`--no-default-features`): the same API, refusing with
+/// [`Error::Unsupported`], so one JavaScript glue serves every module.
+#[cfg(not(feature = "onnx-import"))]
+impl Encoder {
+    pub fn from_bytes(
+        _model: &[u8],
+        _tokenizer_json: &[u8],
+        _config: EncoderConfig,
+    ) -> Result<Self> {
+        Err(without_onnx_importer(
+            "building an encoder from an ONNX file",
+        ))
+    }
 
-        let mut inference = onnx
-            .model_for_proto_model(&proto)
-            .map_err(runtime_error("parsed"))?;
-        // Wasm memory never shrinks: free the protobuf (a second copy of the
-        // weights) before optimisation adds the f32 ones, to lower the peak.
-        drop(proto);
-        inference
-            .select_outputs_by_name([interface.output.as_str()])
-            .map_err(runtime_error("parsed"))?;
-        Ok(OnnxFrontEnd {
-            inference,
-            interface,
-            gather_first_lookups,
-            folded,
-        })
+    pub fn compile(_model: &[u8]) -> Result<Vec<u8>> {
+        Err(without_onnx_importer("compiling an ONNX encoder"))
     }
 }
 
@@ -284,46 +275,6 @@ fn bound_input_dimensions(typed: &TypedModel) -> Result<()> {
 }
 
 impl Encoder {
-    /// Builds an encoder from the bytes of an ONNX model and a `tokenizer.json`.
-    ///
-    /// The model must take `input_ids` and `attention_mask` (optionally
-    /// `token_type_ids`), int64 `[batch, sequence]`, and give
-    /// `last_hidden_state`, float32 `[batch, sequence, hidden]`; anything else
-    /// is refused with an error naming what was expected and what was found.
-    pub fn from_bytes(model: &[u8], tokenizer_json: &[u8], config: EncoderConfig) -> Result<Self> {
-        let sha256 = crate::checksum::sha256_hex(model);
-        Self::from_bytes_with_sha256(model, sha256, tokenizer_json, config)
-    }
-
-    /// [`Encoder::from_bytes`] for a model whose sha256 the caller has just
-    /// computed (a bundle checks it against its manifest): hashing 23 MB
-    /// again would cost a tenth of a second in WebAssembly.
-    pub(crate) fn from_bytes_with_sha256(
-        model: &[u8],
-        sha256: String,
-        tokenizer_json: &[u8],
-        config: EncoderConfig,
-    ) -> Result<Self> {
-        run_static_constructors_once();
-        check_max_seq_len(&config)?;
-        let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
-        let front = OnnxFrontEnd::read(model, &config, false)?;
-        let typed = front
-            .inference
-            .into_typed()
-            .map_err(runtime_error("analysed"))?;
-        bound_input_dimensions(&typed)?;
-        let typed = typed.into_optimized().map_err(runtime_error("optimized"))?;
-        Self::ready(
-            typed,
-            tokenizer,
-            front.interface.inputs,
-            config.max_seq_len,
-            sha256,
-            front.gather_first_lookups,
-        )
-    }
-
     /// Builds an encoder from a compiled encoder ([`Encoder::compile`]) and
     /// a `tokenizer.json`: the same encoder as from the ONNX file it was
     /// compiled from (same outputs, same [`Encoder::sha256`]), without
@@ -377,36 +328,6 @@ impl Encoder {
             )));
         }
         Ok(encoder)
-    }
-
-    /// Compiles an ONNX sentence encoder ahead of time into the file
-    /// [`Encoder::from_compiled`] loads: tract's analysed and decluttered
-    /// model (NNEF in a tar), its int8 weights kept as int8, and a header
-    /// naming the ONNX file's sha256 and the tract version it is for.
-    /// Deterministic: the same ONNX bytes give the same file.
-    pub fn compile(model: &[u8]) -> Result<Vec<u8>> {
-        run_static_constructors_once();
-        let sha256 = crate::checksum::sha256_hex(model);
-        let front = OnnxFrontEnd::read(model, &EncoderConfig::default(), true)?;
-        let typed = front
-            .inference
-            .into_typed()
-            .map_err(runtime_error("analysed"))?;
-        bound_input_dimensions(&typed)?;
-        let typed = typed
-            .into_decluttered()
-            .map_err(runtime_error("analysed"))?;
-        let hidden_size = hidden_size(&typed)?;
-        compiled::write(
-            &typed,
-            &compiled::Header::new(
-                sha256,
-                &front.interface.inputs,
-                hidden_size,
-                front.gather_first_lookups,
-            ),
-            &front.folded,
-        )
     }
 
     /// The rest of a build once the model is optimised: the interface
@@ -630,7 +551,7 @@ mod plan_tests {
         let batch = encoder.tokenize(texts).unwrap();
         let inputs = encoder.graph_inputs(&batch).unwrap();
         let mut found = Vec::new();
-        let mut state = tract_onnx::tract_core::plan::SimpleState::new(&encoder.plan).unwrap();
+        let mut state = tract_nnef::tract_core::plan::SimpleState::new(&encoder.plan).unwrap();
         state
             .run_plan_with_eval(inputs, |session, op_state, node, inputs| {
                 let name = node.op.name();
@@ -641,7 +562,7 @@ mod plan_tests {
                         }
                     }
                 }
-                tract_onnx::tract_core::plan::eval(session, op_state, node, inputs)
+                tract_nnef::tract_core::plan::eval(session, op_state, node, inputs)
             })
             .unwrap();
         found

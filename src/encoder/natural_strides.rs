@@ -15,9 +15,9 @@
 //! [`NaturalAxisOp`], which runs it and then restates the strides of the
 //! result (metadata only: the data is neither moved nor copied).
 
-use tract_onnx::prelude::*;
-use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_nnef::prelude::*;
+use tract_nnef::tract_core::internal::*;
+use tract_nnef::tract_core::ops::change_axes::AxisOp;
 
 /// An [`AxisOp`] whose output always carries the natural strides of its shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -10,16 +10,9 @@ use tract_onnx::pb::{
     TensorProto, ValueInfoProto,
 };
 
+use super::quantized::{QuantizedMatrix, Scale};
+use super::InputRole;
 use crate::error::{Error, Result};
-
-/// What the encoder feeds a graph input with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum InputRole {
-    InputIds,
-    AttentionMask,
-    TokenTypeIds,
-}
 
 impl InputRole {
     fn from_name(name: &str) -> Option<Self> {
@@ -388,25 +381,6 @@ pub(crate) fn fold_constant_dequantization(
     folded
 }
 
-/// A 2-D int8/uint8 matrix and the f32 scale that dequantizes it
-/// (`value as f32 * scale`), scalar, per row or per column.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct QuantizedMatrix {
-    pub rows: usize,
-    pub cols: usize,
-    pub signed: bool,
-    /// Row-major, `rows × cols`.
-    pub values: Vec<u8>,
-    pub scale: Scale,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Scale {
-    One(f32),
-    PerRow(Vec<f32>),
-    PerColumn(Vec<f32>),
-}
-
 impl QuantizedMatrix {
     /// `Q` and `S` of `Mul(Cast(Q), S)`, when `Q` is a 2-D int8/uint8
     /// tensor and `S` an f32 scalar, per-row or per-column scale.
@@ -452,63 +426,6 @@ impl QuantizedMatrix {
         })
     }
 
-    /// Element `(r, c)` dequantized: the cast and the single multiplication
-    /// ONNX's `Mul(Cast(Q), S)` does, so the result is bit-identical.
-    #[inline(always)]
-    pub fn value(&self, r: usize, c: usize) -> f32 {
-        let b = self.values[r * self.cols + c];
-        let v = if self.signed {
-            b as i8 as f32
-        } else {
-            b as f32
-        };
-        v * match &self.scale {
-            Scale::One(s) => *s,
-            Scale::PerRow(s) => s[r],
-            Scale::PerColumn(s) => s[c],
-        }
-    }
-
-    /// The same matrix transposed (a per-row scale becomes per-column).
-    pub fn transposed(&self) -> Self {
-        let mut values = vec![0u8; self.values.len()];
-        for r in 0..self.rows {
-            for c in 0..self.cols {
-                values[c * self.rows + r] = self.values[r * self.cols + c];
-            }
-        }
-        QuantizedMatrix {
-            rows: self.cols,
-            cols: self.rows,
-            signed: self.signed,
-            values,
-            scale: match &self.scale {
-                Scale::One(s) => Scale::One(*s),
-                Scale::PerRow(s) => Scale::PerColumn(s.clone()),
-                Scale::PerColumn(s) => Scale::PerRow(s.clone()),
-            },
-        }
-    }
-
-    /// The dequantized matrix, row-major (tests compare it with tract's).
-    #[cfg(test)]
-    pub fn dequantized(&self) -> Vec<f32> {
-        let mut out = vec![0f32; self.rows * self.cols];
-        self.dequantize_into(&mut out);
-        out
-    }
-
-    /// The dequantized matrix into `out` (`rows × cols`, row-major). A call
-    /// per row on purpose: a WebAssembly engine swaps in optimised code
-    /// after the first few rows (one call over millions of weights would run
-    /// in its baseline tier).
-    pub fn dequantize_into(&self, out: &mut [f32]) {
-        debug_assert_eq!(out.len(), self.rows * self.cols);
-        for (r, dst) in out.chunks_exact_mut(self.cols.max(1)).enumerate() {
-            self.dequantize_row(r, dst);
-        }
-    }
-
     /// The dequantized matrix as little-endian bytes (an ONNX initializer's
     /// `raw_data`).
     fn dequantized_le_bytes(&self) -> Vec<u8> {
@@ -521,13 +438,6 @@ impl QuantizedMatrix {
             }
         }
         out
-    }
-
-    #[inline(never)]
-    fn dequantize_row(&self, r: usize, out: &mut [f32]) {
-        for (c, dst) in out.iter_mut().enumerate() {
-            *dst = self.value(r, c);
-        }
     }
 }
 

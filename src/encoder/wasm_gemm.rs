@@ -36,7 +36,7 @@ use tract_linalg::mmm_routines::MmmRoutine;
 use tract_linalg::mmm_tiers::MmmTier;
 use tract_linalg::pack::Packing;
 use tract_linalg::Scaler;
-use tract_onnx::prelude::DatumType;
+use tract_nnef::prelude::DatumType;
 
 /// Rows of the tile (the packed left-hand side, which tract fills with the
 /// weights), and its columns in `v128` vectors of four.

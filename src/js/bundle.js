@@ -5,16 +5,17 @@
 // (cli.js) runs it on files; build tools call `buildBundle` in memory.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { initSync, runBundleTool } from './localtune.js';
+import { initSync, runBundleTool } from './localtune_onnx.js';
 
-// The simd128 module, never the relaxed-SIMD one, even where Node could run
-// it: relaxed SIMD's results are implementation-defined (an engine may fuse
-// a multiply-add or not, and may change its mind between tiers), and a
-// bundle build must be reproducible: the same inputs, the same bytes.
+// The module with the ONNX importer (the page modules leave it out). It is a
+// simd128 module, never a relaxed-SIMD one, even where Node could run that:
+// relaxed SIMD's results are implementation-defined (an engine may fuse a
+// multiply-add or not, and may change its mind between tiers), and a bundle
+// build must be reproducible: the same inputs, the same bytes.
 let initialised = false;
 function init() {
   if (!initialised) {
-    initSync({ module: readFileSync(new URL('./localtune_bg.wasm', import.meta.url)) });
+    initSync({ module: readFileSync(new URL('./localtune_onnx_bg.wasm', import.meta.url)) });
     initialised = true;
   }
 }

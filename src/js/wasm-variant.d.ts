@@ -3,8 +3,10 @@
 export function supportsRelaxedSimd(): boolean;
 
 /**
- * The module `init()` loads by default: `localtune_relaxed_bg.wasm` where the
- * engine validates relaxed SIMD, else `localtune_bg.wasm`. Pass its bytes to
+ * The module `init()` loads by default. From `localtune` in a page:
+ * `localtune_relaxed_bg.wasm` where the engine validates relaxed SIMD, else
+ * `localtune_bg.wasm` (neither has the ONNX importer). From `localtune/onnx`,
+ * and from `localtune` in Node: `localtune_onnx_bg.wasm`. Pass its bytes to
  * `initSync` to make the same choice synchronously.
  */
 export function defaultWasmUrl(): URL;

@@ -1,9 +1,11 @@
-// Which of the package's two wasm modules this engine should run. Both are
+// Which of the package's two page modules this engine should run. Both are
 // built from the same Rust code (scripts/build-pkg.sh) and export the same
 // API; they differ only in the encoder's matrix kernel:
 //   localtune_bg.wasm          simd128: runs wherever WebAssembly SIMD does;
 //   localtune_relaxed_bg.wasm  + relaxed SIMD's fused multiply-add (~20%
 //                              faster encoding; Chromium, Node 22+).
+// (The third, localtune_onnx_bg.wasm, simd128 with the ONNX importer, has
+// its own glue, localtune_onnx.js: Node's `localtune`, and `localtune/onnx`.)
 // An engine without relaxed SIMD refuses the whole second module, so the
 // choice is made before loading it, by validating a 49-byte probe.
 // The glue's default `init()` calls defaultWasmUrl() (build-pkg.sh patches

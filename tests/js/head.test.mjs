@@ -4,11 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { initSync, Encoder, Head, defaultUpdateOptions } from '../../pkg/localtune.js';
+import { initSync, Encoder, Head, defaultUpdateOptions } from '../../pkg/localtune_onnx.js';
 
 const root = new URL('../../', import.meta.url);
 const read = (p) => readFile(new URL(p, root));
-initSync({ module: await read('pkg/localtune_bg.wasm') });
+initSync({ module: await read('pkg/localtune_onnx_bg.wasm') });
 
 const encoder = new Encoder(
   await read('models/all-minilm-l6-v2-int8/model.onnx'),

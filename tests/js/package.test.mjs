@@ -1,11 +1,15 @@
 // The built npm package (pkg/), imported the way a user imports it, in Node:
 // parity with onnxruntime through the JS API, error objects, and SIMD.
+// In Node, `localtune` is the glue of the module with the ONNX importer
+// (package.json's `node` condition); a page's `localtune` is the page glue,
+// whose modules leave the importer out. Both are loaded here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import {
-  initSync, Encoder, simd128Enabled, relaxedSimdEnabled, supportsRelaxedSimd, defaultWasmUrl, wasmMemoryBytes,
-} from '../../pkg/localtune.js';
+  initSync, Encoder, simd128Enabled, relaxedSimdEnabled, defaultWasmUrl, wasmMemoryBytes,
+} from '../../pkg/localtune_onnx.js';
+import * as page from '../../pkg/localtune.js';
 import { fixture, fixtureTexts, assertMatchesOnnxruntime } from './parity.mjs';
 
 const root = new URL('../../', import.meta.url);
@@ -13,21 +17,50 @@ const read = (p) => readFile(new URL(p, root));
 
 // As a Node user would: the module init() would fetch in this engine.
 initSync({ module: await readFile(defaultWasmUrl()) });
+page.initSync({ module: await readFile(page.defaultWasmUrl()) });
 const model = await read('models/all-minilm-l6-v2-int8/model.onnx');
 const tokenizer = await read('models/all-minilm-l6-v2-int8/tokenizer.json');
 
 test('the package was built with simd128', () => {
   assert.equal(simd128Enabled(), true);
+  assert.equal(page.simd128Enabled(), true);
 });
 
 test('the default module is the one this engine validates, and the probe agrees with the module', async () => {
   const relaxed = await read('pkg/localtune_relaxed_bg.wasm');
   // The 49-byte probe and the real relaxed module: an engine accepts both or neither.
-  assert.equal(WebAssembly.validate(relaxed), supportsRelaxedSimd());
+  assert.equal(WebAssembly.validate(relaxed), page.supportsRelaxedSimd());
   assert.equal(WebAssembly.validate(await read('pkg/localtune_bg.wasm')), true);
-  const expected = supportsRelaxedSimd() ? 'localtune_relaxed_bg.wasm' : 'localtune_bg.wasm';
-  assert.equal(defaultWasmUrl().href, new URL(`pkg/${expected}`, root).href);
-  assert.equal(relaxedSimdEnabled(), supportsRelaxedSimd());
+  const expected = page.supportsRelaxedSimd() ? 'localtune_relaxed_bg.wasm' : 'localtune_bg.wasm';
+  assert.equal(page.defaultWasmUrl().href, new URL(`pkg/${expected}`, root).href);
+  assert.equal(page.relaxedSimdEnabled(), page.supportsRelaxedSimd());
+  // The ONNX glue loads its own module (simd128) on every engine.
+  assert.equal(defaultWasmUrl().href, new URL('pkg/localtune_onnx_bg.wasm', root).href);
+  assert.equal(relaxedSimdEnabled(), false);
+});
+
+test('the page modules leave the ONNX importer out: ONNX is refused by name, a compiled encoder is the same encoder', () => {
+  const refused = [
+    () => new page.Encoder(model, tokenizer),
+    () => page.Encoder.compile(model),
+  ];
+  for (const make of refused) {
+    assert.throws(make, (e) => e instanceof Error && e.name === 'UnsupportedError' &&
+      /ONNX importer/.test(e.message) && /localtune_onnx_bg\.wasm/.test(e.message));
+  }
+  // The bundle tool reads its files and the CSV, then refuses at the encoder.
+  const csv = 'text,label\n' + ['turn on the lights,on', 'lights on please,on', 'turn off the lights,off', 'lights off now,off'].join('\n');
+  const files = { e: model, t: tokenizer, d: new TextEncoder().encode(csv) };
+  let written = 0;
+  assert.throws(
+    () => page.runBundleTool(['--encoder', 'e', '--tokenizer', 't', '--data', 'd', '--out', 'o'], { readFile: (path) => files[path], writeFile() { written++; }, print() {} }),
+    (e) => e instanceof Error && /ONNX importer/.test(e.message),
+  );
+  assert.equal(written, 0);
+  const onPage = page.Encoder.fromCompiled(Encoder.compile(model), tokenizer);
+  assert.equal(onPage.sha256, fixture.model_sha256);
+  assertMatchesOnnxruntime(onPage.embed(fixtureTexts()));
+  onPage.free();
 });
 
 test('embeddings through the JS API match onnxruntime', () => {
@@ -103,7 +136,11 @@ test('errors are Error objects with a stable name', () => {
 test('package.json exports the main module, the worker client, the worker and the bundle tool, with types', async () => {
   const pkg = JSON.parse(await read('pkg/package.json'));
   assert.equal(pkg.name, 'localtune');
-  assert.deepEqual(Object.keys(pkg.exports), ['.', './client', './worker', './bundle', './localtune_bg.wasm', './localtune_relaxed_bg.wasm']);
+  assert.deepEqual(Object.keys(pkg.exports), ['.', './onnx', './client', './worker', './bundle', './localtune_bg.wasm', './localtune_relaxed_bg.wasm', './localtune_onnx_bg.wasm']);
+  assert.deepEqual(pkg.exports['.'], { types: './localtune.d.ts', node: './localtune_onnx.js', default: './localtune.js' });
+  // One API, two glues (up to the hashed names of wasm-bindgen's internal closure exports).
+  const api = async (file) => String(await read(file)).replace(/__invoke__h[0-9a-f]{16}/g, '__invoke__h');
+  assert.equal(await api('pkg/localtune_onnx.d.ts'), await api('pkg/localtune.d.ts'));
   assert.deepEqual(pkg.bin, { localtune: './cli.js' });
   for (const file of pkg.files) await read(`pkg/${file}`); // every listed file is there
   const types = String(await read('pkg/localtune.d.ts'));

@@ -15,13 +15,14 @@ async function bytes(url) {
 let tinyEncoder;
 let realEncoder;
 window.lt = lt;
+// Both compiled: a page's module has no ONNX importer.
 /** The tiny test encoder the repository ships (8-d vectors, fast). */
 window.tinyEncoder = async () =>
-  (tinyEncoder ??= new lt.Encoder(await bytes('/fixtures/tiny/encoder.onnx'), await bytes('/fixtures/tiny/tokenizer.json')));
-/** The real int8 MiniLM encoder (fetched by scripts/fetch-model.sh). */
+  (tinyEncoder ??= lt.Encoder.fromCompiled(await bytes('/fixtures/tiny/encoder.compiled.tar'), await bytes('/fixtures/tiny/tokenizer.json')));
+/** The real int8 MiniLM encoder (fetched by scripts/fetch-model.sh), as the default bundle compiled it. */
 window.realEncoder = async () =>
-  (realEncoder ??= new lt.Encoder(
-    await bytes('/models/all-minilm-l6-v2-int8/model.onnx'),
+  (realEncoder ??= lt.Encoder.fromCompiled(
+    await bytes('/bundles/default/encoder.compiled.tar'),
     await bytes('/models/all-minilm-l6-v2-int8/tokenizer.json'),
   ));
 /** Row i of a batch of vectors. */
