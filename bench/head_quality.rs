@@ -10,8 +10,12 @@
 //! `cargo bench --bench head_quality [-- --sweep FILE.json]`; `--sweep` also
 //! trains every configuration in the file and prints their mean accuracy per
 //! setting — the measurement the defaults were chosen from
-//! (bench/head-quality-sweep.json).
+//! (bench/head-quality-sweep.json). `--word-embeddings-4bit` measures a
+//! smaller encoder file instead (issue 17): the int8 word-embedding table
+//! requantized to 4 bits in groups, what it does to the vectors (cosine to
+//! the int8 model's) and to every run's accuracy.
 
+use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -24,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 
 #[path = "common/dataset.rs"]
 mod dataset;
-use dataset::{features, read_dataset, Dataset, ROOT};
+use dataset::{embed_all, features, model_files, read_dataset, Dataset, ROOT};
 
 const SEEDS: u64 = 5;
 
@@ -48,6 +52,12 @@ fn main() {
     let data = read_dataset();
     let (features, dim, sha256) = features(&data);
     let runs = plan_runs(&data);
+    if args.iter().any(|a| a == "--word-embeddings-4bit") {
+        for group in [32, 64] {
+            word_embeddings_4bit(&data, &features, dim, &runs, group);
+        }
+        return;
+    }
 
     let defaults = UpdateConfig::default();
     let mut records = Vec::new();
@@ -246,6 +256,100 @@ fn sweep_settings(path: &Path, data: &Dataset, features: &[f32], dim: usize, run
             cells.join(" | "),
             steps / small,
             millis / small as f64
+        );
+    }
+}
+
+/// The compiled encoder's int8 word-embedding table (30522 × 384, a per-row
+/// f32 scale beside it) requantized to 4 bits: each row in groups of
+/// `group` values, 16 levels between the group's minimum and maximum, then
+/// written back as the int8 values the graph reads (so the file a loader
+/// would expand is simulated exactly). Prints the bytes it would take, the
+/// vectors' cosine to the int8 model's over every sentence, and each
+/// setting's mean accuracy with both.
+fn word_embeddings_4bit(data: &Dataset, features: &[f32], dim: usize, runs: &[Run], group: usize) {
+    let (model, tokenizer) = model_files();
+    let compiled = localtune::Encoder::compile(&model).expect("compile");
+    let mut archive = tar::Archive::new(&compiled[..]);
+    let mut out = tar::Builder::new(Vec::new());
+    let (mut rows, mut cols) = (0, 0);
+    for entry in archive.entries().expect("tar") {
+        let mut entry = entry.expect("tar entry");
+        let header = entry.header().clone();
+        let path = entry.path().expect("path").into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read");
+        if path.to_string_lossy().contains("word_embeddings.weight_q") {
+            // tract's .dat: a 128-byte header, then the values row-major.
+            let values = &mut bytes[128..];
+            cols = dim;
+            rows = values.len() / cols;
+            assert_eq!(rows * cols, values.len(), "a [rows, {dim}] table");
+            for row in values.chunks_exact_mut(cols) {
+                for g in row.chunks_mut(group) {
+                    let q: Vec<f32> = g.iter().map(|&b| b as i8 as f32).collect();
+                    let lo = q.iter().copied().fold(f32::INFINITY, f32::min);
+                    let hi = q.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    let step = (hi - lo) / 15.0;
+                    if step == 0.0 {
+                        continue;
+                    }
+                    for (b, v) in g.iter_mut().zip(q) {
+                        let level = ((v - lo) / step).round();
+                        *b = (lo + level * step).round().clamp(-128.0, 127.0) as i8 as u8;
+                    }
+                }
+            }
+        }
+        out.append(&header, &bytes[..]).expect("tar append");
+    }
+    assert!(rows > 0, "no word-embedding table in the compiled encoder");
+    let compiled4 = out.into_inner().expect("tar");
+    let encoder4 = localtune::Encoder::from_compiled(
+        &compiled4,
+        &tokenizer,
+        localtune::EncoderConfig::default(),
+    )
+    .expect("the 4-bit encoder loads");
+    let features4 = embed_all(&encoder4, data);
+    let mut cosines: Vec<f32> = features
+        .chunks_exact(dim)
+        .zip(features4.chunks_exact(dim))
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum())
+        .collect();
+    cosines.sort_by(f32::total_cmp);
+    // 4 bits a value and an f16 minimum and step per group, against the
+    // int8 value and the f32 row scale.
+    let int8_bytes = rows * (cols + 4);
+    let int4_bytes = rows * (cols / 2 + cols.div_ceil(group) * 4);
+    println!(
+        "4-bit word embeddings, groups of {group}: table {:.1} MB (int8 {:.1} MB), \
+         file {:.1} MB (int8 {:.1} MB); cosine to the int8 model over {} sentences: \
+         min {:.4}, 1st percentile {:.4}, median {:.4}",
+        int4_bytes as f64 / 1e6,
+        int8_bytes as f64 / 1e6,
+        (compiled.len() - int8_bytes + int4_bytes) as f64 / 1e6,
+        compiled.len() as f64 / 1e6,
+        cosines.len(),
+        cosines[0],
+        cosines[cosines.len() / 100],
+        cosines[cosines.len() / 2]
+    );
+    let mut settings: Vec<&str> = runs.iter().map(|r| r.setting.as_str()).collect();
+    settings.dedup();
+    let defaults = UpdateConfig::default();
+    for setting in settings {
+        let (mut int8, mut int4, mut n) = (0.0, 0.0, 0.0);
+        for run in runs.iter().filter(|r| r.setting == setting) {
+            int8 += train_and_test(data, features, dim, run, &defaults).0;
+            int4 += train_and_test(data, &features4, dim, run, &defaults).0;
+            n += 1.0;
+        }
+        println!(
+            "  {setting:>16}: int8 {:.2}%, 4-bit {:.2}% ({:+.2} points)",
+            100.0 * int8 / n,
+            100.0 * int4 / n,
+            100.0 * (int4 - int8) / n
         );
     }
 }

@@ -100,6 +100,26 @@ pub fn features(data: &Dataset) -> (Vec<f32>, usize, String) {
             .collect();
         return (values, encoder.dim(), encoder.sha256().to_string());
     }
+    let values = embed_all(&encoder, data);
+    let dim = encoder.dim();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&cache, bytes).expect("write features");
+    std::fs::write(&key_file, &key).expect("write key");
+    (values, dim, encoder.sha256().to_string())
+}
+
+/// A cheap content fingerprint for the cache key (not a security boundary).
+fn fingerprint(texts: &[String]) -> u64 {
+    texts
+        .iter()
+        .flat_map(|t| t.bytes().chain([0]))
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        })
+}
+
+/// Every text's vector with `encoder`, row by CSV row.
+pub fn embed_all(encoder: &Encoder, data: &Dataset) -> Vec<f32> {
     // Embed in batches of similar length: little padding, full speed.
     let mut order: Vec<usize> = (0..data.texts.len()).collect();
     order.sort_by_key(|&i| data.texts[i].len());
@@ -118,18 +138,5 @@ pub fn features(data: &Dataset) -> (Vec<f32>, usize, String) {
         data.texts.len(),
         started.elapsed().as_secs_f64()
     );
-    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&cache, bytes).expect("write features");
-    std::fs::write(&key_file, &key).expect("write key");
-    (values, dim, encoder.sha256().to_string())
-}
-
-/// A cheap content fingerprint for the cache key (not a security boundary).
-fn fingerprint(texts: &[String]) -> u64 {
-    texts
-        .iter()
-        .flat_map(|t| t.bytes().chain([0]))
-        .fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        })
+    values
 }
