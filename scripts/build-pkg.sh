@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the npm package pkg/ for `--target web`: the release wasm modules
 # (for pages: simd128, and simd128 + relaxed SIMD; and simd128 with the ONNX
-# importer), wasm-bindgen's JS glue and TypeScript types, and
-# pkg/package.json. Then checks that the shipped modules really contain
+# importer), wasm-bindgen's JS glue and TypeScript types, wasm-opt (binaryen
+# from npm), and pkg/package.json. Then checks that the shipped modules really contain
 # simd128 (and relaxed SIMD) instructions. What wasm-pack would do, without
 # its downloads.
 set -euo pipefail
@@ -10,10 +10,11 @@ source "$(dirname "$0")/lib.sh"
 
 # The whole package is cached by its inputs: a run with nothing changed
 # takes seconds instead of three release builds of our crate (~2 min each
-# with LTO: the relaxed-SIMD variable and the features change between them).
+# with LTO: the relaxed-SIMD variable and the features change between them)
+# and wasm-opt.
 key=$( (content_key src build.rs Cargo.toml Cargo.lock .cargo package-lock.json \
           scripts/build-pkg.sh scripts/patch-glue.mjs scripts/check-simd.sh
-        rustc -V; wasm-bindgen --version) |
+        rustc -V; wasm-bindgen --version; echo "wasm-opt=${LOCALTUNE_WASM_OPT:-1}") |
       sha256sum | cut -c1-16)
 cache="$CARGO_TARGET_DIR/pkg-cache/$key"
 if [ -f "$cache/package.json" ]; then
@@ -89,12 +90,47 @@ cp src/js/wasm-variant.js src/js/trap-guard.js pkg/
 cat "$staging/onnx/localtune_onnx.d.ts" > pkg/localtune_onnx.d.ts
 cat src/js/wasm-variant.d.ts src/js/trap-guard.d.ts | tee -a pkg/localtune.d.ts >> pkg/localtune_onnx.d.ts
 
-# No wasm-opt: measured on the page module (2026-12-04), binaryen's -O3
-# made it larger after brotli (2.25 MiB against 2.17; -O2 and -Os 2.24 and
-# 2.25), its start in Node ~15% slower (instantiate + fromCompiled 0.59 s
-# against 0.50 s; the first sentence 110 ms against 76: more inlined code to
-# compile) and its sentences no faster (±1% at 8, 32 and 128 tokens). LLVM's
-# output, with LTO, is what ships.
+# wasm-opt from npm's binaryen (Debian's version 108 breaks the externref
+# table). The module's target_features section tells it which features,
+# simd128 and relaxed-simd among them, it may use. It takes minutes on 2
+# cores, so its output is cached by the sha256 of its input and options.
+# Measured on the page module (2026-12-05): -O3 makes it larger after brotli
+# (2.25 MiB against 2.17 without wasm-opt; -O1 2.17, -O2 2.24, -Os 2.25)
+# and its start in Node slower (0.59 s against 0.50 s), its sentences no
+# faster (±1%). It stays because without it (and with -O1) the demo's test
+# in WebKitGTK hung in 3 of ~10 runs, against none in 16 with it: a stopped
+# worker's IndexedDB transactions and connection outlive it there and block
+# the next page's writes and deletion (a WebKit and Firefox behaviour that
+# -O3's faster code makes rarer, not impossible; see the issue notes).
+WASM_OPT_FLAGS=(-O3)
+optimise() {
+  local module=$1 before key cache
+  before=$(stat -c %s "$module")
+  key=$( (sha256sum < "$module"; echo "${WASM_OPT_FLAGS[*]}"; node_modules/binaryen/bin/wasm-opt --version) | sha256sum | cut -c1-16)
+  cache="$CARGO_TARGET_DIR/wasm-opt-cache/$key.wasm"
+  if [ ! -f "$cache" ]; then
+    log "wasm-opt ${WASM_OPT_FLAGS[*]} $module (a few minutes)"
+    mkdir -p "$(dirname "$cache")"
+    node_modules/binaryen/bin/wasm-opt "${WASM_OPT_FLAGS[@]}" "$module" -o "$cache.part"
+    mv "$cache.part" "$cache"
+  else
+    log "wasm-opt output cached for $module ($key)"
+  fi
+  cp "$cache" "$module"
+  log "wasm-opt $module: $before → $(stat -c %s "$module") bytes"
+}
+if [ "${LOCALTUNE_WASM_OPT:-1}" = 0 ]; then
+  # For quick local iterations on the JS side only; CI and the benchmarks
+  # never set it.
+  log "wasm-opt skipped (LOCALTUNE_WASM_OPT=0)"
+else
+  # Three modules on two cores: the first two side by side, then the third.
+  optimise pkg/localtune_bg.wasm &
+  simd128_opt=$!
+  optimise pkg/localtune_relaxed_bg.wasm
+  wait "$simd128_opt"
+  optimise pkg/localtune_onnx_bg.wasm
+fi
 
 version=$(cargo metadata --no-deps --format-version 1 | node -e \
   'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).packages.find(p=>p.name==="localtune").version))')

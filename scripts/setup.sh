@@ -63,7 +63,7 @@ else
   log "geckodriver $GECKODRIVER_VERSION present"
 fi
 
-# 5. JavaScript tools (onnxruntime-web for the benchmark,
+# 5. JavaScript tools (wasm-opt, onnxruntime-web for the benchmark,
 #    playwright-core for page tests), pinned by package-lock.json.
 lock_sha=$(sha256sum package-lock.json | awk '{print $1}')
 if [ "$(cat node_modules/.localtune-lock-sha256 2>/dev/null)" != "$lock_sha" ]; then

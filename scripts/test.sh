@@ -25,7 +25,7 @@ describe() {
     wasm-firefox) echo "the browser wasm tests (browser, head_in_browser, store_in_browser) in headless Firefox ESR" ;;
     wasm-webkit) echo "the browser wasm tests (browser, head_in_browser, store_in_browser) in WebKitGTK (MiniBrowser under Xvfb)" ;;
     wasm-relaxed) echo "the relaxed-SIMD module's kernel and parity in Node, parity in headless Chromium and Firefox (WebKit refuses the module)" ;;
-    pkg) echo "npm package (release builds of the three modules, SIMD check)" ;;
+    pkg) echo "npm package (release builds of the three modules, wasm-opt, SIMD check)" ;;
     bundle) echo "default bundle (localtune-bundle on the intents data)" ;;
     js) echo "the package in Node; store, classifier, worker and demo page in Chromium, Firefox and WebKitGTK; cache, offline demo, npm tarball, Vite in Chromium" ;;
   esac

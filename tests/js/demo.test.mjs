@@ -60,7 +60,18 @@ inEveryEngine((env) => {
       pending: document.getElementById('pending').textContent,
       samples: document.getElementById('sample-count').textContent,
       error: document.getElementById('error').textContent,
+      // How far the update's training got (epochs drawn on the curve).
+      updateProgress: document.getElementById('update-progress').value,
+      curvePoints: document.getElementById('curve-loss').getAttribute('points')?.split(' ').filter(Boolean).length ?? 0,
     }));
+  }
+
+  /** Whether the worker still answers a prediction within 10 s. */
+  async function workerAnswers(page) {
+    return Promise.race([
+      typeAndPredict(page, 'is the worker still there').then((label) => `answers (${label})`, (e) => `fails (${e.message})`),
+      new Promise((resolve) => setTimeout(() => resolve('silent for 10 s'), 10_000)),
+    ]);
   }
 
   /** Reloads the demo (its own requests are not late ones). */
@@ -110,7 +121,8 @@ inEveryEngine((env) => {
     await page.waitForSelector('body[data-last-update]', { state: 'attached', timeout: 120_000 })
       .catch(async (e) => {
         // Say whether the update never started, is still running, or failed.
-        throw new Error(`no update outcome 120 s after the 50th correction: ${JSON.stringify(await demoState(page))}; page errors: ${page.errors.join('; ')}`, { cause: e });
+        const state = await demoState(page);
+        throw new Error(`no update outcome 120 s after the 50th correction: ${JSON.stringify(state)}; the worker ${await workerAnswers(page)}; page errors: ${page.errors.join('; ')}`, { cause: e });
       });
     assert.equal(await page.getAttribute('body', 'data-last-update'), 'accepted', JSON.stringify(await demoState(page)));
     await page.waitForSelector('body[data-updating="false"]', { state: 'attached' });
@@ -133,7 +145,11 @@ inEveryEngine((env) => {
     // or the version they trained is left, here or after a reload.
     page.once('dialog', (dialog) => dialog.accept());
     await page.click('#delete-data');
-    await page.waitForFunction(() => document.getElementById('storage-status').textContent.startsWith('Deleted'));
+    await page.waitForFunction(() => document.getElementById('storage-status').textContent.startsWith('Deleted'))
+      .catch(async (e) => {
+        const status = await page.textContent('#storage-status');
+        throw new Error(`"Delete my data" did not finish: storage status ${JSON.stringify(status)}; the worker ${await workerAnswers(page)}`, { cause: e });
+      });
     await page.waitForFunction(() => document.getElementById('sample-count').textContent === '0');
     assert.equal(await page.locator('#versions tr').count(), 1, 'only the shipped model is left');
     assert.equal(await typeAndPredict(page, CORRECTIONS[0]), 'HassGetWeather', 'the first correction is forgotten');
