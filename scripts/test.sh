@@ -19,7 +19,7 @@ declare -A NEEDS=([js]="pkg bundle")
 describe() {
   case $1 in
     fmt) echo "cargo fmt --check" ;;
-    clippy) echo "cargo clippy -D warnings: host, wasm32, wasm32 with relaxed SIMD" ;;
+    clippy) echo "cargo clippy -D warnings: host, wasm32, wasm32 with relaxed SIMD, wasm32 without the ONNX importer" ;;
     native) echo "native tests (cargo test)" ;;
     wasm) echo "wasm tests in Node (encoder, parity, head) and headless Chromium (browser, head_in_browser, store_in_browser)" ;;
     wasm-firefox) echo "the browser wasm tests (browser, head_in_browser, store_in_browser) in headless Firefox ESR" ;;

@@ -43,9 +43,9 @@ const QUANTIZED_EXTENSION: &str = "q8";
 const QUANTIZED_MAGIC: &[u8; 8] = b"LTQ8\0\0\0\x01";
 /// The largest header read: it is a few hundred bytes.
 const MAX_HEADER_BYTES: u64 = 64 << 10;
-#[cfg(feature = "onnx-import")]
 /// Every entry's modification time, so the same ONNX bytes give the same
 /// file (1980-01-01, as tract's own deterministic mode).
+#[cfg(feature = "onnx-import")]
 const ENTRY_MTIME: u64 = 315_532_800;
 
 /// `localtune-encoder.json`.
@@ -149,10 +149,10 @@ pub(crate) fn read_model(compiled: &[u8]) -> Result<TypedModel> {
         .map_err(|e| Error::ModelFormat(format!("the compiled graph: {e:#}")))
 }
 
-#[cfg(feature = "onnx-import")]
 /// Writes a compiled encoder: the header, then tract's NNEF of `typed` with
 /// every f32 weight that is exactly one of `quantized` (or its transpose)
 /// stored as int8.
+#[cfg(feature = "onnx-import")]
 pub(crate) fn write(
     typed: &TypedModel,
     header: &Header,
@@ -208,9 +208,9 @@ fn append(out: &mut tar::Builder<Vec<u8>>, path: &Path, data: &[u8]) -> std::io:
     out.append_data(&mut header, path, data)
 }
 
-#[cfg(feature = "onnx-import")]
 /// The int8 form of an NNEF tensor file, when the tensor is a 2-D f32
 /// matrix equal bit for bit to one of `candidates` or to its transpose.
+#[cfg(feature = "onnx-import")]
 fn quantized_form(dat: &[u8], candidates: &[QuantizedMatrix]) -> Option<QuantizedMatrix> {
     let tensor = tract_nnef::tensors::read_tensor(dat).ok()?;
     let &[rows, cols] = tensor.shape() else {
@@ -241,10 +241,10 @@ fn quantized_form(dat: &[u8], candidates: &[QuantizedMatrix]) -> Option<Quantize
     })
 }
 
-#[cfg(feature = "onnx-import")]
 /// `.q8`: magic, rows and columns (u32 LE), signed (u8), scale kind (u8:
 /// 0 one, 1 per row, 2 per column), two zero bytes, the scales (f32 LE),
 /// then the values row-major.
+#[cfg(feature = "onnx-import")]
 fn encode_quantized(m: &QuantizedMatrix) -> Vec<u8> {
     let (kind, scales): (u8, &[f32]) = match &m.scale {
         Scale::One(s) => (0, std::slice::from_ref(s)),

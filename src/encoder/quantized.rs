@@ -40,8 +40,8 @@ impl QuantizedMatrix {
         }
     }
 
-    #[cfg(feature = "onnx-import")]
     /// The same matrix transposed (a per-row scale becomes per-column).
+    #[cfg(feature = "onnx-import")]
     pub fn transposed(&self) -> Self {
         let mut values = vec![0u8; self.values.len()];
         for r in 0..self.rows {
