@@ -211,7 +211,8 @@ pub fn without_onnx_importer(what: &str) -> Error {
 
 /// The ONNX entry points of a build without the importer
 /// (`--no-default-features`): the same API, refusing with
-/// [`Error::Unsupported`], so one JavaScript glue serves every module.
+/// [`Error::Unsupported`], so the page modules have the same API (and
+/// TypeScript types) as the module with the importer.
 #[cfg(not(feature = "onnx-import"))]
 impl Encoder {
     pub fn from_bytes(
