@@ -300,14 +300,14 @@ $('reset').addEventListener('click', async () => {
   await predict();
 });
 
-// Everything this page stored: corrections, versions, the database. The
+// Everything this page stored: corrections, versions, cached vectors. The
 // page goes on with the shipped model, as on a first visit.
 $('delete-data').addEventListener('click', async () => {
   if (!confirm('Delete every correction and version this page stored on this device? This cannot be undone.')) return;
   showError(null);
   try {
     const v = await state.classifier.deleteEverything();
-    $('storage-status').textContent = `Deleted: your corrections, your versions and the database. The shipped model (version ${v.version}) is back.`;
+    $('storage-status').textContent = `Deleted: your corrections and your versions. The shipped model (version ${v.version}) is back.`;
   } catch (e) {
     showError(e);
   }

@@ -823,9 +823,9 @@ impl<B: StoreBackend> Classifier<B> {
     }
 
     /// Deletes everything of the user's, after any change asked for before
-    /// it: every correction, every version, the database itself; then goes
-    /// on as on a first visit, with the shipped head (returned) in a new,
-    /// empty store. Other tabs on the same store are closed and say why.
+    /// it: every correction and every version; then goes on as on a first
+    /// visit, with the shipped head (returned) in the emptied store. Other
+    /// tabs on the same store are closed and say why.
     pub async fn delete_everything(&self, now_ms: f64) -> Result<VersionInfo> {
         let _turn = self.changes.acquire(Change::Other)?.await;
         self.forget_texts();

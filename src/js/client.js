@@ -35,10 +35,63 @@ export class WorkerClassifier {
   /** Why every call now fails (a trap with no way to restart, or a failed restart). */
   #dead = null;
   #restarts = 0;
+  /** Why calls fail while the page is hidden (its worker stopped), or null. */
+  #hidden = null;
+  /** Removes the page-lifecycle listeners (see #followPage). */
+  #unfollowPage = () => {};
 
   constructor(worker, onAutoUpdate) {
     this.#onAutoUpdate = onAutoUpdate;
     this.#attach(worker);
+    this.#followPage();
+  }
+
+  /**
+   * The worker lives as long as the page is shown. On `pagehide` (a
+   * reload, a navigation, a closed tab, the back-forward cache) it is
+   * terminated, and a page restored from the back-forward cache starts a
+   * new one that reads the store again. Why: a worker the browser ends or
+   * freezes on its own can leave its IndexedDB transactions in flight, and
+   * the next page's transactions then wait behind them forever (seen in
+   * WebKit and Firefox: the store's writes after a reload never finished).
+   * A worker terminated before the page goes has its transactions aborted:
+   * nothing half-written is kept, all or nothing per operation as always.
+   */
+  #followPage() {
+    const page = globalThis.window;
+    if (page !== globalThis || typeof page.addEventListener !== 'function') return;
+    const hide = () => this.#pageHidden();
+    const show = (event) => { if (event.persisted) this.#pageShown(); };
+    page.addEventListener('pagehide', hide);
+    page.addEventListener('pageshow', show);
+    this.#unfollowPage = () => {
+      page.removeEventListener('pagehide', hide);
+      page.removeEventListener('pageshow', show);
+    };
+  }
+
+  #pageHidden() {
+    if (this.#hidden || this.#dead) return;
+    this.#hidden = toError({
+      name: 'AbortError',
+      message: 'the page was hidden (reloaded, closed or put in the back-forward cache), so its worker was stopped',
+    });
+    for (const call of this.#pending.values()) call.reject(this.#hidden);
+    this.#pending.clear();
+    this.#worker.terminate();
+  }
+
+  #pageShown() {
+    if (!this.#hidden) return;
+    this.#hidden = null;
+    if (!this.#restart) {
+      this.#dead = toError({
+        name: 'InvalidStateError',
+        message: 'the page came back from the back-forward cache, and this WorkerClassifier cannot start its worker again (its bundle was given as bytes, or its worker as an object): load it again',
+      });
+      return;
+    }
+    this.#startAgain({ afterTrap: false });
   }
 
   #attach(worker) {
@@ -97,17 +150,24 @@ export class WorkerClassifier {
       });
       return;
     }
+    this.#startAgain({ afterTrap: true });
+  }
+
+  /** A new worker loads the same bundle and reads the store; calls wait for it. */
+  #startAgain({ afterTrap }) {
     const { start, source, options } = this.#restart;
+    this.#dead = null;
     this.#restarting = (async () => {
       this.#attach(start());
       this.#described = await this.#send('load', [source, options]);
-      this.#restarts += 1;
+      if (afterTrap) this.#restarts += 1;
     })()
       .catch((e) => { this.#dead = e; })
       .finally(() => { this.#restarting = null; });
   }
 
   async #call(method, args = [], options = {}) {
+    if (this.#hidden) throw this.#hidden;
     if (this.#restarting) await this.#restarting;
     if (this.#dead) throw this.#dead;
     return this.#send(method, args, options);
@@ -157,7 +217,7 @@ export class WorkerClassifier {
     try {
       client.#described = await client.#call('load', [absolute, rest], { transfer: transferables(source), onProgress: onLoadProgress });
     } catch (e) {
-      client.#worker.terminate();
+      client.terminate();
       throw e;
     }
     return client;
@@ -219,6 +279,7 @@ export class WorkerClassifier {
 
   /** Stops the worker; pending calls are rejected. */
   terminate() {
+    this.#unfollowPage();
     this.#worker.terminate();
     for (const call of this.#pending.values()) call.reject(toError({ name: 'AbortError', message: 'the worker was terminated' }));
     this.#pending.clear();

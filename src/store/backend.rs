@@ -182,8 +182,9 @@ pub trait StoreBackend {
     async fn snapshot(&self) -> Result<Snapshot>;
     /// Replaces everything (cached features are cleared) in one operation.
     async fn replace_all(&self, snapshot: &Snapshot) -> Result<()>;
-    /// Deletes every record and then the storage itself (IndexedDB: the
-    /// database, its id counters with it), and goes on with an empty one.
+    /// Deletes every record in one operation (other tabs holding the store
+    /// are told), and goes on with the empty store; the id counters go on,
+    /// so an id never names two records.
     async fn erase(&self) -> Result<()>;
 }
 

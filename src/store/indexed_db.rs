@@ -28,8 +28,9 @@ use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    DomException, IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore, IdbObjectStoreParameters,
-    IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbVersionChangeEvent,
+    BroadcastChannel, DomException, IdbDatabase, IdbFactory, IdbKeyRange, IdbObjectStore,
+    IdbObjectStoreParameters, IdbOpenDbRequest, IdbRequest, IdbTransaction, IdbVersionChangeEvent,
+    MessageEvent,
 };
 
 use super::backend::*;
@@ -61,17 +62,23 @@ enum Closed {
     ForNewerSchema,
     /// Another tab deleted the database.
     Deleted,
-    /// This backend is deleting the database to open an empty one
-    /// ([`StoreBackend::erase`]).
-    Erasing,
+    /// Another tab erased every record ([`StoreBackend::erase`]): what this
+    /// one holds in memory may be trained on them.
+    ErasedElsewhere,
 }
+
+/// What a backend tells the others on its database's broadcast channel
+/// when it has erased every record.
+const ERASED_MESSAGE: &str = "erased";
 
 /// One open IndexedDB database.
 pub struct IndexedDbBackend {
-    /// Replaced when [`StoreBackend::erase`] deletes the database and opens
-    /// an empty one. Borrowed only between awaits.
-    connection: RefCell<Connection>,
+    /// Borrowed only between awaits.
+    connection: Connection,
     name: String,
+    /// Settles when the last transaction begun has settled: the next one
+    /// starts only then (see [`IndexedDbBackend::begin`]).
+    last_transaction: RefCell<Promise>,
 }
 
 /// A connection and what closes it.
@@ -81,12 +88,20 @@ struct Connection {
     /// Closes this connection when another one (a newer tab) needs to
     /// upgrade the schema or delete the database, instead of blocking it.
     _on_version_change: Closure<dyn FnMut(IdbVersionChangeEvent)>,
+    /// The database's broadcast channel (named after it): closes this
+    /// connection when another tab erases the store. None where the
+    /// context has no BroadcastChannel.
+    erasures: Option<(BroadcastChannel, Closure<dyn FnMut(MessageEvent)>)>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         self.db.set_onversionchange(None);
         self.db.close();
+        if let Some((channel, _)) = &self.erasures {
+            channel.set_onmessage(None);
+            channel.close();
+        }
     }
 }
 
@@ -124,8 +139,9 @@ impl IndexedDbBackend {
     pub async fn open_at_schema(name: &str, schema_version: u32) -> Result<Self> {
         let full_name = database_name(name);
         Ok(IndexedDbBackend {
-            connection: RefCell::new(Connection::open(&full_name, schema_version).await?),
+            connection: Connection::open(&full_name, schema_version).await?,
             name: full_name,
+            last_transaction: RefCell::new(Promise::resolve(&JsValue::UNDEFINED)),
         })
     }
 
@@ -140,24 +156,71 @@ impl IndexedDbBackend {
 
     /// Closes the connection; later operations fail with a StorageError.
     pub fn close(&self) {
-        let connection = self.connection.borrow();
+        let connection = &self.connection;
         connection.closed.set(Closed::ByCaller);
         connection.db.close();
     }
 
-    fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
-        self.connection.borrow().begin(stores, write, operation)
+    /// Begins a transaction once every transaction begun before it has
+    /// settled, so this connection never has two in flight. Why: WebKit
+    /// leaves a database unable to run any transaction again, in any tab and
+    /// after reloads, when a worker ends while its connection has a
+    /// read-write and a read-only transaction in flight (WebKit bug 324094;
+    /// the worker ends when its page reloads or is closed, at any moment).
+    /// IndexedDB runs overlapping transactions one after another anyway, so
+    /// the queue costs next to nothing.
+    async fn begin(&self, stores: &[&str], write: bool, operation: &'static str) -> Result<Tx> {
+        let turn = Turn::new();
+        let previous = self.last_transaction.replace(turn.promise.clone());
+        // Settles either way: it is this queue's own promise.
+        let _ = JsFuture::from(previous).await;
+        let tx = self.connection.begin(stores, write, operation)?;
+        turn.pass_when_settled(&tx.done);
+        Ok(tx)
     }
 
     /// A write transaction over every object store, each cleared in it:
     /// what an import writes into, and what erasing commits.
-    fn begin_cleared(&self, operation: &'static str) -> Result<Tx> {
+    async fn begin_cleared(&self, operation: &'static str) -> Result<Tx> {
         let every = [SAMPLES, FEATURES, VERSIONS, WEIGHTS, META];
-        let tx = self.begin(&every, true, operation)?;
+        let tx = self.begin(&every, true, operation).await?;
         for name in every {
             tx.send(tx.store(name)?.clear())?;
         }
         Ok(tx)
+    }
+}
+
+/// A place in the transaction queue: its promise settles when the
+/// transaction begun in it settles, or at once if none is (the caller's
+/// future dropped while waiting, or the transaction refused), so the queue
+/// never waits for a transaction that does not exist.
+struct Turn {
+    promise: Promise,
+    pass: Option<Function>,
+}
+
+impl Turn {
+    fn new() -> Self {
+        let mut pass = None;
+        let promise = Promise::new(&mut |resolve, _| pass = Some(resolve));
+        Turn { promise, pass }
+    }
+
+    /// Passes the turn on once `done` (a transaction's outcome) settles.
+    fn pass_when_settled(mut self, done: &Promise) {
+        if let Some(pass) = self.pass.take() {
+            let settled = Promise::all_settled(&Array::of1(done));
+            let _ = pass.call1(&JsValue::NULL, &settled);
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if let Some(pass) = self.pass.take() {
+            let _ = pass.call0(&JsValue::NULL);
+        }
     }
 }
 
@@ -276,10 +339,27 @@ impl Connection {
             }
         });
         db.set_onversionchange(Some(on_version_change.as_ref().unchecked_ref()));
+        let erasures = BroadcastChannel::new(full_name).ok().map(|channel| {
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new({
+                let db = db.clone();
+                let closed = closed.clone();
+                move |event: MessageEvent| {
+                    if event.data().as_string().as_deref() == Some(ERASED_MESSAGE)
+                        && closed.get() == Closed::Open
+                    {
+                        closed.set(Closed::ErasedElsewhere);
+                        db.close();
+                    }
+                }
+            });
+            channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            (channel, on_message)
+        });
         Ok(Connection {
             db,
             closed,
             _on_version_change: on_version_change,
+            erasures,
         })
     }
 
@@ -292,8 +372,8 @@ impl Connection {
                  so this connection was closed; reload the page",
             ),
             Closed::Deleted => Some("another tab deleted this database; reload the page"),
-            Closed::Erasing => {
-                Some("the store is being erased (deleteEverything); try again when it resolves")
+            Closed::ErasedElsewhere => {
+                Some("another tab erased this store (deleteEverything); reload the page")
             }
         };
         if let Some(why) = why {
@@ -618,7 +698,9 @@ impl StoreBackend for IndexedDbBackend {
         sample: NewSample,
         features: Option<(&str, &[f32])>,
     ) -> Result<Sample> {
-        let tx = self.begin(&[SAMPLES, FEATURES], true, "adding a sample")?;
+        let tx = self
+            .begin(&[SAMPLES, FEATURES], true, "adding a sample")
+            .await?;
         let value = record(&[
             ("text", JsValue::from_str(&sample.text)),
             ("label", JsValue::from_str(&sample.label)),
@@ -642,21 +724,21 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn samples(&self) -> Result<Vec<Sample>> {
-        let tx = self.begin(&[SAMPLES], false, "reading samples")?;
+        let tx = self.begin(&[SAMPLES], false, "reading samples").await?;
         let all = tx.run(tx.store(SAMPLES)?.get_all()).await?;
         let array: Array = all.unchecked_into();
         array.iter().map(|v| from_js("sample record", v)).collect()
     }
 
     async fn sample_count(&self) -> Result<usize> {
-        let tx = self.begin(&[SAMPLES], false, "counting samples")?;
+        let tx = self.begin(&[SAMPLES], false, "counting samples").await?;
         let n = tx.run(tx.store(SAMPLES)?.count()).await?;
         Ok(number(&n, "sample count")? as usize)
     }
 
     async fn count_samples_after(&self, id: SampleId) -> Result<usize> {
         let op = "counting samples";
-        let tx = self.begin(&[SAMPLES], false, op)?;
+        let tx = self.begin(&[SAMPLES], false, op).await?;
         // Ids are below 2^53 (the key generator's limit), so the f64 is exact.
         let above = IdbKeyRange::lower_bound_with_open(&JsValue::from_f64(id as f64), true)
             .map_err(|e| storage_error(op, &e))?;
@@ -665,7 +747,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn delete_samples(&self, ids: &[SampleId]) -> Result<usize> {
-        let tx = self.begin(&[SAMPLES, FEATURES], true, "deleting samples")?;
+        let tx = self
+            .begin(&[SAMPLES, FEATURES], true, "deleting samples")
+            .await?;
         let samples = tx.store(SAMPLES)?;
         let features = tx.store(FEATURES)?;
         let mut existed = 0;
@@ -681,14 +765,18 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn delete_all_samples(&self) -> Result<()> {
-        let tx = self.begin(&[SAMPLES, FEATURES], true, "deleting all samples")?;
+        let tx = self
+            .begin(&[SAMPLES, FEATURES], true, "deleting all samples")
+            .await?;
         tx.send(tx.store(SAMPLES)?.clear())?;
         tx.send(tx.store(FEATURES)?.clear())?;
         tx.commit().await
     }
 
     async fn put_features(&self, encoder_sha256: &str, rows: &[CachedFeatures]) -> Result<()> {
-        let tx = self.begin(&[SAMPLES, FEATURES], true, "caching feature vectors")?;
+        let tx = self
+            .begin(&[SAMPLES, FEATURES], true, "caching feature vectors")
+            .await?;
         let samples = tx.store(SAMPLES)?;
         let features = tx.store(FEATURES)?;
         for row in rows {
@@ -707,7 +795,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn features(&self, encoder_sha256: &str) -> Result<Vec<CachedFeatures>> {
-        let tx = self.begin(&[FEATURES], false, "reading feature vectors")?;
+        let tx = self
+            .begin(&[FEATURES], false, "reading feature vectors")
+            .await?;
         let index = tx
             .store(FEATURES)?
             .index("byEncoder")
@@ -729,12 +819,12 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn versions(&self) -> Result<Vec<VersionInfo>> {
-        let tx = self.begin(&[VERSIONS], false, "listing versions")?;
+        let tx = self.begin(&[VERSIONS], false, "listing versions").await?;
         versions_from(tx.run(tx.store(VERSIONS)?.get_all()).await?)
     }
 
     async fn weights(&self, version: VersionNumber) -> Result<Option<WeightsRecord>> {
-        let tx = self.begin(&[WEIGHTS], false, "reading weights")?;
+        let tx = self.begin(&[WEIGHTS], false, "reading weights").await?;
         let value = tx
             .run(tx.store(WEIGHTS)?.get(&JsValue::from_f64(version as f64)))
             .await?;
@@ -750,7 +840,9 @@ impl StoreBackend for IndexedDbBackend {
         weights: Vec<u8>,
         make_current: bool,
     ) -> Result<VersionInfo> {
-        let tx = self.begin(&[VERSIONS, WEIGHTS, META], true, "saving a head version")?;
+        let tx = self
+            .begin(&[VERSIONS, WEIGHTS, META], true, "saving a head version")
+            .await?;
         // The key generator numbers the version inside this transaction, so
         // two tabs saving at once get distinct numbers: the metadata is
         // stored without a `version` and the key path adds it.
@@ -768,7 +860,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn current(&self) -> Result<Option<VersionNumber>> {
-        let tx = self.begin(&[META], false, "reading the current version")?;
+        let tx = self
+            .begin(&[META], false, "reading the current version")
+            .await?;
         let value = tx.run(tx.store(META)?.get(&CURRENT.into())).await?;
         if value.is_undefined() {
             return Ok(None);
@@ -781,7 +875,9 @@ impl StoreBackend for IndexedDbBackend {
         version: VersionNumber,
         memory_from: Option<SampleId>,
     ) -> Result<()> {
-        let tx = self.begin(&[VERSIONS, META], true, "changing the current version")?;
+        let tx = self
+            .begin(&[VERSIONS, META], true, "changing the current version")
+            .await?;
         let key = JsValue::from_f64(version as f64);
         let n = number(
             &tx.run(tx.store(VERSIONS)?.count_with_key(&key)).await?,
@@ -803,7 +899,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn memory_from(&self) -> Result<SampleId> {
-        let tx = self.begin(&[META], false, "reading the memory mark")?;
+        let tx = self
+            .begin(&[META], false, "reading the memory mark")
+            .await?;
         let value = tx.run(tx.store(META)?.get(&MEMORY_FROM.into())).await?;
         if value.is_undefined() {
             return Ok(0);
@@ -812,7 +910,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn delete_versions(&self, versions: &[VersionNumber]) -> Result<()> {
-        let tx = self.begin(&[VERSIONS, WEIGHTS, META], true, "deleting versions")?;
+        let tx = self
+            .begin(&[VERSIONS, WEIGHTS, META], true, "deleting versions")
+            .await?;
         let current = tx.run(tx.store(META)?.get(&CURRENT.into())).await?;
         let current = current.as_f64().map(|n| n as u64);
         let store = tx.store(VERSIONS)?;
@@ -834,7 +934,9 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
-        let tx = self.begin(&[SAMPLES, VERSIONS, WEIGHTS, META], false, "exporting")?;
+        let tx = self
+            .begin(&[SAMPLES, VERSIONS, WEIGHTS, META], false, "exporting")
+            .await?;
         let samples: Array = tx.run(tx.store(SAMPLES)?.get_all()).await?.unchecked_into();
         let versions = versions_from(tx.run(tx.store(VERSIONS)?.get_all()).await?)?;
         let weights: Array = tx.run(tx.store(WEIGHTS)?.get_all()).await?.unchecked_into();
@@ -854,7 +956,7 @@ impl StoreBackend for IndexedDbBackend {
     }
 
     async fn replace_all(&self, snapshot: &Snapshot) -> Result<()> {
-        let tx = self.begin_cleared("importing")?;
+        let tx = self.begin_cleared("importing").await?;
         let samples = tx.store(SAMPLES)?;
         for s in &snapshot.samples {
             tx.send(samples.put(&to_js(s)?))?;
@@ -876,20 +978,24 @@ impl StoreBackend for IndexedDbBackend {
         tx.commit().await
     }
 
+    /// Every record goes, in one durable transaction, and the other tabs'
+    /// connections to the store close (they may hold what was learned from
+    /// the records in memory), through the database's broadcast channel.
+    ///
+    /// The database itself stays, empty (its id counters go on: an id never
+    /// names two corrections). Deleting it would wait for every other
+    /// connection to close, and WebKit keeps a connection open for good
+    /// when a worker ends with a transaction in flight (a page left while
+    /// its worker wrote): the deletion, and every open queued behind it,
+    /// then never finished (tests/js/worker.test.mjs).
     async fn erase(&self) -> Result<()> {
-        // Every record goes first, in one transaction: if the deletion
-        // below has to wait for a connection that does not close, nothing
-        // of the user's is readable meanwhile.
-        self.begin_cleared("erasing the store")?.commit().await?;
-        {
-            let connection = self.connection.borrow();
-            connection.closed.set(Closed::Erasing);
-            connection.db.close();
+        self.begin_cleared("erasing the store")
+            .await?
+            .commit()
+            .await?;
+        if let Some((channel, _)) = &self.connection.erasures {
+            let _ = channel.post_message(&ERASED_MESSAGE.into());
         }
-        let deleted = delete_database(&self.name).await;
-        // Open again even if the deletion failed: the records are gone
-        // either way, and the instance goes on with an empty store.
-        *self.connection.borrow_mut() = Connection::open(&self.name, SCHEMA_VERSION).await?;
-        deleted
+        Ok(())
     }
 }

@@ -299,8 +299,13 @@ impl StoreBackend for MemoryBackend {
     }
 
     async fn erase(&self) -> Result<()> {
-        // As deleting an IndexedDB database: its id counters go with it.
-        *self.state.borrow_mut() = State::default();
+        // As clearing IndexedDB's object stores: the id counters go on.
+        let mut state = self.state.borrow_mut();
+        *state = State {
+            next_sample: state.next_sample,
+            next_version: state.next_version,
+            ..State::default()
+        };
         Ok(())
     }
 }

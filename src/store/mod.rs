@@ -295,8 +295,8 @@ impl<B: StoreBackend> Store<B> {
     }
 
     /// Deletes everything the store holds (samples, cached vectors,
-    /// versions, the database itself) and starts an empty one holding the
-    /// shipped head, current, as on a first visit.
+    /// versions) and goes on holding the shipped head, current, as on a
+    /// first visit.
     pub async fn erase_everything(&self, now_ms: f64) -> Result<VersionInfo> {
         self.backend.erase().await?;
         self.restore_shipped(now_ms).await

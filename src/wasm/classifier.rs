@@ -816,8 +816,8 @@ impl JsClassifier {
         })
     }
 
-    /// Deletes every correction, every version and the database, then goes
-    /// on with the shipped head in a new, empty store (returned).
+    /// Deletes every correction and every version, then goes on with the
+    /// shipped head in the emptied store (returned).
     #[wasm_bindgen(js_name = deleteEverything, unchecked_return_type = "Promise<VersionInfo>")]
     pub fn delete_everything(&self) -> Promise {
         let inner = self.inner.clone();

@@ -218,8 +218,8 @@ inEveryEngine((env) => {
     assert.equal(db.counts.features, 0);
     assert.equal(db.counts.versions, 2, 'versions stay until everything is deleted');
 
-    // Another tab holds the store open: deleting everything closes it there,
-    // with a reason, instead of waiting for it.
+    // Another tab holds the store open: erasing closes its connection, with
+    // a reason (it may hold what it learned from the records in memory).
     await load(other);
     const erased = await page.evaluate(async (texts) => {
       const c = window.classifier;
@@ -231,11 +231,11 @@ inEveryEngine((env) => {
     assert.deepEqual(erased.current, erased.shipped);
     assert.ok(!erased.labels.includes('Fitness') && !erased.labels.includes('GarageDoor'));
     assert.equal(erased.predicted, 'Garage', 'the instance goes on, and corrections count at once');
-    assert.equal(erased.id, 1, 'a new database: ids start again');
+    assert.ok(erased.id > 3, 'ids are never reused');
     const otherTab = await other.evaluate(
       () => window.classifier.addFeedback('turn on the lights', 'Lights').then(() => 'stored', (e) => `${e.name}: ${e.message}`),
     );
-    assert.match(otherTab, /another tab deleted this database; reload the page/);
+    assert.match(otherTab, /another tab erased this store \(deleteEverything\); reload the page/);
 
     await page.evaluate(() => window.classifier.deleteEverything());
     db = await readDatabase(page, 'localtune:erase');
@@ -274,6 +274,104 @@ inEveryEngine((env) => {
     assert.equal(outcome.afterSecond, 'Fitness');
     assert.equal(outcome.restarts, 2);
     assert.ok(outcome.labels.includes('Fitness'));
+    await context.close();
+  });
+  test('the page hidden stops the worker; a page back from the back-forward cache gets a new one with the stored state', async () => {
+    const context = await env.browser.newContext();
+    const page = await openPage(context);
+    const text = 'how many steps did I walk today';
+    const outcome = await page.evaluate(async (text) => {
+      const { WorkerClassifier } = await import('/pkg/client.js');
+      const settle = (p) => p.then((v) => ({ ok: v }), (e) => ({ name: e.name, message: e.message }));
+      // What the browser fires when the page goes into the back-forward
+      // cache and when it comes back (persisted: true).
+      const hide = () => window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }));
+      const show = (persisted) => window.dispatchEvent(new PageTransitionEvent('pageshow', { persisted }));
+      const c = await WorkerClassifier.load('/bundles/default/', { storeName: 'lifecycle', autoUpdate: { enabled: false } });
+      await c.addFeedback(text, 'Fitness');
+      const versionsBefore = (await c.versions()).length;
+      // An update in flight when the page goes: rejected, nothing stored.
+      const updating = settle(c.update({ epochs: 400 }));
+      hide();
+      const inFlight = await updating;
+      const whileHidden = await settle(c.predict(text));
+      show(false); // a first show of a page, not a restore: nothing to do
+      const stillHidden = await settle(c.predict(text));
+      show(true);
+      const restored = await c.predict(text);
+      const versionsAfter = (await c.versions()).length;
+      // Loaded from bytes (transferred to the first worker): no way back.
+      const names = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
+      const files = {};
+      for (const n of names) files[n] = new Uint8Array(await (await fetch(`/bundles/default/${n}`)).arrayBuffer());
+      const fromBytes = await WorkerClassifier.load(files, { storeName: 'lifecycle-bytes' });
+      hide();
+      show(true);
+      const bytesRestored = await settle(fromBytes.predict(text));
+      return { inFlight, whileHidden, stillHidden, restored: restored.label, versionsBefore, versionsAfter, restarts: c.restarts, bytesRestored };
+    }, text);
+    assert.equal(outcome.inFlight.name, 'AbortError', JSON.stringify(outcome.inFlight));
+    assert.match(outcome.inFlight.message, /the page was hidden/);
+    assert.equal(outcome.whileHidden.name, 'AbortError');
+    assert.equal(outcome.stillHidden.name, 'AbortError');
+    assert.equal(outcome.restored, 'Fitness', 'the new worker read the stored correction');
+    assert.equal(outcome.versionsAfter, outcome.versionsBefore, 'the update stopped with the page stored nothing');
+    assert.equal(outcome.restarts, 0, 'restarts counts traps only');
+    assert.equal(outcome.bytesRestored.name, 'InvalidStateError', JSON.stringify(outcome.bytesRestored));
+    assert.match(outcome.bytesRestored.message, /load it again/);
+    assert.deepEqual(page.errors, []);
+    await context.close();
+  });
+
+  test('leaving the page while its worker writes: the next page reads, writes and erases the store without waiting forever', async () => {
+    const context = await env.browser.newContext();
+    const page = await openPage(context);
+    const texts = ['turn up the volume a bit', 'make it louder', 'volume up please', 'a little quieter', 'lower the volume',
+      'turn it down a notch', 'raise the volume by ten', 'louder please', 'quieter please', 'volume down by five'];
+    // Each round: corrections sent without waiting, an automatic update due
+    // after a few (its reads and the corrections' writes overlap), and the
+    // page left after `confirmed` of them have been stored — by a reload, or
+    // by a navigation (which may keep the page, frozen, in the back-forward
+    // cache: WebKit did, with its worker's transaction in flight, and every
+    // later transaction waited behind it).
+    for (const [confirmed, leave] of [[1, 'navigate'], [4, 'reload'], [8, 'navigate']]) {
+      await page.evaluate(async ({ texts, confirmed }) => {
+        const { WorkerClassifier } = await import('/pkg/client.js');
+        const c = await WorkerClassifier.load('/bundles/default/', { storeName: 'reload-busy', autoUpdate: { threshold: 3 } });
+        let stored = 0;
+        let enough;
+        const reached = new Promise((resolve) => { enough = resolve; });
+        for (const [i, t] of texts.entries()) {
+          c.addFeedback(t, i % 2 ? 'VolumeUp' : 'VolumeDown').then(() => { if (++stored >= confirmed) enough(); }, () => {});
+        }
+        await reached;
+      }, { texts, confirmed });
+      if (leave === 'reload') await page.reload();
+      else await page.goto(`${env.url}test-pages/bare.html?round=${confirmed}`);
+      await page.waitForSelector('body[data-ready="true"]', { state: 'attached', timeout: 60_000 });
+      const after = await page.evaluate(async () => {
+        const { WorkerClassifier } = await import('/pkg/client.js');
+        const within = (p, what) => Promise.race([p, new Promise((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer in 60 s`)), 60_000))]);
+        const c = await within(WorkerClassifier.load('/bundles/default/', { storeName: 'reload-busy', autoUpdate: { enabled: false } }), 'load');
+        const samples = await within(c.samples(), 'samples');
+        const added = await within(c.addFeedback('how many steps did I walk today', 'Fitness'), 'addFeedback');
+        const predicted = await within(c.predict('how many steps did I walk today'), 'predict');
+        c.terminate();
+        return { samples: samples.length, added: added.sample.id > 0, predicted: predicted.label };
+      });
+      assert.ok(after.samples >= confirmed, `round ${confirmed}: ${after.samples} samples found`);
+      assert.ok(after.added);
+      assert.equal(after.predicted, 'Fitness');
+    }
+    const erased = await page.evaluate(async () => {
+      const { WorkerClassifier } = await import('/pkg/client.js');
+      const c = await WorkerClassifier.load('/bundles/default/', { storeName: 'reload-busy', autoUpdate: { enabled: false } });
+      const timeout = new Promise((resolve) => setTimeout(() => resolve('no answer in 60 s'), 60_000));
+      const outcome = await Promise.race([c.deleteEverything().then(() => 'erased', (e) => `${e.name}: ${e.message}`), timeout]);
+      return { outcome, samples: outcome === 'erased' ? (await c.samples()).length : -1 };
+    });
+    assert.deepEqual(erased, { outcome: 'erased', samples: 0 });
+    assert.deepEqual(page.errors, []);
     await context.close();
   });
 });
