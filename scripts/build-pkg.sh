@@ -94,20 +94,15 @@ cat src/js/wasm-variant.d.ts src/js/trap-guard.d.ts | tee -a pkg/localtune.d.ts 
 # table). The module's target_features section tells it which features,
 # simd128 and relaxed-simd among them, it may use. It takes minutes on 2
 # cores, so its output is cached by the sha256 of its input and options.
-# Measured on the page module (2026-12-05): -O3 makes it larger after brotli
-# (2.25 MiB against 2.17 without wasm-opt; -O1 2.17, -O2 2.24, -Os 2.25)
-# and its start in Node slower (0.59 s against 0.50 s), its sentences no
-# faster (±1%). It stays because without it (and with -O1) the demo's test
-# in WebKitGTK hung in 3 of ~10 runs, against none in 16 with it: a stopped
-# worker's IndexedDB transactions and connection outlive it there and block
-# the next page's writes and deletion (a WebKit and Firefox behaviour that
-# -O3's faster code makes rarer, not impossible; see the issue notes).
-# What grows the module after brotli is binaryen inlining one-caller and
-# "flexibly" small functions: with `--flexible-inline-max-function-size 0
-# --one-caller-inline-max-function-size 0` -O3 gives 2.17 MiB, as fast, and
-# starts sooner, but the demo's WebKit test hung once in 6 runs with it:
-# the flags to take once that IndexedDB defect is fixed.
-WASM_OPT_FLAGS=(-O3)
+# -O3, without inlining functions for having one caller or being
+# "flexibly" small: that inlining is what grows the module after brotli.
+# Measured on the page module (2026-12-05): plain -O3 gives 2.25 MiB brotli
+# (2.17 without wasm-opt; -O1 2.17, -O2 2.24, -Os 2.25), these flags 2.17 —
+# onnxruntime-web's size or less — with sentences as fast (±1%) and a
+# quicker start. (A WebKit hang the demo's test showed with some builds was
+# the store's, fixed since: a worker ended with a transaction in flight,
+# src/js/client.js and src/store/indexed_db.rs.)
+WASM_OPT_FLAGS=(-O3 --flexible-inline-max-function-size 0 --one-caller-inline-max-function-size 0)
 optimise() {
   local module=$1 before key cache
   before=$(stat -c %s "$module")
