@@ -91,8 +91,11 @@ struct Connection {
     /// The database's broadcast channel (named after it): closes this
     /// connection when another tab erases the store. None where the
     /// context has no BroadcastChannel.
-    erasures: Option<(BroadcastChannel, Closure<dyn FnMut(MessageEvent)>)>,
+    erasures: Option<ErasureChannel>,
 }
+
+/// A database's broadcast channel and the handler listening on it.
+type ErasureChannel = (BroadcastChannel, Closure<dyn FnMut(MessageEvent)>);
 
 impl Drop for Connection {
     fn drop(&mut self) {
