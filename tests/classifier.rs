@@ -571,10 +571,11 @@ fn deleting_everything_leaves_a_first_visits_store_and_the_instance_working() {
     assert_eq!(again.current_version(), info);
     assert_eq!(again.remembered_corrections(), 0);
 
-    // The instance goes on: a new correction counts at once, and the ids
-    // start again without holding back the next automatic update.
+    // The instance goes on: a new correction counts at once, its id is
+    // never one an erased correction had (six were stored), and the next
+    // automatic update is not held back by the attempt before the erase.
     let first = block_on(p.add_feedback("open the garage", "doors", 11.0)).unwrap();
-    assert_eq!(first.added.sample.id, 1);
+    assert_eq!(first.added.sample.id, 7);
     assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
     let due: Vec<bool> = (1..5)
         .map(|i| {
