@@ -11,11 +11,10 @@
 //! trains every configuration in the file and prints their mean accuracy per
 //! setting — the measurement the defaults were chosen from
 //! (bench/head-quality-sweep.json). `--word-embeddings-4bit` measures a
-//! smaller encoder file instead (issue 17): the int8 word-embedding table
-//! requantized to 4 bits in groups, what it does to the vectors (cosine to
-//! the int8 model's) and to every run's accuracy.
+//! smaller encoder file instead (issue 17): the encoder compiled with 4-bit
+//! word embeddings (`--word-embeddings 4bit`), what it does to the vectors
+//! (cosine to the int8 model's) and to every run's accuracy.
 
-use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -260,51 +259,21 @@ fn sweep_settings(path: &Path, data: &Dataset, features: &[f32], dim: usize, run
     }
 }
 
-/// The compiled encoder's int8 word-embedding table (30522 × 384, a per-row
-/// f32 scale beside it) requantized to 4 bits: each row in groups of
-/// `group` values, 16 levels between the group's minimum and maximum, then
-/// written back as the int8 values the graph reads (so the file a loader
-/// would expand is simulated exactly). Prints the bytes it would take, the
-/// vectors' cosine to the int8 model's over every sentence, and each
-/// setting's mean accuracy with both.
+/// The encoder compiled with 4-bit word embeddings in groups of `group`
+/// values (`Encoder::compile_with`, the bundle tool's `--word-embeddings
+/// 4bit:G`) against the int8 one: the files' sizes, the vectors' cosine to
+/// the int8 model's over every sentence, and each setting's mean accuracy
+/// with both.
 fn word_embeddings_4bit(data: &Dataset, features: &[f32], dim: usize, runs: &[Run], group: usize) {
     let (model, tokenizer) = model_files();
     let compiled = localtune::Encoder::compile(&model).expect("compile");
-    let mut archive = tar::Archive::new(&compiled[..]);
-    let mut out = tar::Builder::new(Vec::new());
-    let (mut rows, mut cols) = (0, 0);
-    for entry in archive.entries().expect("tar") {
-        let mut entry = entry.expect("tar entry");
-        let header = entry.header().clone();
-        let path = entry.path().expect("path").into_owned();
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).expect("read");
-        if path.to_string_lossy().contains("word_embeddings.weight_q") {
-            // tract's .dat: a 128-byte header, then the values row-major.
-            let values = &mut bytes[128..];
-            cols = dim;
-            rows = values.len() / cols;
-            assert_eq!(rows * cols, values.len(), "a [rows, {dim}] table");
-            for row in values.chunks_exact_mut(cols) {
-                for g in row.chunks_mut(group) {
-                    let q: Vec<f32> = g.iter().map(|&b| b as i8 as f32).collect();
-                    let lo = q.iter().copied().fold(f32::INFINITY, f32::min);
-                    let hi = q.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    let step = (hi - lo) / 15.0;
-                    if step == 0.0 {
-                        continue;
-                    }
-                    for (b, v) in g.iter_mut().zip(q) {
-                        let level = ((v - lo) / step).round();
-                        *b = (lo + level * step).round().clamp(-128.0, 127.0) as i8 as u8;
-                    }
-                }
-            }
-        }
-        out.append(&header, &bytes[..]).expect("tar append");
-    }
-    assert!(rows > 0, "no word-embedding table in the compiled encoder");
-    let compiled4 = out.into_inner().expect("tar");
+    let compiled4 = localtune::Encoder::compile_with(
+        &model,
+        &localtune::CompileOptions {
+            word_embeddings_4bit: Some(group),
+        },
+    )
+    .expect("compile with 4-bit word embeddings");
     let encoder4 = localtune::Encoder::from_compiled(
         &compiled4,
         &tokenizer,
@@ -318,17 +287,10 @@ fn word_embeddings_4bit(data: &Dataset, features: &[f32], dim: usize, runs: &[Ru
         .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum())
         .collect();
     cosines.sort_by(f32::total_cmp);
-    // 4 bits a value and an f16 minimum and step per group, against the
-    // int8 value and the f32 row scale.
-    let int8_bytes = rows * (cols + 4);
-    let int4_bytes = rows * (cols / 2 + cols.div_ceil(group) * 4);
     println!(
-        "4-bit word embeddings, groups of {group}: table {:.1} MB (int8 {:.1} MB), \
-         file {:.1} MB (int8 {:.1} MB); cosine to the int8 model over {} sentences: \
-         min {:.4}, 1st percentile {:.4}, median {:.4}",
-        int4_bytes as f64 / 1e6,
-        int8_bytes as f64 / 1e6,
-        (compiled.len() - int8_bytes + int4_bytes) as f64 / 1e6,
+        "4-bit word embeddings, groups of {group}: file {:.1} MB (int8 {:.1} MB); cosine to \
+         the int8 model over {} sentences: min {:.4}, 1st percentile {:.4}, median {:.4}",
+        compiled4.len() as f64 / 1e6,
         compiled.len() as f64 / 1e6,
         cosines.len(),
         cosines[0],

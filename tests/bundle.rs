@@ -664,3 +664,91 @@ fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
     let truncated = &bytes[..bytes.len() - 1];
     assert!(Rehearsal::decode(truncated).is_err());
 }
+
+#[test]
+fn a_bundle_with_4bit_word_embeddings_gives_the_same_vectors_compiled_or_from_onnx() {
+    use localtune::bundle::build::{build, BuildOptions, LabelledText};
+    use localtune::encoder::encoder_identity;
+    let rows: Vec<LabelledText> = TRAINING
+        .iter()
+        .map(|(text, label)| LabelledText {
+            text: text.to_string(),
+            label: label.to_string(),
+            held_out: false,
+        })
+        .collect();
+    // Groups of 4: the tiny encoder's word table has rows of 8 values.
+    let options = BuildOptions {
+        name: "tiny-4bit".into(),
+        epochs: Some(20),
+        rehearsal_per_label: 2,
+        word_embeddings_4bit: Some(4),
+        ..BuildOptions::default()
+    };
+    let built = build(
+        common::TINY_ENCODER,
+        common::TINY_TOKENIZER,
+        rows,
+        &options,
+        &|| 0.0,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(built.manifest.encoder.word_embeddings_4bit, Some(4));
+    let files: HashMap<String, Vec<u8>> = built.files.into_iter().collect();
+    let (compiled, read) = load_reading(files.clone());
+    let compiled = compiled.unwrap();
+    assert!(!read.contains(&"encoder.onnx".to_string()), "{read:?}");
+    // Its own identity: heads and cached vectors of the int8 encoder are not
+    // taken for its own.
+    let int8 = sha256_hex(common::TINY_ENCODER);
+    assert_eq!(compiled.encoder.sha256(), encoder_identity(&int8, Some(4)));
+    assert_ne!(compiled.encoder.sha256(), int8);
+
+    // The ONNX fallback (a compiled file this build cannot load) requantizes
+    // the table the same way: the very same vectors.
+    let mut fallback = files.clone();
+    let other_tract = common::with_compiled_header(&files["encoder.compiled.tar"], |h| {
+        h["tractVersion"] = "0.0.1".into();
+    });
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    manifest["encoder"]["compiled"]["sha256"] = sha256_hex(&other_tract).into();
+    fallback.insert("encoder.compiled.tar".into(), other_tract);
+    fallback.insert(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    let (from_onnx, read) = load_reading(fallback);
+    let from_onnx = from_onnx.unwrap();
+    assert!(read.contains(&"encoder.onnx".to_string()), "{read:?}");
+    assert_eq!(from_onnx.encoder.sha256(), compiled.encoder.sha256());
+    let texts = [
+        "play some jazz",
+        "what is the weather",
+        "turn on the lights in the hall",
+    ];
+    let a = compiled.encoder.embed(&texts).unwrap();
+    let b = from_onnx.encoder.embed(&texts).unwrap();
+    assert_eq!(a, b, "bit for bit");
+    let int8_vectors = common::tiny_encoder(Default::default())
+        .embed(&texts)
+        .unwrap();
+    assert_ne!(a, int8_vectors, "4 bits are not int8");
+
+    // A manifest that disagrees with the compiled file is refused by field.
+    let mut files_without = files.clone();
+    let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    manifest["encoder"]
+        .as_object_mut()
+        .unwrap()
+        .remove("wordEmbeddings4bit");
+    files_without.insert(
+        "manifest.json".into(),
+        serde_json::to_vec(&manifest).unwrap(),
+    );
+    assert_eq!(
+        bundle_error(files_without),
+        "bundle: encoder.wordEmbeddings4bit: \"encoder.compiled.tar\" holds word embeddings \
+         4-bit in groups of 4; the manifest says int8"
+    );
+}

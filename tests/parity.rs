@@ -66,3 +66,70 @@ fn the_compiled_real_encoder_matches_onnxruntime_and_the_onnx_build() {
         "bit for bit"
     );
 }
+
+/// The optional smaller encoder file (`--word-embeddings 4bit`): the word
+/// embeddings in 4 bits in groups of 32. The file shrinks by a fifth, the
+/// compiled file and the ONNX file built with the option give the same
+/// vectors bit for bit (on every target: the levels decode to int8 in
+/// integers), and those stay within cosine 0.99 of the int8 model's.
+#[test]
+fn four_bit_word_embeddings_shrink_the_file_and_keep_the_vectors() {
+    let (model, tokenizer) = common::real_model();
+    let four_bit = Some(localtune::encoder::four_bit::DEFAULT_GROUP);
+    let int8_file = Encoder::compile(&model).unwrap();
+    let four_bit_file = Encoder::compile_with(
+        &model,
+        &localtune::CompileOptions {
+            word_embeddings_4bit: four_bit,
+        },
+    )
+    .unwrap();
+    assert!(
+        four_bit_file.len() < int8_file.len() * 4 / 5,
+        "{} bytes against int8's {}",
+        four_bit_file.len(),
+        int8_file.len()
+    );
+    let texts: Vec<String> = common::fixture().cases.iter().map(|c| c.text()).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let int8 = Encoder::from_compiled(&int8_file, &tokenizer, EncoderConfig::default()).unwrap();
+    drop(int8_file);
+    let int8_vectors = int8.embed(&texts).unwrap();
+    let int8_identity = int8.sha256().to_string();
+    drop(int8);
+
+    let compiled = Encoder::from_compiled(&four_bit_file, &tokenizer, EncoderConfig::default())
+        .expect("a 4-bit file loads without being told");
+    let batch = compiled.tokenize(&texts).unwrap();
+    let compiled_states = compiled.hidden_states(&batch).unwrap();
+    let vectors = compiled.embed(&texts).unwrap();
+    let identity = compiled.sha256().to_string();
+    drop(compiled);
+    assert_ne!(identity, int8_identity, "other vectors, another identity");
+    for (i, text) in texts.iter().enumerate() {
+        let cos = common::cosine(vectors.row(i), int8_vectors.row(i));
+        assert!(cos >= 0.99, "{text:?}: cosine {cos} to the int8 model");
+    }
+    let err = Encoder::from_compiled(
+        &four_bit_file,
+        &tokenizer,
+        EncoderConfig {
+            word_embeddings_4bit: Some(64),
+            ..EncoderConfig::default()
+        },
+    )
+    .expect_err("a config that disagrees with the file");
+    assert_eq!(err.code(), "ConfigError", "{err}");
+    drop(four_bit_file);
+
+    let from_onnx = common::real_encoder(EncoderConfig {
+        word_embeddings_4bit: four_bit,
+        ..EncoderConfig::default()
+    });
+    assert_eq!(from_onnx.sha256(), identity);
+    assert_eq!(
+        from_onnx.hidden_states(&batch).unwrap(),
+        compiled_states,
+        "bit for bit"
+    );
+}

@@ -137,6 +137,12 @@ pub struct EncoderSpec {
     /// read at all; a build with another tract version reads `file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compiled: Option<FileRef>,
+    /// The word embeddings in 4 bits, in groups of this many values (the
+    /// bundle tool's `--word-embeddings 4bit`): the compiled encoder holds
+    /// them so, and an ONNX fallback requantizes its table the same way, so
+    /// both give the vectors the head was trained on. Absent: int8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_embeddings_4bit: Option<usize>,
 }
 
 impl EncoderSpec {
@@ -459,6 +465,7 @@ impl Bundle {
         let shipped_check = vectors("training.shippedCheck", &m.training.shipped_check)?;
         let config = EncoderConfig {
             max_seq_len: m.encoder.max_seq_len,
+            word_embeddings_4bit: m.encoder.word_embeddings_4bit,
             ..EncoderConfig::default()
         };
         let identity = m.encoder.sha256.to_ascii_lowercase();
@@ -475,6 +482,20 @@ impl Bundle {
                         "{:?} was compiled from the encoder with sha256 {}; the manifest's \
                          encoder is {identity}",
                         c.file, header.source_sha256
+                    ),
+                ));
+            }
+            if header.word_embeddings_4bit != m.encoder.word_embeddings_4bit {
+                let manifest_says = match m.encoder.word_embeddings_4bit {
+                    None => "int8".to_string(),
+                    Some(g) => format!("4-bit in groups of {g}"),
+                };
+                return Err(bundle_error(
+                    "encoder.wordEmbeddings4bit",
+                    format!(
+                        "{:?} holds word embeddings {}; the manifest says {manifest_says}",
+                        c.file,
+                        header.describe_word_embeddings()
                     ),
                 ));
             }

@@ -13,6 +13,7 @@
 //! | `localtune-encoder.json` (first) | [`Header`]: the ONNX file's sha256 (the encoder's identity), the tract version, the inputs' roles |
 //! | `graph.nnef` and `*.dat` | tract's NNEF of the decluttered model |
 //! | `*.q8` | int8 weights with their scales, in place of the f32 `.dat` tract would write |
+//! | `*.q4` | with 4-bit word embeddings: the int8 lookup table in 4 bits ([`super::four_bit`]), in place of its `.dat` |
 //!
 //! The `.q8` files keep the file as small as the ONNX one: tract writes every
 //! weight as f32 (55 MB for MiniLM's 23 MB), but each of them is an int8
@@ -41,6 +42,7 @@ const FORMAT_VERSION: u32 = 1;
 const HEADER_FILE: &str = "localtune-encoder.json";
 const QUANTIZED_EXTENSION: &str = "q8";
 const QUANTIZED_MAGIC: &[u8; 8] = b"LTQ8\0\0\0\x01";
+const FOUR_BIT_EXTENSION: &str = "q4";
 /// The largest header read: it is a few hundred bytes.
 const MAX_HEADER_BYTES: u64 = 64 << 10;
 /// Every entry's modification time, so the same ONNX bytes give the same
@@ -62,6 +64,11 @@ pub struct Header {
     pub(crate) inputs: Vec<InputRole>,
     pub hidden_size: usize,
     pub gather_first_lookups: usize,
+    /// Word embeddings requantized to 4 bits in groups of this many values
+    /// (`.q4` files, [`super::four_bit`]); absent for int8, so int8 files
+    /// are byte for byte what they were before the option existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub word_embeddings_4bit: Option<usize>,
 }
 
 impl Header {
@@ -71,6 +78,7 @@ impl Header {
         inputs: &[InputRole],
         hidden_size: usize,
         gather_first_lookups: usize,
+        word_embeddings_4bit: Option<usize>,
     ) -> Self {
         Header {
             format: FORMAT.into(),
@@ -80,6 +88,20 @@ impl Header {
             inputs: inputs.to_vec(),
             hidden_size,
             gather_first_lookups,
+            word_embeddings_4bit,
+        }
+    }
+
+    /// The encoder's identity ([`super::encoder_identity`]).
+    pub fn identity(&self) -> String {
+        super::encoder_identity(&self.source_sha256, self.word_embeddings_4bit)
+    }
+
+    /// "int8", or "4-bit in groups of N", for messages.
+    pub fn describe_word_embeddings(&self) -> String {
+        match self.word_embeddings_4bit {
+            None => "int8".into(),
+            Some(group) => format!("4-bit in groups of {group}"),
         }
     }
 
@@ -182,16 +204,22 @@ pub(crate) fn write(
         let path = entry.path().map_err(io("re-read"))?.into_owned();
         let mut data = Vec::new();
         entry.read_to_end(&mut data).map_err(io("re-read"))?;
-        let matrix = (path.extension().is_some_and(|e| e == "dat"))
+        let is_dat = path.extension().is_some_and(|e| e == "dat");
+        let four_bit = header
+            .word_embeddings_4bit
+            .filter(|_| is_dat)
+            .and_then(|group| four_bit_form(&data, group));
+        let matrix = (is_dat && four_bit.is_none())
             .then(|| quantized_form(&data, quantized))
             .flatten();
-        match matrix {
-            Some(m) => append(
+        match (four_bit, matrix) {
+            (Some(q4), _) => append(&mut out, &path.with_extension(FOUR_BIT_EXTENSION), &q4),
+            (None, Some(m)) => append(
                 &mut out,
                 &path.with_extension(QUANTIZED_EXTENSION),
                 &encode_quantized(&m),
             ),
-            None => append(&mut out, &path, &data),
+            (None, None) => append(&mut out, &path, &data),
         }
         .map_err(io("written"))?;
     }
@@ -206,6 +234,34 @@ fn append(out: &mut tar::Builder<Vec<u8>>, path: &Path, data: &[u8]) -> std::io:
     header.set_mtime(ENTRY_MTIME);
     header.set_entry_type(tar::EntryType::Regular);
     out.append_data(&mut header, path, data)
+}
+
+/// The `.q4` form of an NNEF tensor file, when the tensor is a 2-D int8 or
+/// uint8 table on the 4-bit grid of its groups (the importer requantized the
+/// lookup tables): exact, so the loader gives back the same table. Any other
+/// tensor stays as it is.
+#[cfg(feature = "onnx-import")]
+fn four_bit_form(dat: &[u8], group: usize) -> Option<Vec<u8>> {
+    let tensor = tract_nnef::tensors::read_tensor(dat).ok()?;
+    let &[rows, cols] = tensor.shape() else {
+        return None;
+    };
+    let signed = match tensor.datum_type() {
+        DatumType::I8 => true,
+        DatumType::U8 => false,
+        _ => return None,
+    };
+    let view = tensor.try_as_plain_ram().ok()?;
+    let bytes: Vec<u8> = if signed {
+        view.as_slice::<i8>()
+            .ok()?
+            .iter()
+            .map(|&v| v as u8)
+            .collect()
+    } else {
+        view.as_slice::<u8>().ok()?.to_vec()
+    };
+    super::four_bit::encode(&bytes, rows, cols, group, signed).ok()
 }
 
 /// The int8 form of an NNEF tensor file, when the tensor is a 2-D f32
@@ -309,13 +365,14 @@ fn decode_quantized(bytes: &[u8]) -> std::result::Result<QuantizedMatrix, String
     })
 }
 
-/// Reads `.q8` files as the f32 tensors tract would have written.
+/// Reads `.q8` files as the f32 tensors tract would have written, and `.q4`
+/// files as the int8 tables they hold.
 #[derive(Debug, Clone, Copy)]
 struct QuantizedLoader;
 
 impl ResourceLoader for QuantizedLoader {
     fn name(&self) -> StaticName {
-        "localtune int8 weights".into()
+        "localtune int8 and 4-bit weights".into()
     }
 
     fn try_load(
@@ -324,15 +381,29 @@ impl ResourceLoader for QuantizedLoader {
         reader: &mut dyn Read,
         _framework: &Nnef,
     ) -> TractResult<Option<(String, Arc<dyn Resource>)>> {
-        if path.extension().is_none_or(|e| e != QUANTIZED_EXTENSION) {
+        let extension = path.extension().and_then(|e| e.to_str());
+        if extension != Some(QUANTIZED_EXTENSION) && extension != Some(FOUR_BIT_EXTENSION) {
             return Ok(None);
         }
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
-        let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
-        // Straight into the tensor: no second buffer to allocate and copy.
-        let mut tensor = Tensor::zero::<f32>(&[matrix.rows, matrix.cols])?;
-        matrix.dequantize_into(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+        let tensor = if extension == Some(FOUR_BIT_EXTENSION) {
+            let table =
+                super::four_bit::decode(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
+            drop(bytes);
+            if table.signed {
+                let values: Vec<i8> = table.values.into_iter().map(|b| b as i8).collect();
+                Tensor::from_shape(&[table.rows, table.cols], &values)?
+            } else {
+                Tensor::from_shape(&[table.rows, table.cols], &table.values)?
+            }
+        } else {
+            let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
+            // Straight into the tensor: no second buffer to allocate and copy.
+            let mut tensor = Tensor::zero::<f32>(&[matrix.rows, matrix.cols])?;
+            matrix.dequantize_into(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+            tensor
+        };
         // The id tract's own loader gives `name.dat`: the path without extension.
         let id = PathBuf::from(path).with_extension("");
         let id = id

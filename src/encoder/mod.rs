@@ -6,6 +6,7 @@
 //! (tract runs the graph, `tokenizers` splits the text).
 
 pub mod compiled;
+pub mod four_bit;
 mod natural_strides;
 #[cfg(feature = "onnx-import")]
 mod onnx_graph;
@@ -50,6 +51,12 @@ pub struct EncoderConfig {
     /// dequantize only those (bit-identical output, ~16 ms less per sentence in
     /// wasm). Off only to measure what it saves.
     pub gather_before_dequantize: bool,
+    /// Word embeddings requantized to 4 bits in groups of this many values
+    /// ([`four_bit`]): what an encoder compiled with the option holds, so
+    /// building from ONNX with it gives the compiled file's vectors (the
+    /// fallback of a bundle built with `--word-embeddings 4bit`). A compiled
+    /// encoder says in its header what it holds; given here, it must agree.
+    pub word_embeddings_4bit: Option<usize>,
 }
 
 impl Default for EncoderConfig {
@@ -57,7 +64,36 @@ impl Default for EncoderConfig {
         EncoderConfig {
             max_seq_len: 128,
             gather_before_dequantize: true,
+            word_embeddings_4bit: None,
         }
+    }
+}
+
+/// How [`Encoder::compile_with`] writes a compiled encoder (`CompileOptions`
+/// in JavaScript).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct CompileOptions {
+    /// The word embeddings in 4 bits in groups of this many values
+    /// ([`four_bit`]): a smaller file with other vectors (and so another
+    /// identity).
+    pub word_embeddings_4bit: Option<usize>,
+}
+
+/// The identity of an encoder built from the ONNX file with sha256
+/// `onnx_sha256`: that digest, or for 4-bit word embeddings (other vectors,
+/// so heads and cached vectors must not be taken for the int8 model's) the
+/// sha256 of the digest and the variant.
+pub fn encoder_identity(onnx_sha256: &str, word_embeddings_4bit: Option<usize>) -> String {
+    match word_embeddings_4bit {
+        None => onnx_sha256.to_ascii_lowercase(),
+        Some(group) => crate::checksum::sha256_hex(
+            format!(
+                "{}+word-embeddings-4bit-groups-of-{group}",
+                onnx_sha256.to_ascii_lowercase()
+            )
+            .as_bytes(),
+        ),
     }
 }
 
@@ -228,6 +264,10 @@ impl Encoder {
     pub fn compile(_model: &[u8]) -> Result<Vec<u8>> {
         Err(without_onnx_importer("compiling an ONNX encoder"))
     }
+
+    pub fn compile_with(_model: &[u8], _options: &CompileOptions) -> Result<Vec<u8>> {
+        Err(without_onnx_importer("compiling an ONNX encoder"))
+    }
 }
 
 /// The most texts [`Encoder::embed`] runs the model on at once: enough
@@ -300,6 +340,16 @@ impl Encoder {
         }
         let header = compiled::read_header(compiled)?;
         header.check_loadable()?;
+        if config
+            .word_embeddings_4bit
+            .is_some_and(|g| header.word_embeddings_4bit != Some(g))
+        {
+            return Err(Error::Config(format!(
+                "wordEmbeddings4bit is {:?}; the compiled encoder's word embeddings are {}",
+                config.word_embeddings_4bit,
+                header.describe_word_embeddings()
+            )));
+        }
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
         let mut typed = compiled::read_model(compiled)?;
         if typed.inputs.len() != header.inputs.len() {
@@ -314,12 +364,13 @@ impl Encoder {
         // The file holds the decluttered model: only code generation is
         // left (decluttering again would cost as much as the rest).
         typed.optimize().map_err(runtime_error("optimized"))?;
+        let identity = header.identity();
         let encoder = Self::ready(
             typed,
             tokenizer,
             header.inputs,
             config.max_seq_len,
-            header.source_sha256,
+            identity,
             header.gather_first_lookups,
         )?;
         if encoder.dim != header.hidden_size {
@@ -368,8 +419,9 @@ impl Encoder {
         self.max_seq_len
     }
 
-    /// Lower-case hex sha256 of the ONNX model's bytes: the encoder's identity,
-    /// recorded by everything trained on its features.
+    /// Lower-case hex sha256 of the ONNX model's bytes (with 4-bit word
+    /// embeddings, derived from it: [`encoder_identity`]): the encoder's
+    /// identity, recorded by everything trained on its features.
     pub fn sha256(&self) -> &str {
         &self.sha256
     }

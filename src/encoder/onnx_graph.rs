@@ -136,18 +136,20 @@ fn describe_all(vs: &[&ValueInfoProto]) -> String {
         .join(", ")
 }
 
-/// Rewrites `Gather(Mul(Cast(Q), S), ids)` into `Mul(Cast(Gather(Q, ids)), Gather(S, ids))`
-/// for int8/uint8 tables `Q` with per-row (`[rows, 1]`) or scalar scale `S`, when
-/// `Q` holds at least `min_elements` values. Returns how many lookups were rewritten.
-///
-/// Why: the int8 word-embedding table of MiniLM (30522×384) dequantizes to
-/// 45 MB of f32, beyond tract's constant-folding budget, so the graph as
-/// shipped dequantizes the whole table on every call (~15 ms a sentence in
-/// wasm, ~43 ms natively) to read a few dozen rows. Dequantization is an
-/// element-wise cast and scale, so doing it after the gather gives
-/// bit-identical results for the rows read. Small tables are left alone:
-/// tract folds those into f32 constants once, which is cheaper still.
-pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usize) -> usize {
+/// A lookup `Gather(Mul(Cast(Q), S), ids)` into a dequantized int8/uint8
+/// table: the indices of its nodes and the names of its initializers.
+struct Lookup {
+    gather: usize,
+    mul: usize,
+    cast: usize,
+    /// `Q`, 2-D, int8 or uint8.
+    table: String,
+    scale: String,
+    scale_per_row: bool,
+}
+
+/// Every dequantized lookup into a table of at least `min_elements` values.
+fn dequantized_lookups(graph: &GraphProto, min_elements: usize) -> Vec<Lookup> {
     let initializers: HashMap<String, &TensorProto> = graph
         .initializer
         .iter()
@@ -156,8 +158,7 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
     let consumers = consumer_counts(graph);
     let producer = producers(graph);
 
-    // (gather index, mul index, cast index, quantized table, scale, scale is per-row)
-    let mut plans = Vec::new();
+    let mut lookups = Vec::new();
     for (g_ix, gather) in graph.node.iter().enumerate() {
         if gather.op_type != "Gather" || gather.input.len() != 2 || gather_axis(gather) != 0 {
             continue;
@@ -199,15 +200,71 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
         if DataType::try_from(scale.data_type) != Ok(DataType::Float) {
             continue;
         }
-        plans.push((
-            g_ix,
-            m_ix,
-            c_ix,
-            cast.input[0].clone(),
-            scale_name,
+        lookups.push(Lookup {
+            gather: g_ix,
+            mul: m_ix,
+            cast: c_ix,
+            table: cast.input[0].clone(),
+            scale: scale_name,
             scale_per_row,
-        ));
+        });
     }
+    lookups
+}
+
+/// Requantizes the table of every dequantized lookup (MiniLM's word
+/// embeddings) to 4 bits in groups of `group` values
+/// ([`super::four_bit`]), in place, before anything reads them: the table
+/// an encoder compiled with 4-bit word embeddings stores, so an encoder built
+/// from the ONNX file with the same option gives the same vectors. Returns
+/// how many tables it changed.
+pub(crate) fn requantize_lookup_tables_4bit(graph: &mut GraphProto, group: usize) -> Result<usize> {
+    let tables: HashSet<String> = dequantized_lookups(graph, 0)
+        .into_iter()
+        .map(|l| l.table)
+        .collect();
+    let refused = |name: &str, why: String| {
+        Error::ModelFormat(format!("4-bit word embeddings: the table {name}: {why}"))
+    };
+    for t in graph
+        .initializer
+        .iter_mut()
+        .filter(|t| tables.contains(&t.name))
+    {
+        let signed = DataType::try_from(t.data_type) == Ok(DataType::Int8);
+        let cols = t.dims[1] as usize;
+        if !t.raw_data.is_empty() {
+            super::four_bit::requantize(&mut t.raw_data, cols, group, signed)
+                .map_err(|e| refused(&t.name, e))?;
+        } else {
+            // ONNX may hold 8-bit values one to an int32 instead.
+            let mut bytes: Vec<u8> = t.int32_data.iter().map(|&v| v as u8).collect();
+            super::four_bit::requantize(&mut bytes, cols, group, signed)
+                .map_err(|e| refused(&t.name, e))?;
+            for (v, b) in t.int32_data.iter_mut().zip(bytes) {
+                *v = if signed { b as i8 as i32 } else { b as i32 };
+            }
+        }
+    }
+    Ok(tables.len())
+}
+
+/// Rewrites `Gather(Mul(Cast(Q), S), ids)` into `Mul(Cast(Gather(Q, ids)), Gather(S, ids))`
+/// for int8/uint8 tables `Q` with per-row (`[rows, 1]`) or scalar scale `S`, when
+/// `Q` holds at least `min_elements` values. Returns how many lookups were rewritten.
+///
+/// Why: the int8 word-embedding table of MiniLM (30522×384) dequantizes to
+/// 45 MB of f32, beyond tract's constant-folding budget, so the graph as
+/// shipped dequantizes the whole table on every call (~15 ms a sentence in
+/// wasm, ~43 ms natively) to read a few dozen rows. Dequantization is an
+/// element-wise cast and scale, so doing it after the gather gives
+/// bit-identical results for the rows read. Small tables are left alone:
+/// tract folds those into f32 constants once, which is cheaper still.
+pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usize) -> usize {
+    let plans: Vec<_> = dequantized_lookups(graph, min_elements)
+        .into_iter()
+        .map(|l| (l.gather, l.mul, l.cast, l.table, l.scale, l.scale_per_row))
+        .collect();
 
     let rewritten = plans.len();
     let mut replacements: HashMap<usize, Vec<NodeProto>> = HashMap::new();

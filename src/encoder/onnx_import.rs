@@ -10,7 +10,7 @@ use super::quantized::QuantizedMatrix;
 use super::tokenize::TextTokenizer;
 use super::{
     bound_input_dimensions, check_max_seq_len, compiled, hidden_size, onnx_graph,
-    run_static_constructors_once, runtime_error, Encoder, EncoderConfig,
+    run_static_constructors_once, runtime_error, CompileOptions, Encoder, EncoderConfig,
 };
 use crate::error::{Error, Result};
 
@@ -42,6 +42,19 @@ impl OnnxFrontEnd {
             .as_mut()
             .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
         let interface = onnx_graph::check_interface(graph)?;
+        if let Some(group) = config.word_embeddings_4bit {
+            if group == 0 || group > 4096 {
+                return Err(Error::Config(format!(
+                    "wordEmbeddings4bit: groups of {group} values; give 1 to 4096"
+                )));
+            }
+            if onnx_graph::requantize_lookup_tables_4bit(graph, group)? == 0 {
+                return Err(Error::Config(
+                    "wordEmbeddings4bit: this model has no int8 word-embedding table to store in 4 bits"
+                        .into(),
+                ));
+            }
+        }
         let gather_first_lookups = if config.gather_before_dequantize {
             onnx_graph::gather_before_dequantize(graph, GATHER_FIRST_MIN_ELEMENTS)
         } else {
@@ -103,7 +116,7 @@ impl Encoder {
             tokenizer,
             front.interface.inputs,
             config.max_seq_len,
-            sha256,
+            super::encoder_identity(&sha256, config.word_embeddings_4bit),
             front.gather_first_lookups,
         )
     }
@@ -114,9 +127,20 @@ impl Encoder {
     /// naming the ONNX file's sha256 and the tract version it is for.
     /// Deterministic: the same ONNX bytes give the same file.
     pub fn compile(model: &[u8]) -> Result<Vec<u8>> {
+        Self::compile_with(model, &CompileOptions::default())
+    }
+
+    /// [`Encoder::compile`] with options: the word embeddings in 4 bits
+    /// (a smaller file with other vectors, [`super::four_bit`]).
+    pub fn compile_with(model: &[u8], options: &CompileOptions) -> Result<Vec<u8>> {
+        let word_embeddings_4bit = options.word_embeddings_4bit;
         run_static_constructors_once();
         let sha256 = crate::checksum::sha256_hex(model);
-        let front = OnnxFrontEnd::read(model, &EncoderConfig::default(), true)?;
+        let config = EncoderConfig {
+            word_embeddings_4bit,
+            ..EncoderConfig::default()
+        };
+        let front = OnnxFrontEnd::read(model, &config, true)?;
         let typed = front
             .inference
             .into_typed()
@@ -133,6 +157,7 @@ impl Encoder {
                 &front.interface.inputs,
                 hidden_size,
                 front.gather_first_lookups,
+                word_embeddings_4bit,
             ),
             &front.folded,
         )

@@ -21,6 +21,8 @@ export interface BuildBundleOptions {
   rehearsalPerLabel?: number;
   shippedCheckPerLabel?: number;
   autoUpdateThreshold?: number;
+  /** The compiled encoder's word embeddings: 'int8' (default), or 4 bits in groups of 32 ('4bit') or G ('4bit:G'). */
+  wordEmbeddings?: 'int8' | '4bit' | `4bit:${number}`;
   /** Sees each line of progress. */
   onProgress?: (line: string) => void;
 }

@@ -46,7 +46,8 @@ const flag = (key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
  * in camelCase (`textColumn`, `labelColumn`, `splitColumn`, `name`,
  * `version`, `architecture` ('linear' or 'mlp:64'), `freezeHidden`,
  * `maxSeqLen`, `epochs`, `seed`, `rehearsalPerLabel`,
- * `shippedCheckPerLabel`, `autoUpdateThreshold`). Returns a Map of
+ * `shippedCheckPerLabel`, `autoUpdateThreshold`, `wordEmbeddings` ('int8',
+ * '4bit' or '4bit:G')). Returns a Map of
  * file name → bytes, `manifest.json` among them, ready to serve as a folder (synchronous).
  */
 export function buildBundle({ encoder, tokenizer, data, onProgress, ...options }) {

@@ -98,6 +98,7 @@ pub fn bundle_files() -> HashMap<String, Vec<u8>> {
             max_seq_len: 128,
             feature_size: encoder.dim(),
             compiled: Some(compiled),
+            word_embeddings_4bit: None,
         },
         tokenizer: tok,
         labels,

@@ -100,6 +100,45 @@ test('a compiled encoder (Encoder.compile → Encoder.fromCompiled) is the same 
   fromOnnx.free();
 });
 
+test('4-bit word embeddings: a fifth smaller file, read by the page module as the ONNX module builds it, within cosine 0.99 of int8', async () => {
+  const int8 = Encoder.compile(model);
+  const fourBit = Encoder.compile(model, { wordEmbeddings4bit: 32 });
+  assert.ok(fourBit.length < int8.length * 0.8, `${fourBit.length} bytes against int8's ${int8.length}`);
+  const texts = fixtureTexts();
+  const cosines = (a, b, dim = 384) => Array.from({ length: a.length / dim }, (_, i) => {
+    let dot = 0;
+    for (let j = i * dim; j < (i + 1) * dim; j++) dot += a[j] * b[j];
+    return dot;
+  });
+  const onPage = page.Encoder.fromCompiled(fourBit, tokenizer);
+  const fromOnnx = new Encoder(model, tokenizer, { wordEmbeddings4bit: 32 });
+  assert.equal(onPage.sha256, fromOnnx.sha256);
+  assert.notEqual(onPage.sha256, fixture.model_sha256, 'other vectors, another identity');
+  const [pageVectors, onnxVectors] = [onPage.embed(texts), fromOnnx.embed(texts)];
+  // The same model; the page module may be the relaxed-SIMD one (fused
+  // multiply-adds), so equal to rounding, not bit for bit.
+  for (const c of cosines(pageVectors, onnxVectors)) assert.ok(c > 0.99999, `cosine ${c} between the modules`);
+  const int8Vectors = page.Encoder.fromCompiled(int8, tokenizer).embed(texts);
+  for (const [i, c] of cosines(pageVectors, int8Vectors).entries()) assert.ok(c >= 0.99, `${texts[i].slice(0, 40)}: cosine ${c} to int8`);
+  const refused = [
+    [() => Encoder.compile(model, { wordEmbeddings4bit: 0 }), 'ConfigError', /give 1 to 4096/],
+    [() => Encoder.compile(model, { wordEmbedding4bit: 32 }), 'ConfigError', /unknown field/],
+    [() => page.Encoder.fromCompiled(fourBit, tokenizer, { wordEmbeddings4bit: 64 }), 'ConfigError', /4-bit in groups of 32/],
+  ];
+  for (const [make, name, message] of refused) {
+    assert.throws(make, (e) => e instanceof Error && e.name === name && message.test(e.message));
+  }
+  // The bundle tool's flag, through localtune/bundle.
+  const { buildBundle } = await import('../../pkg/bundle.js');
+  const csv = 'text,label\n' + ['turn on the lights,on', 'lights on please,on', 'turn off the lights,off', 'lights off now,off'].join('\n');
+  const files = buildBundle({ encoder: model, tokenizer, data: csv, wordEmbeddings: '4bit', epochs: 5 });
+  const manifest = JSON.parse(new TextDecoder().decode(files.get('manifest.json')));
+  assert.equal(manifest.encoder.wordEmbeddings4bit, 32);
+  assert.deepEqual(files.get('encoder.compiled.tar'), fourBit, 'the same file Encoder.compile writes');
+  onPage.free();
+  fromOnnx.free();
+});
+
 test('tokenize and embedTokenIds agree with embed', () => {
   const encoder = new Encoder(model, tokenizer, { maxSeqLen: 16 });
   const batch = encoder.tokenize(['turn off the kitchen lights', 'hi']);
