@@ -388,14 +388,26 @@ impl ResourceLoader for QuantizedLoader {
         let mut bytes = Vec::new();
         reader.read_to_end(&mut bytes)?;
         let tensor = if extension == Some(FOUR_BIT_EXTENSION) {
-            let table =
-                super::four_bit::decode(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
-            drop(bytes);
-            if table.signed {
-                let values: Vec<i8> = table.values.into_iter().map(|b| b as i8).collect();
-                Tensor::from_shape(&[table.rows, table.cols], &values)?
+            let failed = |e: String| format_err!("{path:?}: {e}");
+            let shape = super::four_bit::read_shape(&bytes).map_err(failed)?;
+            if shape.signed {
+                let mut tensor = Tensor::zero::<i8>(&[shape.rows, shape.cols])?;
+                {
+                    let mut plain = tensor.try_as_plain_ram_mut()?;
+                    let values = plain.as_slice_mut::<i8>()?;
+                    super::four_bit::decode_into(&bytes, &shape, |i, b| values[i] = b as i8)
+                        .map_err(failed)?;
+                }
+                tensor
             } else {
-                Tensor::from_shape(&[table.rows, table.cols], &table.values)?
+                let mut tensor = Tensor::zero::<u8>(&[shape.rows, shape.cols])?;
+                {
+                    let mut plain = tensor.try_as_plain_ram_mut()?;
+                    let values = plain.as_slice_mut::<u8>()?;
+                    super::four_bit::decode_into(&bytes, &shape, |i, b| values[i] = b)
+                        .map_err(failed)?;
+                }
+                tensor
             }
         } else {
             let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;

@@ -156,19 +156,20 @@ pub fn encode(
     Ok(out)
 }
 
-/// A decoded `.q4` file.
-pub struct Table {
+/// What a `.q4` file holds, read from its header and checked against its
+/// length.
+pub struct Shape {
     pub rows: usize,
     pub cols: usize,
+    group: usize,
+    /// int8 (else uint8) values.
     pub signed: bool,
-    /// Row-major, one byte a value (int8 or uint8 as `signed` says).
-    pub values: Vec<u8>,
 }
 
-/// Reads a `.q4` file back into its int8 table; a damaged or truncated file
-/// is an error that says what is wrong, never a panic or a huge allocation
-/// (the sizes must agree with the bytes there are).
-pub fn decode(bytes: &[u8]) -> Result<Table, String> {
+/// Reads a `.q4` file's header; a damaged or truncated file is an error that
+/// says what is wrong, and the sizes must agree with the bytes there are, so
+/// nothing is allocated for a table the file does not hold.
+pub fn read_shape(bytes: &[u8]) -> Result<Shape, String> {
     let rest = bytes
         .strip_prefix(MAGIC)
         .ok_or("not a 4-bit table (wrong magic)")?;
@@ -184,41 +185,68 @@ pub fn decode(bytes: &[u8]) -> Result<Table, String> {
     if signed > 1 || group == 0 || cols == 0 {
         return Err("malformed header".into());
     }
-    let values_len = rows.checked_mul(cols).ok_or("size overflows")?;
-    let bounds_len = rows
-        .checked_mul(cols.div_ceil(group))
-        .and_then(|n| n.checked_mul(2))
-        .ok_or("size overflows")?;
-    let body = &bytes[HEADER_BYTES..];
-    if Some(body.len()) != bounds_len.checked_add(values_len.div_ceil(2)) {
+    let shape = Shape {
+        rows,
+        cols,
+        group,
+        signed: signed == 1,
+    };
+    let body = bytes.len() - HEADER_BYTES;
+    if Some(body)
+        != shape
+            .bounds_len()
+            .zip(shape.levels_len())
+            .and_then(|(b, l)| b.checked_add(l))
+    {
         return Err(format!(
-            "{} bytes of data for {rows} × {cols} values in groups of {group}",
-            body.len()
+            "{body} bytes of data for {rows} × {cols} values in groups of {group}"
         ));
     }
-    let signed = signed == 1;
-    let (bounds, packed) = body.split_at(bounds_len);
-    let mut values = Vec::with_capacity(values_len);
+    Ok(shape)
+}
+
+impl Shape {
+    /// Bytes of the groups' (minimum, maximum) pairs.
+    fn bounds_len(&self) -> Option<usize> {
+        self.rows
+            .checked_mul(self.cols.div_ceil(self.group))?
+            .checked_mul(2)
+    }
+
+    /// Bytes of the packed levels.
+    fn levels_len(&self) -> Option<usize> {
+        Some(self.rows.checked_mul(self.cols)?.div_ceil(2))
+    }
+}
+
+/// Decodes the table of a `.q4` file whose header gave `shape`, handing
+/// each value (row-major index, byte) to `put`: straight into the tensor the
+/// graph reads, with no table-sized buffer in between (wasm memory never
+/// shrinks).
+pub fn decode_into(
+    bytes: &[u8],
+    shape: &Shape,
+    mut put: impl FnMut(usize, u8),
+) -> Result<(), String> {
+    let bounds_len = shape.bounds_len().ok_or("size overflows")?;
+    let (bounds, packed) = bytes[HEADER_BYTES..].split_at(bounds_len);
     let mut bounds = bounds.chunks_exact(2);
     let level = |i: usize| ((packed[i / 2] >> (4 * (i % 2))) & 0x0f) as i32;
-    for _ in 0..rows {
-        for (start, end) in groups(cols, group) {
-            let b = bounds.next().expect("sizes checked");
-            let (lo, hi) = (as_value(b[0], signed), as_value(b[1], signed));
+    let mut i = 0;
+    for _ in 0..shape.rows {
+        for (start, end) in groups(shape.cols, shape.group) {
+            let b = bounds.next().ok_or("truncated bounds")?;
+            let (lo, hi) = (as_value(b[0], shape.signed), as_value(b[1], shape.signed));
             if lo > hi {
                 return Err(format!("a group's minimum {lo} is above its maximum {hi}"));
             }
             for _ in start..end {
-                values.push(as_byte(level_value(lo, hi, level(values.len())), signed));
+                put(i, as_byte(level_value(lo, hi, level(i)), shape.signed));
+                i += 1;
             }
         }
     }
-    Ok(Table {
-        rows,
-        cols,
-        signed,
-        values,
-    })
+    Ok(())
 }
 
 #[cfg(all(test, feature = "onnx-import"))]
@@ -236,6 +264,14 @@ mod tests {
                 ((state % 97) as i32 - 48) as i8 as u8
             })
             .collect()
+    }
+
+    /// The whole table of a `.q4` file.
+    fn decode(bytes: &[u8]) -> Result<(Shape, Vec<u8>), String> {
+        let shape = read_shape(bytes)?;
+        let mut values = vec![0; shape.rows * shape.cols];
+        decode_into(bytes, &shape, |i, b| values[i] = b)?;
+        Ok((shape, values))
     }
 
     #[test]
@@ -268,9 +304,9 @@ mod tests {
                 file.len(),
                 HEADER_BYTES + rows * cols.div_ceil(group) * 2 + (rows * cols).div_ceil(2)
             );
-            let back = decode(&file).unwrap();
-            assert_eq!((back.rows, back.cols, back.signed), (rows, cols, signed));
-            assert_eq!(back.values, grid);
+            let (shape, values) = decode(&file).unwrap();
+            assert_eq!((shape.rows, shape.cols, shape.signed), (rows, cols, signed));
+            assert_eq!(values, grid);
             // Each value moves by at most half a level.
             for (row, (a, b)) in original.chunks(cols).zip(grid.chunks(cols)).enumerate() {
                 for (start, end) in groups(cols, group) {

@@ -73,7 +73,6 @@ const ERASED_MESSAGE: &str = "erased";
 
 /// One open IndexedDB database.
 pub struct IndexedDbBackend {
-    /// Borrowed only between awaits.
     connection: Connection,
     name: String,
     /// Settles when the last transaction begun has settled: the next one
