@@ -50,11 +50,11 @@ export class WorkerClassifier {
    * The worker lives as long as the page is shown. On `pagehide` (a
    * reload, a navigation, a closed tab, the back-forward cache) it is
    * terminated, and a page restored from the back-forward cache starts a
-   * new one that reads the store again. Why: a worker the browser ends or
-   * freezes on its own can leave its IndexedDB transactions in flight, and
-   * the next page's transactions then wait behind them forever (seen in
-   * WebKit and Firefox: the store's writes after a reload never finished).
-   * A worker terminated before the page goes has its transactions aborted:
+   * new one that reads the store again. Why: a worker the browser freezes
+   * with its page can keep an IndexedDB transaction in flight, and every
+   * later transaction on the database, in any tab, then waits behind it
+   * (WebKit, after leaving a page: docs/api.md, "In a Web Worker"). A
+   * worker terminated before the page goes has its transactions aborted:
    * nothing half-written is kept, all or nothing per operation as always.
    */
   #followPage() {
