@@ -41,7 +41,14 @@ fn load_reading(files: HashMap<String, Vec<u8>>) -> (localtune::Result<Bundle>, 
 /// The bundle with its compiled encoder replaced by `compiled` (and the
 /// manifest's sha256 of it updated).
 fn with_compiled(compiled: Vec<u8>) -> HashMap<String, Vec<u8>> {
-    let mut files = bundle_files();
+    replace_compiled(bundle_files(), compiled)
+}
+
+/// `files` (a bundle) with its compiled encoder replaced, likewise.
+fn replace_compiled(
+    mut files: HashMap<String, Vec<u8>>,
+    compiled: Vec<u8>,
+) -> HashMap<String, Vec<u8>> {
     let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
     manifest["encoder"]["compiled"]["sha256"] = sha256_hex(&compiled).into();
     files.insert("encoder.compiled.tar".into(), compiled);
@@ -707,17 +714,10 @@ fn a_bundle_with_4bit_word_embeddings_gives_the_same_vectors_compiled_or_from_on
 
     // The ONNX fallback (a compiled file this build cannot load) requantizes
     // the table the same way: the very same vectors.
-    let mut fallback = files.clone();
     let other_tract = common::with_compiled_header(&files["encoder.compiled.tar"], |h| {
         h["tractVersion"] = "0.0.1".into();
     });
-    let mut manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
-    manifest["encoder"]["compiled"]["sha256"] = sha256_hex(&other_tract).into();
-    fallback.insert("encoder.compiled.tar".into(), other_tract);
-    fallback.insert(
-        "manifest.json".into(),
-        serde_json::to_vec(&manifest).unwrap(),
-    );
+    let fallback = replace_compiled(files.clone(), other_tract);
     let (from_onnx, read) = load_reading(fallback);
     let from_onnx = from_onnx.unwrap();
     assert!(read.contains(&"encoder.onnx".to_string()), "{read:?}");

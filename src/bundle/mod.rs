@@ -486,16 +486,13 @@ impl Bundle {
                 ));
             }
             if header.word_embeddings_4bit != m.encoder.word_embeddings_4bit {
-                let manifest_says = match m.encoder.word_embeddings_4bit {
-                    None => "int8".to_string(),
-                    Some(g) => format!("4-bit in groups of {g}"),
-                };
                 return Err(bundle_error(
                     "encoder.wordEmbeddings4bit",
                     format!(
-                        "{:?} holds word embeddings {}; the manifest says {manifest_says}",
+                        "{:?} holds word embeddings {}; the manifest says {}",
                         c.file,
-                        header.describe_word_embeddings()
+                        header.describe_word_embeddings(),
+                        crate::encoder::four_bit::describe(m.encoder.word_embeddings_4bit)
                     ),
                 ));
             }

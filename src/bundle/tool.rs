@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::build::{build, BuildOptions, BuildProgress, LabelledText};
+use crate::encoder::four_bit;
 use crate::HeadArchitecture;
 
 pub const USAGE: &str = "\
@@ -167,9 +168,9 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
         )?,
         word_embeddings_4bit: match take("word-embeddings").as_deref() {
             None | Some("int8") => None,
-            Some("4bit") => Some(crate::encoder::four_bit::DEFAULT_GROUP),
+            Some("4bit") => Some(four_bit::DEFAULT_GROUP),
             Some(other) => match other.strip_prefix("4bit:").and_then(|g| g.parse().ok()) {
-                Some(group) if (1..=4096).contains(&group) => Some(group),
+                Some(group) if (1..=four_bit::MAX_GROUP).contains(&group) => Some(group),
                 _ => {
                     return Err(format!(
                     "--word-embeddings: {other:?} is none of int8, 4bit, 4bit:G (G from 1 to 4096)"

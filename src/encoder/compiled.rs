@@ -99,10 +99,7 @@ impl Header {
 
     /// "int8", or "4-bit in groups of N", for messages.
     pub fn describe_word_embeddings(&self) -> String {
-        match self.word_embeddings_4bit {
-            None => "int8".into(),
-            Some(group) => format!("4-bit in groups of {group}"),
-        }
+        super::four_bit::describe(self.word_embeddings_4bit)
     }
 
     /// Whether this build can load the file: same format version, same

@@ -23,6 +23,8 @@
 /// Values a group, when the bundle tool is not told otherwise: measured
 /// closer to int8 than 64 (docs/benchmarks.md) for 0.7 MB more.
 pub const DEFAULT_GROUP: usize = 32;
+/// The largest group size the importer and the bundle tool accept.
+pub const MAX_GROUP: usize = 4096;
 const LEVELS: i32 = 16;
 const MAGIC: &[u8; 8] = b"LTQ4\0\0\0\x01";
 const HEADER_BYTES: usize = 8 + 12 + 4;
@@ -154,6 +156,15 @@ pub fn encode(
             .map(|p| p[0] | (p.get(1).copied().unwrap_or(0) << 4)),
     );
     Ok(out)
+}
+
+/// "int8", or "4-bit in groups of N": the word embeddings a compiled
+/// encoder or a manifest names, for messages.
+pub fn describe(word_embeddings_4bit: Option<usize>) -> String {
+    match word_embeddings_4bit {
+        None => "int8".into(),
+        Some(group) => format!("4-bit in groups of {group}"),
+    }
 }
 
 /// What a `.q4` file holds, read from its header and checked against its

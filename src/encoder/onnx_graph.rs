@@ -261,15 +261,19 @@ pub(crate) fn requantize_lookup_tables_4bit(graph: &mut GraphProto, group: usize
 /// bit-identical results for the rows read. Small tables are left alone:
 /// tract folds those into f32 constants once, which is cheaper still.
 pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usize) -> usize {
-    let plans: Vec<_> = dequantized_lookups(graph, min_elements)
-        .into_iter()
-        .map(|l| (l.gather, l.mul, l.cast, l.table, l.scale, l.scale_per_row))
-        .collect();
-
+    let plans = dequantized_lookups(graph, min_elements);
     let rewritten = plans.len();
     let mut replacements: HashMap<usize, Vec<NodeProto>> = HashMap::new();
     let mut removed: HashSet<usize> = HashSet::new();
-    for (g_ix, m_ix, c_ix, q_name, scale_name, per_row) in plans {
+    for Lookup {
+        gather: g_ix,
+        mul: m_ix,
+        cast: c_ix,
+        table: q_name,
+        scale: scale_name,
+        scale_per_row: per_row,
+    } in plans
+    {
         let gather = &graph.node[g_ix];
         let ids = gather.input[1].clone();
         let out = gather.output[0].clone();

@@ -43,9 +43,10 @@ impl OnnxFrontEnd {
             .ok_or_else(|| Error::ModelFormat("the file holds no graph".into()))?;
         let interface = onnx_graph::check_interface(graph)?;
         if let Some(group) = config.word_embeddings_4bit {
-            if group == 0 || group > 4096 {
+            if !(1..=super::four_bit::MAX_GROUP).contains(&group) {
                 return Err(Error::Config(format!(
-                    "wordEmbeddings4bit: groups of {group} values; give 1 to 4096"
+                    "wordEmbeddings4bit: groups of {group} values; give 1 to {}",
+                    super::four_bit::MAX_GROUP
                 )));
             }
             if onnx_graph::requantize_lookup_tables_4bit(graph, group)? == 0 {

@@ -276,6 +276,7 @@ inEveryEngine((env) => {
     assert.ok(outcome.labels.includes('Fitness'));
     await context.close();
   });
+
   test('the page hidden stops the worker; a page back from the back-forward cache gets a new one with the stored state', async () => {
     const context = await env.browser.newContext();
     const page = await openPage(context);
