@@ -139,7 +139,25 @@ async function correct(label, onSaved = () => {}) {
   }
 }
 
+// A text longer than this is cut as it arrives (typed, pasted or dropped),
+// in the same task, before the browser lays it out: WebKit lays out a
+// textarea's text on the page's thread, and 20 MB of it held the page for
+// 33 s (WebKitGTK 2.50, measured; a phone is slower), while the classifier
+// reads a text's first 8,192 characters and a correction keeps at most
+// 16 KiB. What is cut is said, not hidden.
+const TEXT_LIMIT = 200_000;
+function cutLongText() {
+  const box = $('text');
+  const length = box.value.length;
+  if (length <= TEXT_LIMIT) return;
+  // Not between the two halves of a character outside the BMP (an emoji).
+  const end = /[\uD800-\uDBFF]/.test(box.value[TEXT_LIMIT - 1]) ? TEXT_LIMIT - 1 : TEXT_LIMIT;
+  box.value = box.value.slice(0, end);
+  $('feedback-status').textContent = `The text was cut to its first ${TEXT_LIMIT.toLocaleString('en')} of `
+    + `${length.toLocaleString('en')} characters (predictions read the first 8,192).`;
+}
 $('text').addEventListener('input', () => {
+  cutLongText();
   clearTimeout(predictTimer);
   predictTimer = setTimeout(() => predict().catch(showError), 120);
 });

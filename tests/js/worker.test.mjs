@@ -62,6 +62,16 @@ inEveryEngine((env) => {
       } catch (e) {
         badLabel = e.name;
       }
+      // 20 MB of text crosses to the worker: a prediction from its first
+      // 8,192 characters, a correction refused before anything is encoded.
+      const huge = 'turn on the lights '.repeat(1_100_000);
+      const hugePrediction = (await classifier.predict(huge)).label;
+      let hugeFeedback;
+      try {
+        await classifier.addFeedback(huge, 'Lights');
+      } catch (e) {
+        hugeFeedback = `${e.name}: ${e.message}`;
+      }
 
       // Loading from bytes transfers them to the worker instead of copying.
       const names = ['manifest.json', 'encoder.compiled.tar', 'tokenizer.json', 'head.bin', 'rehearsal.bin', 'shipped-check.bin'];
@@ -83,6 +93,8 @@ inEveryEngine((env) => {
         versionsAfter,
         aborted,
         badLabel,
+        hugePrediction,
+        hugeFeedback,
         transferred,
         fromBytesLabel: fromBytesPrediction.label,
         hasMain: typeof main.Classifier === 'function',
@@ -99,6 +111,8 @@ inEveryEngine((env) => {
     assert.equal(found.cancelled, 'AbortError');
     assert.equal(found.aborted, 'AbortError');
     assert.equal(found.badLabel, 'ConfigError');
+    assert.equal(found.hugePrediction, 'HassTurnOn');
+    assert.match(found.hugeFeedback, /^InvalidSampleError: .*the text is 20900000 bytes/);
     assert.equal(found.transferred, true, 'the bundle bytes were transferred, not copied');
     assert.equal(found.fromBytesLabel, 'HassGetWeather', 'a fresh store starts from the shipped head');
     assert.equal(found.stats.pendingCount, 0);
