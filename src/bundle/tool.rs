@@ -173,7 +173,8 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 Some(group) if (1..=four_bit::MAX_GROUP).contains(&group) => Some(group),
                 _ => {
                     return Err(format!(
-                    "--word-embeddings: {other:?} is none of int8, 4bit, 4bit:G (G from 1 to 4096)"
+                    "--word-embeddings: {other:?} is none of int8, 4bit, 4bit:G (G from 1 to {})",
+                    four_bit::MAX_GROUP
                 ))
                 }
             },

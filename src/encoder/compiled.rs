@@ -367,6 +367,23 @@ fn decode_quantized(bytes: &[u8]) -> std::result::Result<QuantizedMatrix, String
 #[derive(Debug, Clone, Copy)]
 struct QuantizedLoader;
 
+/// The table of a `.q4` file whose header gave `shape`, decoded straight
+/// into an int8 or uint8 tensor (`from_byte` reads a decoded byte as `T`).
+fn four_bit_tensor<T: Datum + Copy>(
+    bytes: &[u8],
+    shape: &super::four_bit::Shape,
+    from_byte: fn(u8) -> T,
+) -> Result<Tensor, String> {
+    let mut tensor =
+        Tensor::zero_dt(T::datum_type(), &[shape.rows, shape.cols]).map_err(|e| e.to_string())?;
+    {
+        let mut plain = tensor.try_as_plain_ram_mut().map_err(|e| e.to_string())?;
+        let values = plain.as_slice_mut::<T>().map_err(|e| e.to_string())?;
+        super::four_bit::decode_into(bytes, shape, |i, b| values[i] = from_byte(b))?;
+    }
+    Ok(tensor)
+}
+
 impl ResourceLoader for QuantizedLoader {
     fn name(&self) -> StaticName {
         "localtune int8 and 4-bit weights".into()
@@ -388,24 +405,11 @@ impl ResourceLoader for QuantizedLoader {
             let failed = |e: String| format_err!("{path:?}: {e}");
             let shape = super::four_bit::read_shape(&bytes).map_err(failed)?;
             if shape.signed {
-                let mut tensor = Tensor::zero::<i8>(&[shape.rows, shape.cols])?;
-                {
-                    let mut plain = tensor.try_as_plain_ram_mut()?;
-                    let values = plain.as_slice_mut::<i8>()?;
-                    super::four_bit::decode_into(&bytes, &shape, |i, b| values[i] = b as i8)
-                        .map_err(failed)?;
-                }
-                tensor
+                four_bit_tensor(&bytes, &shape, |b| b as i8)
             } else {
-                let mut tensor = Tensor::zero::<u8>(&[shape.rows, shape.cols])?;
-                {
-                    let mut plain = tensor.try_as_plain_ram_mut()?;
-                    let values = plain.as_slice_mut::<u8>()?;
-                    super::four_bit::decode_into(&bytes, &shape, |i, b| values[i] = b)
-                        .map_err(failed)?;
-                }
-                tensor
+                four_bit_tensor(&bytes, &shape, |b| b)
             }
+            .map_err(failed)?
         } else {
             let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
             // Straight into the tensor: no second buffer to allocate and copy.
