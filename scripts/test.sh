@@ -69,7 +69,9 @@ wasm_test_env() {
 }
 
 # The tests that run in a browser (the rest run in Node, in step wasm).
-BROWSER_TESTS=(--test browser --test head_in_browser --test store_in_browser)
+BROWSER_TEST_FILES=(browser head_in_browser store_in_browser)
+BROWSER_TESTS=()
+for file in "${BROWSER_TEST_FILES[@]}"; do BROWSER_TESTS+=(--test "$file"); done
 
 step_wasm() {
   wasm_test_env chromium
@@ -92,8 +94,7 @@ step_wasm-firefox() {
 step_wasm-webkit() {
   wasm_test_env webkit
   local file
-  for file in "${BROWSER_TESTS[@]}"; do
-    [ "$file" = --test ] && continue
+  for file in "${BROWSER_TEST_FILES[@]}"; do
     # MiniBrowser needs a display even when nobody looks at it.
     if ! xvfb-run --auto-servernum cargo test --target wasm32-unknown-unknown --test "$file"; then
       banner "wasm-webkit: tests/$file.rs FAILED in WebKit; running it once more (see the comment on step_wasm-webkit)"
