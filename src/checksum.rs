@@ -19,11 +19,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     for piece in bytes.chunks(CHUNK) {
         hasher.update(piece);
     }
-    hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    lowercase_hex(&hasher.finalize())
+}
+
+/// A digest's bytes as lowercase hex (how manifests and records write them).
+pub fn lowercase_hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

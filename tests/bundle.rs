@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use common::tiny_bundle::{block_on, bundle_files, load, LABELS, TRAINING};
-use localtune::bundle::{Bundle, Rehearsal};
+use localtune::bundle::{Bundle, BundleFile, Rehearsal};
 use localtune::classifier::Classifier;
 use localtune::store::memory::MemoryBackend;
 use localtune::store::{sha256_hex, StorePolicy};
@@ -73,6 +73,39 @@ fn a_bundle_loads_its_compiled_encoder_and_not_the_onnx_file() {
     let mut files = bundle_files();
     files.remove("encoder.onnx");
     load(files).unwrap();
+}
+
+#[test]
+fn a_sha256_the_loader_computed_is_checked_like_one_computed_here() {
+    // A browser loader hands over WebCrypto's digests (`BundleFile::sha256`);
+    // the manifest decides either way.
+    let load_with = |digest: &dyn Fn(&str, &[u8]) -> String| {
+        let mut files = bundle_files();
+        let manifest = files.remove("manifest.json").unwrap();
+        Bundle::load_files(&manifest, &mut |name| {
+            let bytes = files.get(name)?.clone();
+            let sha256 = Some(digest(name, &bytes));
+            Some(BundleFile { bytes, sha256 })
+        })
+    };
+    load_with(&|_, bytes| sha256_hex(bytes)).unwrap();
+    let wrong = "0".repeat(64);
+    let refused = load_with(&|name, bytes| {
+        if name == "head.bin" {
+            wrong.clone()
+        } else {
+            sha256_hex(bytes)
+        }
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        refused.contains(&format!(
+            "head.sha256: \"head.bin\" has sha256 {wrong}; the manifest says"
+        )),
+        "{refused}"
+    );
 }
 
 #[test]

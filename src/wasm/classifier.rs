@@ -16,7 +16,8 @@ use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::head::{observer, to_js, UpdateEventCallback, UpdateOptionsArg};
 use super::{js_error, options_json, performance_now};
-use crate::bundle::{self, Bundle, MANIFEST_FILE};
+use crate::bundle::{self, Bundle, BundleFile, MANIFEST_FILE};
+use crate::checksum::lowercase_hex;
 use crate::classifier::options::{update_config_over, ClassifierOptions};
 use crate::classifier::{Classifier, Feedback};
 use crate::error::Error;
@@ -191,7 +192,7 @@ async fn read_bundle(
     use_cache: bool,
     progress: &LoadProgress,
 ) -> Result<(Bundle, f64), JsValue> {
-    let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+    let mut files: HashMap<String, PendingFile> = HashMap::new();
     if let Some(url) = source.as_string() {
         let manifest_url = if url.ends_with('/') {
             format!("{url}{MANIFEST_FILE}")
@@ -218,7 +219,7 @@ async fn read_bundle(
             },
         };
         let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
-        // Each file's sha256 is checked once, by `Bundle::load`: cached
+        // Each file's sha256 is checked once, by `Bundle::load_files`: cached
         // copies are used as they are. If the bundle then fails to load,
         // the entries this load read or wrote are deleted, and files that
         // came from the cache are fetched again, once
@@ -227,7 +228,8 @@ async fn read_bundle(
         loop {
             let mut fetched =
                 fetch_bundle_files(&parsed, &base, cache.as_ref(), attempt == 0, progress).await?;
-            match Bundle::load(&manifest, &mut |name| fetched.files.remove(name)) {
+            let mut files = with_sha256(std::mem::take(&mut fetched.files)).await;
+            match Bundle::load_files(&manifest, &mut |name| files.remove(name)) {
                 Ok(bundle) => {
                     let Some(cache) = cache else {
                         return Ok((bundle, 0.0));
@@ -270,7 +272,7 @@ async fn read_bundle(
                     problem: "must be a Uint8Array".into(),
                 })
             })?;
-            files.insert(name, bytes.to_vec());
+            files.insert(name, PendingFile::of_js(bytes));
         }
         let manifest = files.remove(MANIFEST_FILE).ok_or_else(|| {
             err(Error::Bundle {
@@ -278,7 +280,9 @@ async fn read_bundle(
                 problem: "the file is missing".into(),
             })
         })?;
-        let bundle = Bundle::load(&manifest, &mut |name| files.remove(name)).map_err(err)?;
+        let mut files = with_sha256(files).await;
+        let bundle =
+            Bundle::load_files(&manifest.bytes, &mut |name| files.remove(name)).map_err(err)?;
         Ok((bundle, 0.0))
     } else {
         Err(err(Error::Config(
@@ -287,9 +291,76 @@ async fn read_bundle(
     }
 }
 
+/// A bundle file read, with the platform's sha256 of it under way.
+struct PendingFile {
+    bytes: Vec<u8>,
+    sha256: Option<Promise>,
+}
+
+impl PendingFile {
+    /// `bytes`, hashed from the JS buffer itself (no copy).
+    fn of_js(bytes: &Uint8Array) -> Self {
+        PendingFile {
+            sha256: platform_sha256(bytes),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// `bytes` that are in wasm memory already.
+    fn of_wasm(bytes: Vec<u8>) -> Self {
+        // WebCrypto needs a JS buffer; an 18 MB copy takes a few ms.
+        let sha256 = platform_sha256(&Uint8Array::from(bytes.as_slice()));
+        PendingFile { bytes, sha256 }
+    }
+}
+
+/// WebCrypto's sha256 of `bytes`, started now: native code off the main
+/// thread, so it runs while the loader reads the next file. `None` where
+/// there is no WebCrypto (a page served over plain HTTP from another host
+/// has no `crypto.subtle`): `Bundle::load_files` hashes those itself.
+fn platform_sha256(bytes: &Uint8Array) -> Option<Promise> {
+    let subtle = Reflect::get(
+        &Reflect::get(&js_sys::global(), &"crypto".into()).ok()?,
+        &"subtle".into(),
+    )
+    .ok()?;
+    let digest: Function = Reflect::get(&subtle, &"digest".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    digest
+        .call2(&subtle, &"SHA-256".into(), bytes)
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// Every file with its sha256 once the platform's are done (one that
+/// failed is hashed by `Bundle::load_files` instead).
+async fn with_sha256(files: HashMap<String, PendingFile>) -> HashMap<String, BundleFile> {
+    let mut settled = HashMap::with_capacity(files.len());
+    for (name, file) in files {
+        let sha256 = match file.sha256 {
+            Some(promise) => JsFuture::from(promise)
+                .await
+                .ok()
+                .map(|digest| lowercase_hex(&Uint8Array::new(&digest).to_vec())),
+            None => None,
+        };
+        settled.insert(
+            name,
+            BundleFile {
+                bytes: file.bytes,
+                sha256,
+            },
+        );
+    }
+    settled
+}
+
 /// The files one attempt at loading a bundle by URL fetched.
 struct FetchedFiles {
-    files: HashMap<String, Vec<u8>>,
+    files: HashMap<String, PendingFile>,
     /// Cache entries this attempt read or wrote.
     cache_keys: Vec<String>,
     any_from_cache: bool,
@@ -313,7 +384,7 @@ async fn fetch_bundle_files(
         any_from_cache: false,
         cached_bytes: 0,
     };
-    let fetch = async |name: &str, fetched: &mut FetchedFiles| -> Result<Vec<u8>, JsValue> {
+    let fetch = async |name: &str, fetched: &mut FetchedFiles| -> Result<PendingFile, JsValue> {
         let url = resolve(name, base)?;
         let sha256 = parsed.sha256_of(name).unwrap_or_default();
         let file = fetch_file(cache, &url, sha256, name, read_cache, progress).await?;
@@ -321,14 +392,14 @@ async fn fetch_bundle_files(
             fetched.cache_keys.push(key);
         }
         fetched.any_from_cache |= file.from_cache;
-        fetched.cached_bytes += if file.kept { file.bytes.len() } else { 0 };
+        fetched.cached_bytes += if file.kept { file.bytes.bytes.len() } else { 0 };
         Ok(file.bytes)
     };
     let compiled = match parsed.compiled_encoder_file() {
         Some(name) => Some((name, fetch(name, &mut fetched).await?)),
         None => None,
     };
-    for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, bytes)| bytes.as_slice())) {
+    for name in parsed.files_to_fetch(compiled.as_ref().map(|(_, file)| file.bytes.as_slice())) {
         let bytes = fetch(name, &mut fetched).await?;
         fetched.files.insert(name.into(), bytes);
     }
@@ -340,7 +411,7 @@ async fn fetch_bundle_files(
 
 /// One bundle file and where it came from.
 struct FetchedFile {
-    bytes: Vec<u8>,
+    bytes: PendingFile,
     /// The cache entry read or written for it.
     cache_key: Option<String>,
     from_cache: bool,
@@ -349,7 +420,7 @@ struct FetchedFile {
 }
 
 /// A bundle file: from the cache if `read_cache` and it holds one under
-/// the file's sha256 (unchecked here: `Bundle::load` checks every file),
+/// the file's sha256 (unchecked here: `Bundle::load_files` checks every file),
 /// else from the network, and then kept if the cache takes it.
 async fn fetch_file(
     cache: Option<&BundleCache>,
@@ -361,10 +432,10 @@ async fn fetch_file(
 ) -> Result<FetchedFile, JsValue> {
     let key = bundle::cache::file_key(sha256);
     if let (Some(cache), true) = (cache, read_cache) {
-        if let Some(bytes) = cache.get(&key).await {
-            progress.file_done(name, bytes.len(), true);
+        if let Some(bytes) = cache.get_js(&key).await {
+            progress.file_done(name, bytes.length() as usize, true);
             return Ok(FetchedFile {
-                bytes,
+                bytes: PendingFile::of_js(&bytes),
                 cache_key: Some(key),
                 from_cache: true,
                 kept: true,
@@ -377,7 +448,7 @@ async fn fetch_file(
         None => false,
     };
     Ok(FetchedFile {
-        bytes,
+        bytes: PendingFile::of_wasm(bytes),
         cache_key: kept.then_some(key),
         from_cache: false,
         kept,
@@ -501,6 +572,10 @@ impl BundleCache {
     }
 
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        Some(self.get_js(key).await?.to_vec())
+    }
+
+    async fn get_js(&self, key: &str) -> Option<Uint8Array> {
         let response = self.call("match", &[&key.into()]).await?;
         if response.is_undefined() {
             return None;
@@ -511,7 +586,7 @@ impl BundleCache {
             .ok()?;
         let promise: Promise = buffer.call0(&response).ok()?.dyn_into().ok()?;
         let buffer = JsFuture::from(promise).await.ok()?;
-        Some(Uint8Array::new(&buffer).to_vec())
+        Some(Uint8Array::new(&buffer))
     }
 
     async fn put(&self, key: &str, bytes: &[u8]) -> bool {

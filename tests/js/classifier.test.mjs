@@ -147,12 +147,30 @@ inEveryEngine((env) => {
       const tinySha = await sha(tiny);
       const flipped = files['head.bin'].slice();
       flipped[100] ^= 1;
+      // The loader hashes with WebCrypto where there is one; without it (a
+      // page on plain HTTP from another host) or when it fails, in wasm.
+      const webCrypto = async (kind, source) => {
+        const subtle = Object.getOwnPropertyDescriptor(Crypto.prototype, 'subtle');
+        const digest = SubtleCrypto.prototype.digest;
+        if (kind === 'absent') Object.defineProperty(Crypto.prototype, 'subtle', { ...subtle, get: () => undefined });
+        if (kind === 'failing') SubtleCrypto.prototype.digest = () => Promise.reject(new DOMException('no', 'OperationError'));
+        try {
+          return await attempt(source);
+        } finally {
+          Object.defineProperty(Crypto.prototype, 'subtle', subtle);
+          SubtleCrypto.prototype.digest = digest;
+        }
+      };
       const { 'head.bin': _, ...noHead } = files;
       const { 'encoder.onnx': __, ...noOnnx } = files;
       const { 'encoder.compiled.tar': ___, ...noCompiled } = files;
       return {
         ok: await attempt(files),
         wrongSha: await attempt({ ...files, 'head.bin': flipped }),
+        okWithoutWebCrypto: await webCrypto('absent', files),
+        wrongShaWithoutWebCrypto: await webCrypto('absent', { ...files, 'head.bin': flipped }),
+        okWebCryptoFailing: await webCrypto('failing', files),
+        wrongShaWebCryptoFailing: await webCrypto('failing', { ...files, 'head.bin': flipped }),
         schema: await attempt(withManifest((m) => { m.schemaVersion = 2; })),
         missing: await attempt(noHead),
         compiledOnly: await attempt(noOnnx),
@@ -165,7 +183,12 @@ inEveryEngine((env) => {
       };
     });
     assert.equal(errors.ok, 'loaded');
-    assert.match(errors.wrongSha, /^BundleError: bundle: head\.sha256: "head\.bin" has sha256 [0-9a-f]{64}; the manifest says/);
+    const wrongHead = /^BundleError: bundle: head\.sha256: "head\.bin" has sha256 [0-9a-f]{64}; the manifest says/;
+    assert.match(errors.wrongSha, wrongHead);
+    assert.equal(errors.okWithoutWebCrypto, 'loaded');
+    assert.equal(errors.okWebCryptoFailing, 'loaded');
+    assert.equal(errors.wrongShaWithoutWebCrypto, errors.wrongSha, 'hashed in wasm, the same verdict');
+    assert.equal(errors.wrongShaWebCryptoFailing, errors.wrongSha);
     assert.match(errors.schema, /^BundleError: bundle: schemaVersion: 2 is not supported/);
     assert.match(errors.missing, /^BundleError: bundle: head: the file "head\.bin" is missing/);
     assert.equal(errors.compiledOnly, 'loaded', 'the compiled encoder stands in for the ONNX file');
