@@ -133,3 +133,57 @@ fn four_bit_word_embeddings_shrink_the_file_and_keep_the_vectors() {
         "bit for bit"
     );
 }
+
+/// The tokenizer.json reader (a WordPiece vocabulary parsed once) against
+/// the `tokenizers` crate's own, on every sentence of the intents dataset
+/// and on texts made to find differences: the same ids.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_tokenizer_reader_tokenizes_as_the_tokenizers_crate_does() {
+    use localtune::encoder::read_tokenizer_json;
+    let (_, json) = common::real_model();
+    let ours = read_tokenizer_json(&json).unwrap();
+    let theirs = tokenizers::Tokenizer::from_bytes(&json).unwrap();
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/bench/data/home-assistant-intents-en.csv"
+    );
+    let mut texts: Vec<String> = csv::Reader::from_path(csv)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[0].to_string())
+        .collect();
+    assert!(texts.len() > 5000, "{} texts", texts.len());
+    texts.extend(
+        [
+            "",
+            "   ",
+            "[CLS] [SEP] [PAD] [MASK] [UNK] [cls]",
+            "請把客厅的灯关掉 🔥 naïve café Ünïcödé",
+            "supercalifragilisticexpialidocious antidisestablishmentarianism",
+            &"x".repeat(150),
+            &"word ".repeat(600),
+            "Turn OFF the Lights!!! ...?",
+            "\u{0}\t\n\r\u{200b}",
+        ]
+        .map(String::from),
+    );
+    for text in &texts {
+        for special in [true, false] {
+            let a = ours.encode(text.as_str(), special).unwrap();
+            let b = theirs.encode(text.as_str(), special).unwrap();
+            assert_eq!(a.get_ids(), b.get_ids(), "{text:?}");
+            assert_eq!(a.get_type_ids(), b.get_type_ids(), "{text:?}");
+            assert_eq!(a.get_attention_mask(), b.get_attention_mask(), "{text:?}");
+        }
+    }
+    assert_eq!(ours.get_vocab(true), theirs.get_vocab(true));
+    assert_eq!(
+        ours.get_added_tokens_decoder(),
+        theirs.get_added_tokens_decoder()
+    );
+    // Neither type compares; their debug forms do.
+    let debug =
+        |t: &tokenizers::Tokenizer| format!("{:?} {:?}", t.get_padding(), t.get_truncation());
+    assert_eq!(debug(&ours), debug(&theirs));
+}

@@ -26,7 +26,7 @@ use tract_nnef::prelude::*;
 use crate::error::{Error, Result};
 pub use pooling::{l2_normalize, mean_pool_normalized};
 use tokenize::TextTokenizer;
-pub use tokenize::{capped, TokenBatch, MAX_TEXT_CHARS};
+pub use tokenize::{capped, read_tokenizer_json, TokenBatch, MAX_TEXT_CHARS};
 
 /// The longest sequence a BERT-family encoder accepts (its position table).
 pub const MAX_SEQ_LEN_LIMIT: usize = 512;

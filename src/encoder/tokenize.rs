@@ -72,6 +72,80 @@ pub fn capped(text: &str) -> &str {
     }
 }
 
+/// `tokenizer.json` read as the `tokenizers` crate reads it (its
+/// `TokenizerVisitor`, 0.22: the same builder, the same `add_tokens` of the
+/// added tokens against the model), except for the model: a WordPiece
+/// vocabulary is parsed once, straight into the model. The crate's own
+/// `ModelWrapper` parse goes through two generic trees first (an untagged
+/// enum, then a flattened `serde_json::Value`): 30,522 entries three times,
+/// ~75 ms of a 0.5 s encoder load in a browser. Other models take the
+/// crate's path; `tests/encoder.rs` checks that both readers tokenize alike.
+#[doc(hidden)]
+pub fn read_tokenizer_json(json: &[u8]) -> std::result::Result<Tokenizer, String> {
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::{
+        AddedToken, DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper,
+        PreTokenizerWrapper, TokenizerBuilder,
+    };
+
+    #[derive(Deserialize)]
+    struct AddedTokenWithId {
+        // The crate only warns when the model gives a token another id.
+        #[allow(dead_code)]
+        id: u32,
+        #[serde(flatten)]
+        token: AddedToken,
+    }
+    #[derive(Deserialize)]
+    struct Parts<'a> {
+        version: Option<String>,
+        truncation: Option<TruncationParams>,
+        padding: Option<PaddingParams>,
+        #[serde(default)]
+        added_tokens: Vec<AddedTokenWithId>,
+        normalizer: Option<NormalizerWrapper>,
+        pre_tokenizer: Option<PreTokenizerWrapper>,
+        #[serde(borrow)]
+        model: Option<&'a RawValue>,
+        decoder: Option<DecoderWrapper>,
+        post_processor: Option<PostProcessorWrapper>,
+    }
+    #[derive(Deserialize)]
+    struct ModelType<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<&'a str>,
+    }
+
+    let json = std::str::from_utf8(json).map_err(|e| e.to_string())?;
+    let parts: Parts = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    if let Some(version) = parts.version.filter(|v| v != "1.0") {
+        return Err(format!("Unknown tokenizer version '{version}'"));
+    }
+    let model = parts.model.ok_or("Model missing.")?.get();
+    let model: ModelWrapper = match serde_json::from_str::<ModelType>(model) {
+        Ok(ModelType {
+            kind: Some("WordPiece"),
+        }) => serde_json::from_str::<WordPiece>(model)
+            .map_err(|e| e.to_string())?
+            .into(),
+        _ => serde_json::from_str(model).map_err(|e| e.to_string())?,
+    };
+    let builder = TokenizerBuilder::new()
+        .with_truncation(parts.truncation)
+        .with_padding(parts.padding)
+        .with_normalizer(parts.normalizer)
+        .with_pre_tokenizer(parts.pre_tokenizer)
+        .with_model(model)
+        .with_decoder(parts.decoder)
+        .with_post_processor(parts.post_processor);
+    let mut tokenizer = Tokenizer::from(builder.build().map_err(|e| e.to_string())?);
+    let added: Vec<AddedToken> = parts.added_tokens.into_iter().map(|t| t.token).collect();
+    tokenizer.add_tokens(&added);
+    Ok(tokenizer)
+}
+
 /// The `tokenizers` tokenizer, configured to truncate at the encoder's limit
 /// and never pad (padding is per batch, in [`TokenBatch`]).
 pub(crate) struct TextTokenizer {
@@ -80,7 +154,7 @@ pub(crate) struct TextTokenizer {
 
 impl TextTokenizer {
     pub fn from_bytes(tokenizer_json: &[u8], max_seq_len: usize) -> Result<Self> {
-        let mut inner = Tokenizer::from_bytes(tokenizer_json)
+        let mut inner = read_tokenizer_json(tokenizer_json)
             .map_err(|e| Error::Tokenizer(format!("tokenizer.json could not be read: {e}")))?;
         // The shipped tokenizer.json pads every input to 128 tokens; padding
         // to the batch's own longest text is ~5× faster on short texts.
