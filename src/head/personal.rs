@@ -6,7 +6,7 @@
 
 use std::ops::ControlFlow;
 
-use super::kernels::dot;
+use super::kernels::{dot, dot2x4};
 use super::train::{run_update, TrainingSet, UpdateConfig, UpdateEvent, UpdateOutcome};
 use super::Head;
 use crate::error::Result;
@@ -190,17 +190,42 @@ pub fn rehearsal_rows_to_keep(
 
 /// Each rehearsal row's cosine similarity to its nearest other row
 /// (`-inf` for a lone row).
+///
+/// Every pair once, two rows against four others at a time ([`dot2x4`]
+/// sums each product exactly as [`dot`] does, so the result is the same):
+/// for a bundle's 528 rows, 140k products of 384 values that a classifier
+/// computes as it opens, 32 ms of a start in the browser one at a time.
 pub fn nearest_rehearsal_similarity(features: &[f32], dim: usize) -> Vec<f32> {
     let rows = features.len() / dim.max(1);
+    let row = |r: usize| &features[r * dim..(r + 1) * dim];
     let mut nearest = vec![f32::NEG_INFINITY; rows];
-    for r in 0..rows {
-        let v = &features[r * dim..(r + 1) * dim];
-        for o in r + 1..rows {
-            let similarity = dot(v, &features[o * dim..(o + 1) * dim]);
-            nearest[r] = nearest[r].max(similarity);
-            nearest[o] = nearest[o].max(similarity);
+    let mut note = |a: usize, b: usize, similarity: f32| {
+        nearest[a] = nearest[a].max(similarity);
+        nearest[b] = nearest[b].max(similarity);
+    };
+    let mut r = 0;
+    while r + 2 <= rows {
+        note(r, r + 1, dot(row(r), row(r + 1)));
+        let mut o = r + 2;
+        while o + 4 <= rows {
+            let tile = dot2x4(
+                [row(r), row(r + 1)],
+                [row(o), row(o + 1), row(o + 2), row(o + 3)],
+            );
+            for (i, similarities) in tile.iter().enumerate() {
+                for (k, &similarity) in similarities.iter().enumerate() {
+                    note(r + i, o + k, similarity);
+                }
+            }
+            o += 4;
         }
+        for o in o..rows {
+            note(r, o, dot(row(r), row(o)));
+            note(r + 1, o, dot(row(r + 1), row(o)));
+        }
+        r += 2;
     }
+    // An odd last row met every other one above.
     nearest
 }
 
@@ -227,4 +252,42 @@ fn keep_rehearsal_rows(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_similarity_is_the_pairwise_maximum_exactly() {
+        // Odd row counts and a dimension with a tail: every edge of the tiles.
+        for (rows, dim) in [(0, 8), (1, 8), (2, 5), (7, 19), (37, 19), (64, 384)] {
+            let mut state = 0x9e37_79b9_u32;
+            let features: Vec<f32> = (0..rows * dim)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as f32 / u32::MAX as f32 - 0.5
+                })
+                .collect();
+            let mut expected = vec![f32::NEG_INFINITY; rows];
+            for a in 0..rows {
+                for b in 0..rows {
+                    if a != b {
+                        let s = dot(
+                            &features[a * dim..(a + 1) * dim],
+                            &features[b * dim..(b + 1) * dim],
+                        );
+                        expected[a] = expected[a].max(s);
+                    }
+                }
+            }
+            assert_eq!(
+                nearest_rehearsal_similarity(&features, dim),
+                expected,
+                "{rows} × {dim}"
+            );
+        }
+    }
 }
