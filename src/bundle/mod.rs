@@ -441,7 +441,8 @@ fn rename_field(error: Error, from: &str, to: &str) -> Error {
 /// compares it with the manifest's.
 pub struct BundleFile {
     pub bytes: Vec<u8>,
-    /// Lowercase hex sha256 of `bytes`; `None`: computed by the loader.
+    /// Lowercase hex sha256 of `bytes`; `None`: [`Bundle::load_files`]
+    /// computes it.
     pub sha256: Option<String>,
 }
 

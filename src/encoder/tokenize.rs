@@ -79,7 +79,7 @@ pub fn capped(text: &str) -> &str {
 /// `ModelWrapper` parse goes through two generic trees first (an untagged
 /// enum, then a flattened `serde_json::Value`): 30,522 entries three times,
 /// ~75 ms of a 0.5 s encoder load in a browser. Other models take the
-/// crate's path; `tests/encoder.rs` checks that both readers tokenize alike.
+/// crate's path; `tests/parity.rs` checks that both readers tokenize alike.
 #[doc(hidden)]
 pub fn read_tokenizer_json(json: &[u8]) -> std::result::Result<Tokenizer, String> {
     use serde::Deserialize;

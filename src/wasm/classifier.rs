@@ -192,7 +192,6 @@ async fn read_bundle(
     use_cache: bool,
     progress: &LoadProgress,
 ) -> Result<(Bundle, f64), JsValue> {
-    let mut files: HashMap<String, PendingFile> = HashMap::new();
     if let Some(url) = source.as_string() {
         let manifest_url = if url.ends_with('/') {
             format!("{url}{MANIFEST_FILE}")
@@ -262,6 +261,7 @@ async fn read_bundle(
         } else {
             Object::entries(source.unchecked_ref::<Object>())
         };
+        let mut given: HashMap<String, Uint8Array> = HashMap::new();
         for entry in entries.iter() {
             let pair: js_sys::Array = entry.unchecked_into();
             let name = pair.get(0).as_string().unwrap_or_default();
@@ -272,17 +272,39 @@ async fn read_bundle(
                     problem: "must be a Uint8Array".into(),
                 })
             })?;
-            files.insert(name, PendingFile::of_js(bytes));
+            given.insert(name, bytes.clone());
         }
-        let manifest = files.remove(MANIFEST_FILE).ok_or_else(|| {
+        let manifest = given.remove(MANIFEST_FILE).ok_or_else(|| {
             err(Error::Bundle {
                 field: MANIFEST_FILE.into(),
                 problem: "the file is missing".into(),
             })
         })?;
+        let manifest = manifest.to_vec();
+        let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
+        // WebCrypto hashes what the load will read: the files the manifest
+        // names, but not the ONNX encoder beside a compiled one (the core
+        // hashes it if the compiled one turns out not to load).
+        let skipped = parsed
+            .compiled_encoder_file()
+            .map(|_| parsed.encoder.file.as_str());
+        let files: HashMap<String, PendingFile> = given
+            .into_iter()
+            .map(|(name, bytes)| {
+                let hash = parsed.sha256_of(&name).is_some() && skipped != Some(name.as_str());
+                let file = if hash {
+                    PendingFile::of_js(&bytes)
+                } else {
+                    PendingFile {
+                        bytes: bytes.to_vec(),
+                        sha256: None,
+                    }
+                };
+                (name, file)
+            })
+            .collect();
         let mut files = with_sha256(files).await;
-        let bundle =
-            Bundle::load_files(&manifest.bytes, &mut |name| files.remove(name)).map_err(err)?;
+        let bundle = Bundle::load_files(&manifest, &mut |name| files.remove(name)).map_err(err)?;
         Ok((bundle, 0.0))
     } else {
         Err(err(Error::Config(

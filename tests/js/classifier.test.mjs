@@ -154,8 +154,11 @@ inEveryEngine((env) => {
         const digest = SubtleCrypto.prototype.digest;
         if (kind === 'absent') Object.defineProperty(Crypto.prototype, 'subtle', { ...subtle, get: () => undefined });
         if (kind === 'failing') SubtleCrypto.prototype.digest = () => Promise.reject(new DOMException('no', 'OperationError'));
+        let calls = 0;
+        if (kind === 'counted') SubtleCrypto.prototype.digest = function (...args) { calls += 1; return digest.apply(this, args); };
         try {
-          return await attempt(source);
+          const result = await attempt(source);
+          return kind === 'counted' ? { result, calls } : result;
         } finally {
           Object.defineProperty(Crypto.prototype, 'subtle', subtle);
           SubtleCrypto.prototype.digest = digest;
@@ -167,6 +170,7 @@ inEveryEngine((env) => {
       return {
         ok: await attempt(files),
         wrongSha: await attempt({ ...files, 'head.bin': flipped }),
+        counted: await webCrypto('counted', files),
         okWithoutWebCrypto: await webCrypto('absent', files),
         wrongShaWithoutWebCrypto: await webCrypto('absent', { ...files, 'head.bin': flipped }),
         okWebCryptoFailing: await webCrypto('failing', files),
@@ -185,6 +189,9 @@ inEveryEngine((env) => {
     assert.equal(errors.ok, 'loaded');
     const wrongHead = /^BundleError: bundle: head\.sha256: "head\.bin" has sha256 [0-9a-f]{64}; the manifest says/;
     assert.match(errors.wrongSha, wrongHead);
+    // The compiled encoder, the tokenizer, the head, the rehearsal and
+    // check vectors; not the ONNX file beside the compiled encoder.
+    assert.deepEqual(errors.counted, { result: 'loaded', calls: 5 }, 'every file the load reads hashed by WebCrypto');
     assert.equal(errors.okWithoutWebCrypto, 'loaded');
     assert.equal(errors.okWebCryptoFailing, 'loaded');
     assert.equal(errors.wrongShaWithoutWebCrypto, errors.wrongSha, 'hashed in wasm, the same verdict');
