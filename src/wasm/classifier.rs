@@ -236,7 +236,10 @@ async fn read_bundle(
                     // Only a bundle that loaded is kept (its manifest: what
                     // an offline start reads), and only what it uses.
                     let mut cached_bytes = fetched.cached_bytes;
-                    if cache.put(&manifest_url, &manifest).await {
+                    if cache
+                        .put(&manifest_url, &Uint8Array::from(manifest.as_slice()))
+                        .await
+                    {
                         cached_bytes += manifest.len();
                     }
                     cache.forget_stale(&manifest_url, &parsed).await;
@@ -282,27 +285,31 @@ async fn read_bundle(
         })?;
         let manifest = manifest.to_vec();
         let parsed = crate::bundle::parse_manifest(&manifest).map_err(err)?;
-        // WebCrypto hashes what the load will read: the files the manifest
-        // names, but not the ONNX encoder beside a compiled one (the core
-        // hashes it if the compiled one turns out not to load).
-        let skipped = parsed
+        // WebCrypto hashes what the load reads, chosen as a load by URL
+        // chooses what to fetch (`Manifest::files_to_fetch`): the compiled
+        // encoder, then the rest (the ONNX file only if the compiled one
+        // does not load here). Other files stay available, unhashed.
+        let mut files: HashMap<String, PendingFile> = HashMap::new();
+        if let Some(name) = parsed.compiled_encoder_file() {
+            if let Some(bytes) = given.remove(name) {
+                files.insert(name.into(), PendingFile::of_js(&bytes));
+            }
+        }
+        let compiled = parsed
             .compiled_encoder_file()
-            .map(|_| parsed.encoder.file.as_str());
-        let files: HashMap<String, PendingFile> = given
-            .into_iter()
-            .map(|(name, bytes)| {
-                let hash = parsed.sha256_of(&name).is_some() && skipped != Some(name.as_str());
-                let file = if hash {
-                    PendingFile::of_js(&bytes)
-                } else {
-                    PendingFile {
-                        bytes: bytes.to_vec(),
-                        sha256: None,
-                    }
-                };
-                (name, file)
-            })
-            .collect();
+            .and_then(|name| Some(files.get(name)?.bytes.as_slice()));
+        for name in parsed.files_to_fetch(compiled) {
+            if let Some(bytes) = given.remove(name) {
+                files.insert(name.into(), PendingFile::of_js(&bytes));
+            }
+        }
+        for (name, bytes) in given {
+            let unread = PendingFile {
+                bytes: bytes.to_vec(),
+                sha256: None,
+            };
+            files.insert(name, unread);
+        }
         let mut files = with_sha256(files).await;
         let bundle = Bundle::load_files(&manifest, &mut |name| files.remove(name)).map_err(err)?;
         Ok((bundle, 0.0))
@@ -328,11 +335,12 @@ impl PendingFile {
         }
     }
 
-    /// `bytes` that are in wasm memory already.
-    fn of_wasm(bytes: Vec<u8>) -> Self {
-        // WebCrypto needs a JS buffer; an 18 MB copy takes a few ms.
-        let sha256 = platform_sha256(&Uint8Array::from(bytes.as_slice()));
-        PendingFile { bytes, sha256 }
+    /// `bytes` that are in wasm memory already, with `copy`, their JS copy.
+    fn of_wasm(bytes: Vec<u8>, copy: &Uint8Array) -> Self {
+        PendingFile {
+            sha256: platform_sha256(copy),
+            bytes,
+        }
     }
 }
 
@@ -465,12 +473,16 @@ async fn fetch_file(
         }
     }
     let bytes = progress.fetch(name, url).await?;
+    // One JS copy of the bytes for WebCrypto and the cache (each takes its
+    // own copy of what it is given).
+    let copy = Uint8Array::from(bytes.as_slice());
+    let bytes = PendingFile::of_wasm(bytes, &copy);
     let kept = match cache {
-        Some(cache) => cache.put(&key, &bytes).await,
+        Some(cache) => cache.put(&key, &copy).await,
         None => false,
     };
     Ok(FetchedFile {
-        bytes: PendingFile::of_wasm(bytes),
+        bytes,
         cache_key: kept.then_some(key),
         from_cache: false,
         kept,
@@ -611,14 +623,13 @@ impl BundleCache {
         Some(Uint8Array::new(&buffer))
     }
 
-    async fn put(&self, key: &str, bytes: &[u8]) -> bool {
+    async fn put(&self, key: &str, body: &Uint8Array) -> bool {
         let Ok(response_class) = Reflect::get(&js_sys::global(), &"Response".into())
             .and_then(|r| r.dyn_into::<Function>())
         else {
             return false;
         };
-        let body = Uint8Array::from(bytes);
-        let Ok(response) = Reflect::construct(&response_class, &js_sys::Array::of1(&body)) else {
+        let Ok(response) = Reflect::construct(&response_class, &js_sys::Array::of1(body)) else {
             return false;
         };
         self.call("put", &[&key.into(), &response]).await.is_some()
