@@ -16,7 +16,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { CHROMIUM_ARGS } from '../tests/js/engines.mjs';
+import { CHROMIUM_LAUNCH } from '../tests/js/engines.mjs';
 import { openBrowser } from '../tests/js/browser.mjs';
 
 const RUNS = 5;
@@ -43,10 +43,7 @@ for (let i = 0; i < RUNS; i++) {
     runs.cached.push(await visit(context, env.url));
     runs.httpCache.push(await visit(context, env.url, '?cache=0'));
     const profile = await mkdtemp(join(tmpdir(), 'localtune-load-'));
-    const onDisk = await chromium.launchPersistentContext(profile, {
-      executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-      args: CHROMIUM_ARGS,
-    });
+    const onDisk = await chromium.launchPersistentContext(profile, CHROMIUM_LAUNCH);
     try {
       await visit(onDisk, env.url);
       runs.cachedOnDisk.push(await visit(onDisk, env.url));

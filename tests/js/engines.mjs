@@ -27,6 +27,13 @@ export const CHROMIUM_ARGS = JSON.parse(
   readFileSync(new URL('../../webdriver.json', import.meta.url), 'utf8'),
 )['goog:chromeOptions'].args;
 
+/** How every Chromium the tests and benchmarks use is started (Playwright's
+ * launch options; also a persistent profile's, in bench/load-from-cache.mjs). */
+export const CHROMIUM_LAUNCH = {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  args: CHROMIUM_ARGS,
+};
+
 /** What each engine's driver can do beyond the common API. (Every engine
  * can give a profile next to no storage: browser.mjs,
  * openStorageLimitedContext.) */
@@ -73,10 +80,7 @@ export async function launchEngine(engine, { storageLimitKb } = {}) {
   switch (engine) {
     case 'chromium':
       // Playwright's own Browser: the API the others imitate.
-      return chromium.launch({
-        executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-        args: CHROMIUM_ARGS,
-      });
+      return chromium.launch(CHROMIUM_LAUNCH);
     case 'firefox': {
       const browser = await puppeteer.launch({
         browser: 'firefox',

@@ -7,15 +7,11 @@
 // back.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
 import { startServer } from '../../scripts/serve.mjs';
-import { CHROMIUM_ARGS, typeAndPredict, waitReady } from './browser.mjs';
+import { launchEngine, typeAndPredict, waitReady } from './browser.mjs';
 
 const served = await startServer();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: CHROMIUM_ARGS,
-});
+const browser = await launchEngine('chromium');
 let serverUp = true;
 function stopServer() {
   serverUp = false;
