@@ -10,7 +10,9 @@
 //! Assistant set, shuffled with a fixed seed) through `Encoder::embed`
 //! (runs of 32 grouped by length) against, in the same process, runs of 32
 //! in arrival order and one run of all 3,000 (what the library did before:
-//! on wasm32 that run trapped); prints texts per second and the ratios.
+//! on wasm32 that run trapped), and against `Encoder::embed_on_threads` on
+//! every core (what the native bundle tool does); prints texts per second
+//! and the ratios.
 
 use std::time::Instant;
 
@@ -104,6 +106,13 @@ fn batch_throughput() {
             })
             .collect()
     };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let on_every_core = || {
+        encoder
+            .embed_on_threads(&texts, cores, &mut |_| std::ops::ControlFlow::Continue(()))
+            .expect("embed")
+            .into_vec()
+    };
     let one_run = || {
         let batch = encoder.tokenize(&texts).expect("tokenize");
         encoder.embed_tokens(&batch).expect("embed").into_vec()
@@ -119,13 +128,19 @@ fn batch_throughput() {
         worst < 1e-4,
         "grouped and arrival-order vectors differ by {worst}"
     );
+    assert!(on_every_core() == a, "threads changed the vectors");
 
     // Interleaved rounds, best of each, so drift hits all three alike.
-    let mut best = [f64::INFINITY; 3];
+    let mut best = [f64::INFINITY; 4];
     for _ in 0..3 {
-        for (slot, run) in [&grouped as &dyn Fn() -> Vec<f32>, &arrival, &one_run]
-            .iter()
-            .enumerate()
+        for (slot, run) in [
+            &grouped as &dyn Fn() -> Vec<f32>,
+            &arrival,
+            &one_run,
+            &on_every_core,
+        ]
+        .iter()
+        .enumerate()
         {
             let t = Instant::now();
             std::hint::black_box(run());
@@ -142,6 +157,9 @@ fn batch_throughput() {
             "oneRunPerSecond": per_second(best[2]),
             "groupedVsArrivalOrder": best[1] / best[0],
             "groupedVsOneRun": best[2] / best[0],
+            "cores": cores,
+            "everyCorePerSecond": per_second(best[3]),
+            "everyCoreVsOne": best[0] / best[3],
         })
     );
 }

@@ -54,8 +54,9 @@ pub enum Error {
     #[error("training failed: {0}")]
     Training(String),
 
-    /// The caller cancelled an update; the previous head is untouched.
-    #[error("the update was cancelled; the previous head is unchanged")]
+    /// The caller cancelled an update (the previous head is untouched) or
+    /// an embedding of many texts.
+    #[error("cancelled; nothing was changed (an update leaves the previous head as it was)")]
     Cancelled,
 
     /// A feedback sample that cannot be stored (empty text, too long).

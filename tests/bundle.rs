@@ -647,6 +647,42 @@ fn build_embeds_trains_scores_and_assembles_a_bundle_that_loads() {
 }
 
 #[test]
+fn a_bundle_built_on_more_threads_has_the_same_bytes() {
+    use localtune::bundle::build::{build, BuildOptions, LabelledText};
+    // 40 copies of the training texts: 360 texts, 12 runs of the encoder.
+    let rows: Vec<LabelledText> = (0..40)
+        .flat_map(|copy| {
+            TRAINING.iter().map(move |(text, label)| LabelledText {
+                text: format!("{text} {}", "please ".repeat(copy % 7)),
+                label: label.to_string(),
+                held_out: false,
+            })
+        })
+        .collect();
+    let built = |threads| {
+        let options = BuildOptions {
+            epochs: Some(5),
+            threads,
+            ..BuildOptions::default()
+        };
+        build(
+            common::TINY_ENCODER,
+            common::TINY_TOKENIZER,
+            rows.clone(),
+            &options,
+            &|| 0.0,
+            &mut |_| {},
+        )
+        .unwrap()
+        .files
+    };
+    let one = built(1);
+    for threads in [2, 5, 0] {
+        assert!(built(threads) == one, "{threads} threads");
+    }
+}
+
+#[test]
 fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
     // Unit vectors like the encoder's (on its real rehearsal vectors the
     // int8 copies' cosine to the originals is at least 0.99994).

@@ -94,6 +94,51 @@ fn three_thousand_texts_in_one_call_run_in_bounded_chunks_in_order() {
 }
 
 #[test]
+fn many_texts_on_any_number_of_threads_give_embeds_vectors_exactly() {
+    use std::ops::ControlFlow;
+    let encoder = tiny_encoder(EncoderConfig::default());
+    // 1,000 texts of 0 to ~60 words: 32 runs, handed out to the threads.
+    let texts: Vec<String> = (0..1_000)
+        .map(|i| "lights on ".repeat((i * 37) % 31) + &format!("room {i}"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let one = encoder.embed(&refs).unwrap();
+    // 7 threads: more than runs finish at once; 64: more than the runs. In
+    // wasm32 (no threads) every count runs on one, with the same result.
+    for threads in [1, 2, 3, 7, 64] {
+        let mut seen = Vec::new();
+        let on_threads = encoder
+            .embed_on_threads(&refs, threads, &mut |done| {
+                seen.push(done);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        assert_eq!(on_threads, one, "{threads} threads");
+        // One report a run, each further on, the last at every text.
+        assert_eq!(seen.len(), 32, "{threads} threads");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{threads} threads");
+        assert_eq!(seen.last(), Some(&1_000));
+    }
+    // Cancelling stops the work: nothing is returned, and the encoder
+    // embeds as before.
+    for threads in [1, 3] {
+        let mut reports = 0;
+        let result = encoder.embed_on_threads(&refs, threads, &mut |_| {
+            reports += 1;
+            ControlFlow::Break(())
+        });
+        assert!(matches!(result, Err(Error::Cancelled)), "{result:?}");
+        assert_eq!(reports, 1, "{threads} threads: reports after the cancel");
+    }
+    assert_eq!(encoder.embed(&refs).unwrap(), one);
+    // No texts: no vectors, no report.
+    let empty = encoder
+        .embed_on_threads(&[], 4, &mut |_| panic!("nothing to report"))
+        .unwrap();
+    assert_eq!(empty.len(), 0);
+}
+
+#[test]
 fn every_vector_is_unit_length_and_finite() {
     let encoder = tiny_encoder(EncoderConfig::default());
     let hundred_kb = "kitchen lights ".repeat(100 * 1024 / 15);

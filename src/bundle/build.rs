@@ -62,6 +62,10 @@ pub struct BuildOptions {
     /// compiled encoder (18 MB instead of 23 for MiniLM) whose vectors stay
     /// within cosine 0.99 of the int8 model's (docs/bundle.md).
     pub word_embeddings_4bit: Option<usize>,
+    /// Threads that embed the texts (0: one per core). The vectors are the
+    /// same bit for bit at any count ([`Encoder::embed_on_threads`]); in
+    /// WebAssembly there is one.
+    pub threads: usize,
 }
 
 impl Default for BuildOptions {
@@ -80,6 +84,7 @@ impl Default for BuildOptions {
             shipped_check_per_label: 16,
             auto_update_threshold: 50,
             word_embeddings_4bit: None,
+            threads: 0,
         }
     }
 }
@@ -200,7 +205,7 @@ fn build_inner(
                 rows.len()
             )))
         }
-        None => embed_rows(&encoder, &rows, progress)?,
+        None => embed_rows(&encoder, &rows, options.threads, progress)?,
     };
     let train = split(&rows, &features, dim, &labels, false);
     let test = split(&rows, &features, dim, &labels, true);
@@ -297,24 +302,26 @@ fn hold_out(rows: &mut [LabelledText], fraction: f32, seed: u64) {
     }
 }
 
-/// Every text's vector, in batches of 32 (one padded batch of thousands
-/// would not fit).
+/// Every text's vector, on `threads` threads (0: one per core).
 fn embed_rows(
     encoder: &Encoder,
     rows: &[LabelledText],
+    threads: usize,
     progress: &mut dyn FnMut(BuildProgress),
 ) -> Result<Vec<f32>> {
-    let dim = encoder.dim();
-    let mut features = Vec::with_capacity(rows.len() * dim);
-    for chunk in rows.chunks(32) {
-        let texts: Vec<&str> = chunk.iter().map(|r| r.text.as_str()).collect();
-        features.extend_from_slice(encoder.embed(&texts)?.as_slice());
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    let embeddings = encoder.embed_on_threads(&texts, threads, &mut |done| {
         progress(BuildProgress::Embedded {
-            done: features.len() / dim,
+            done,
             total: rows.len(),
         });
-    }
-    Ok(features)
+        ControlFlow::Continue(())
+    })?;
+    Ok(embeddings.into_vec())
 }
 
 /// Labelled vectors: row-major features and label indices.

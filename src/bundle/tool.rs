@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::build::{build, BuildOptions, BuildProgress, LabelledText};
-use crate::encoder::four_bit;
+use crate::encoder::{four_bit, EMBED_CHUNK_ROWS};
 use crate::HeadArchitecture;
 
 pub const USAGE: &str = "\
@@ -40,7 +40,12 @@ options:
   --word-embeddings int8|4bit|4bit:G
                             the compiled encoder's word embeddings: int8 (default), or 4 bits
                             in groups of G values (default 32): MiniLM's file 23 → 18 MB,
-                            vectors within cosine 0.99 of int8's";
+                            vectors within cosine 0.99 of int8's
+  --threads N               threads that embed the texts (default: one per core; one in
+                            WebAssembly); the bundle's bytes do not depend on it";
+
+/// The most threads `--threads` may ask for.
+pub const MAX_THREADS: usize = 256;
 
 /// What the shell does for the tool.
 pub trait ToolIo {
@@ -179,6 +184,11 @@ pub fn parse_args(args: &[String]) -> Result<Command, String> {
                 }
             },
         },
+        // Each thread holds a run's activations (megabytes at 128 tokens).
+        threads: match number(take("threads"), "threads", defaults.threads)? {
+            n if n <= MAX_THREADS => n,
+            n => return Err(format!("--threads: {n} is more than {MAX_THREADS}")),
+        },
     };
     let args = ToolArgs {
         encoder,
@@ -285,7 +295,9 @@ pub fn progress_line(progress: &BuildProgress, architecture: HeadArchitecture) -
         BuildProgress::Embedded { done, total } if done == total => {
             format!("embedded {total} texts")
         }
-        BuildProgress::Embedded { done, total } if done % 640 == 0 => {
+        // Runs of texts finish in any order, so `done` moves by up to a
+        // run at a time: a line each time it passes a multiple of 640.
+        BuildProgress::Embedded { done, total } if done % 640 < EMBED_CHUNK_ROWS => {
             format!("  embedded {done} / {total}")
         }
         BuildProgress::Embedded { .. } => return None,
@@ -336,7 +348,20 @@ mod tests {
         assert_eq!(a.options.name, "my-intents");
         assert_eq!(parsed(&["--out", "."]).options.name, "bundle");
         assert_eq!(parse_args(&["--help".to_string()]).unwrap(), Command::Help);
+        assert_eq!(parsed(&["--out", "x"]).options.threads, 0);
+        assert_eq!(
+            parsed(&["--out", "x", "--threads", "256"]).options.threads,
+            256
+        );
         for (extra, message) in [
+            (
+                &["--out", "x", "--threads", "257"][..],
+                "--threads: 257 is more than 256",
+            ),
+            (
+                &["--out", "x", "--threads", "-1"][..],
+                "--threads: \"-1\" is not a whole number",
+            ),
             (&["--out", "x", "--out", "y"][..], "--out is given twice"),
             (
                 &["--out", "x", "--epochs", "many"][..],

@@ -18,6 +18,7 @@ mod tokenize;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_gemm;
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use tract_nnef::internal::DimLike;
@@ -270,6 +271,60 @@ impl Encoder {
     }
 }
 
+/// Runs `work` on every item of `items` on `threads` scoped threads (each
+/// takes the next item not yet taken) and hands the results to `collect`
+/// on this thread as they come, in any order. The first error, or
+/// `collect` returning `Break` ([`Error::Cancelled`]), stops the threads
+/// after the items they are running.
+fn run_on_threads<'a, T, R: Send>(
+    items: &[&'a T],
+    threads: usize,
+    work: impl Fn(&'a T) -> Result<R> + Sync,
+    mut collect: impl FnMut(&'a T, R) -> ControlFlow<()>,
+) -> Result<()>
+where
+    T: ?Sized + Sync,
+{
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (sender, results) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let sender = sender.clone();
+            let (next, stop, work) = (&next, &stop, &work);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&item) = items.get(index) else { break };
+                    let result = work(item);
+                    let failed = result.is_err();
+                    if sender.send((item, result)).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        // Every result is received (the channel closes when the threads
+        // end), so none is left running when this returns.
+        let mut outcome = Ok(());
+        for (item, result) in results {
+            if outcome.is_err() {
+                continue;
+            }
+            outcome = result.and_then(|value| match collect(item, value) {
+                ControlFlow::Continue(()) => Ok(()),
+                ControlFlow::Break(()) => Err(Error::Cancelled),
+            });
+            if outcome.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        outcome
+    })
+}
+
 /// The most texts [`Encoder::embed`] runs the model on at once: enough
 /// rows for the matrix kernels to stay busy, few enough that a run's
 /// activations stay a few megabytes at 128 tokens.
@@ -455,20 +510,59 @@ impl Encoder {
             let batch = self.tokenize(texts)?;
             return self.embed_tokens(&batch);
         }
+        self.embed_on_threads(texts, 1, &mut |_| ControlFlow::Continue(()))
+    }
+
+    /// [`Encoder::embed`] on up to `threads` threads (natively; wasm32 has
+    /// none, so one there), telling `progress` how many texts are done after
+    /// each run of [`EMBED_CHUNK_ROWS`]; `progress` returning `Break` stops
+    /// the work ([`Error::Cancelled`]). The runs are the ones `embed` makes
+    /// (sorted by length, then cut), whichever thread runs them, so the
+    /// vectors are `embed`'s bit for bit at any thread count: a bundle built
+    /// on 2 cores or 64 has the same bytes.
+    pub fn embed_on_threads(
+        &self,
+        texts: &[&str],
+        threads: usize,
+        progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> Result<Embeddings> {
         let ids = texts
             .iter()
             .map(|t| self.tokenizer.ids(t))
             .collect::<Result<Vec<_>>>()?;
         let mut by_length: Vec<usize> = (0..ids.len()).collect();
         by_length.sort_by_key(|&i| ids[i].len());
+        let runs: Vec<&[usize]> = by_length.chunks(EMBED_CHUNK_ROWS).collect();
+        let embed_run = |run: &[usize]| {
+            let rows: Vec<&[u32]> = run.iter().map(|&i| ids[i].as_slice()).collect();
+            self.embed_tokens(&TokenBatch::from_rows(&rows))
+        };
         let dim = self.dim;
         let mut data = vec![0f32; texts.len() * dim];
-        for chunk in by_length.chunks(EMBED_CHUNK_ROWS) {
-            let rows: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
-            let vectors = self.embed_tokens(&TokenBatch::from_rows(&rows))?;
-            for (k, &i) in chunk.iter().enumerate() {
-                data[i * dim..(i + 1) * dim].copy_from_slice(&vectors.data[k * dim..(k + 1) * dim]);
+        let mut done = 0;
+        let mut place = |run: &[usize], vectors: Embeddings| {
+            for (k, &i) in run.iter().enumerate() {
+                data[i * dim..(i + 1) * dim].copy_from_slice(vectors.row(k));
             }
+            done += run.len();
+            done
+        };
+        let threads = if cfg!(target_arch = "wasm32") {
+            1
+        } else {
+            threads.clamp(1, runs.len().max(1))
+        };
+        if threads == 1 {
+            for run in &runs {
+                let done = place(run, embed_run(run)?);
+                if progress(done).is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+        } else {
+            run_on_threads(&runs, threads, embed_run, |run, vectors| {
+                progress(place(run, vectors))
+            })?;
         }
         Ok(Embeddings { dim, data })
     }
