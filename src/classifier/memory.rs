@@ -9,7 +9,12 @@
 //! proportion between. The same text corrected again is similarity 1, so
 //! `predict(text)` returns the corrected label at once; texts far from every
 //! correction (the labels the user never touched) keep the head's answer
-//! exactly. The head still learns the corrections in the next update; the
+//! exactly. A correction moves a text only if no shipped example (the
+//! bundle's rehearsal vectors) of another label is nearer that text than
+//! the correction is: the memory answers as a nearest neighbour among
+//! everything the classifier was shown, so a correction of a new label
+//! does not take the sentences of a shipped intent that sit between its
+//! own examples and the correction. The head still learns the corrections in the next update; the
 //! memory keeps honouring them after it (a correction held out for the
 //! validation gate is not trained on, and a rejected candidate learns
 //! nothing), until the user deletes them.
@@ -41,6 +46,31 @@ impl Default for MemorySettings {
             upper: 0.95,
             max_weight: 0.95,
         }
+    }
+}
+
+/// The bundle's labelled examples (its rehearsal vectors), which a
+/// correction must be nearer a text than to move its prediction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShippedExamples<'a> {
+    /// Row-major, unit length, the memory's dimension.
+    pub features: &'a [f32],
+    /// Each row's label: an index into `label_names`.
+    pub labels: &'a [u32],
+    pub label_names: &'a [String],
+}
+
+impl ShippedExamples<'_> {
+    /// Whether an example of a label other than `label` is more similar to
+    /// `vector` than `similarity`.
+    fn outrank(&self, vector: &[f32], label: &str, similarity: f32) -> bool {
+        self.features
+            .chunks_exact(vector.len().max(1))
+            .zip(self.labels)
+            .any(|(example, &l)| {
+                self.label_names.get(l as usize).map(String::as_str) != Some(label)
+                    && dot(vector, example) > similarity
+            })
     }
 }
 
@@ -201,12 +231,19 @@ impl CorrectionMemory {
     /// The head's ranked probabilities for `vector`, moved toward the
     /// nearest correction's label by [`CorrectionMemory::weight`]; a label
     /// the head does not know yet joins the list. Unchanged (bit for bit)
-    /// when no correction is within `lower`.
-    pub fn adjust(&self, vector: &[f32], head: Vec<LabelProbability>) -> Prediction {
+    /// when no correction is within `lower`, or when one of `shipped`'s
+    /// examples of another label is nearer `vector` than the correction.
+    pub fn adjust(
+        &self,
+        vector: &[f32],
+        head: Vec<LabelProbability>,
+        shipped: ShippedExamples<'_>,
+    ) -> Prediction {
         let mut probabilities = head;
         if let Some(nearest) = self.nearest(vector) {
             let w = self.weight(nearest.similarity);
-            if w > 0.0 {
+            // Only texts near a correction pay for the scan of the examples.
+            if w > 0.0 && !shipped.outrank(vector, &nearest.label, nearest.similarity) {
                 for p in &mut probabilities {
                     p.probability *= 1.0 - w;
                 }
@@ -248,6 +285,12 @@ mod tests {
             .collect()
     }
 
+    const NONE: ShippedExamples<'static> = ShippedExamples {
+        features: &[],
+        labels: &[],
+        label_names: &[],
+    };
+
     fn memory() -> CorrectionMemory {
         let mut m = CorrectionMemory::new(3, MemorySettings::default());
         m.add(1, &unit(&[1.0, 0.0, 0.0]), "Fitness");
@@ -258,7 +301,7 @@ mod tests {
     #[test]
     fn the_corrected_text_itself_takes_the_corrected_label_even_a_new_one() {
         let head = ranked(&[("weather", 0.98), ("lights", 0.02)]);
-        let p = memory().adjust(&unit(&[1.0, 0.0, 0.0]), head);
+        let p = memory().adjust(&unit(&[1.0, 0.0, 0.0]), head, NONE);
         assert_eq!(p.label, "Fitness");
         assert!((p.probability - 0.95).abs() < 1e-6, "{}", p.probability);
         let labels: Vec<&str> = p.probabilities.iter().map(|l| l.label.as_str()).collect();
@@ -271,11 +314,11 @@ mod tests {
     fn texts_far_from_every_correction_keep_the_heads_answer_exactly() {
         let head = ranked(&[("weather", 0.7), ("lights", 0.3)]);
         let far = unit(&[0.5, 0.5, 1.0]); // similarity ≈ 0.41 to both
-        let p = memory().adjust(&far, head.clone());
+        let p = memory().adjust(&far, head.clone(), NONE);
         assert_eq!(p.probabilities, head);
         assert_eq!(p.label, "weather");
         let empty = CorrectionMemory::new(3, MemorySettings::default());
-        assert_eq!(empty.adjust(&far, head.clone()).probabilities, head);
+        assert_eq!(empty.adjust(&far, head.clone(), NONE).probabilities, head);
     }
 
     #[test]
@@ -287,9 +330,51 @@ mod tests {
         assert_eq!(m.weight(1.0), 0.95);
         // A text at similarity 0.9 to "lights": 0.475 of it goes there.
         let near = unit(&[0.0, 0.9, (1.0f32 - 0.81).sqrt()]);
-        let p = m.adjust(&near, ranked(&[("weather", 0.8), ("lights", 0.2)]));
+        let p = m.adjust(&near, ranked(&[("weather", 0.8), ("lights", 0.2)]), NONE);
         assert_eq!(p.label, "lights");
         assert!((p.probability - (0.2 * 0.525 + 0.475)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_shipped_example_of_another_label_nearer_the_text_keeps_the_heads_answer() {
+        let m = memory();
+        let names = ["weather".to_string(), "lights".to_string()];
+        // A text at similarity 0.9 to the "lights" correction.
+        let near = unit(&[0.0, 0.9, (1.0f32 - 0.81).sqrt()]);
+        let head = ranked(&[("weather", 0.8), ("lights", 0.2)]);
+        let shipped = |example: &[f32], label: u32| {
+            let (features, labels) = (unit(example), [label]);
+            m.adjust(
+                &near,
+                head.clone(),
+                ShippedExamples {
+                    features: &features,
+                    labels: &labels,
+                    label_names: &names,
+                },
+            )
+            .label
+        };
+        // A "weather" example nearer the text (0.98) than the correction.
+        assert_eq!(shipped(&[0.0, 0.8, 0.6], 0), "weather");
+        // One further away (0.60), or of the correction's own label: the
+        // correction moves the text.
+        assert_eq!(shipped(&[0.0, 0.2, 1.0], 0), "lights");
+        assert_eq!(shipped(&[0.0, 0.8, 0.6], 1), "lights");
+        // The corrected text itself: no example is nearer than itself,
+        // even one of the same text with another label.
+        let text = unit(&[0.0, 1.0, 0.0]);
+        let labels = [0];
+        let p = m.adjust(
+            &text,
+            head.clone(),
+            ShippedExamples {
+                features: &text,
+                labels: &labels,
+                label_names: &names,
+            },
+        );
+        assert_eq!(p.label, "lights");
     }
 
     #[test]

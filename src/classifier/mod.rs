@@ -47,7 +47,7 @@ use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use at_once::{AtOnceSettings, Relearning};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
-use memory::{CorrectionMemory, MemorySettings};
+use memory::{CorrectionMemory, MemorySettings, ShippedExamples};
 use recent_vectors::RecentVectors;
 
 /// One text's prediction: every label, most probable first.
@@ -471,9 +471,14 @@ impl<B: StoreBackend> Classifier<B> {
         }
         let working = self.working.borrow();
         let memory = self.memory.borrow();
+        let shipped = ShippedExamples {
+            features: &self.bundle.rehearsal.features,
+            labels: &self.bundle.rehearsal.labels,
+            label_names: &self.bundle.manifest.labels,
+        };
         vectors
             .chunks_exact(dim)
-            .map(|row| Ok(memory.adjust(row, working.predict(row)?)))
+            .map(|row| Ok(memory.adjust(row, working.predict(row)?, shipped)))
             .collect()
     }
 
