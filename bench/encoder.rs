@@ -130,7 +130,7 @@ fn batch_throughput() {
     );
     assert!(on_every_core() == a, "threads changed the vectors");
 
-    // Interleaved rounds, best of each, so drift hits all three alike.
+    // Interleaved rounds, best of each, so drift hits all four alike.
     let mut best = [f64::INFINITY; 4];
     for _ in 0..3 {
         for (slot, run) in [

@@ -103,7 +103,7 @@ fn many_texts_on_any_number_of_threads_give_embeds_vectors_exactly() {
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let one = encoder.embed(&refs).unwrap();
-    // 7 threads: more than runs finish at once; 64: more than the runs. In
+    // 2, 3 and 7 threads share the 32 runs; 64 are more than the runs. In
     // wasm32 (no threads) every count runs on one, with the same result.
     for threads in [1, 2, 3, 7, 64] {
         let mut seen = Vec::new();
