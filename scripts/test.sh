@@ -136,15 +136,19 @@ step_js() {
   # Chromium and Firefox: every file in one run.
   LOCALTUNE_JS_ENGINES=chromium,firefox node --test tests/js/
   # WebKit: the files that test in every engine (inEveryEngine), one at a
-  # time; one that fails runs once more, as in wasm-webkit and for the same
-  # reason: JavaScriptCore's impossible states (an "Out of bounds memory
-  # access" in Encoder.fromCompiled reached store.test.mjs once, 9a24c02).
-  local file
+  # time; one that fails runs again, up to three runs in all, for the
+  # reason wasm-webkit reruns: JavaScriptCore's impossible states (an "Out
+  # of bounds memory access" in Encoder.fromCompiled reached store.test.mjs
+  # once, 9a24c02; on 2026-12-05 classifier.test.mjs met one in about a
+  # third of its runs, with this and the day before's package alike, see
+  # docs/testing.md#webkit). A file that fails three times fails the step.
+  local file attempt
   for file in $(grep -l inEveryEngine tests/js/*.test.mjs); do
-    if ! LOCALTUNE_JS_ENGINES=webkit node --test "$file"; then
-      banner "js: $file FAILED in WebKit; running it once more (see the comment on step_wasm-webkit)"
-      LOCALTUNE_JS_ENGINES=webkit node --test "$file"
-    fi
+    for attempt in 1 2 3; do
+      LOCALTUNE_JS_ENGINES=webkit node --test "$file" && break
+      [ "$attempt" = 3 ] && return 1
+      banner "js: $file FAILED in WebKit (run $attempt of 3); running it again (see docs/testing.md#webkit)"
+    done
   done
 }
 
