@@ -73,14 +73,19 @@ fn a_batch_gives_the_same_vectors_as_one_text_at_a_time() {
     }
 }
 
+/// `n` texts of 0 to ~60 words, their lengths shuffled by the index
+/// arithmetic, so the runs `embed` makes (sorted by length) hold texts from
+/// all over the call.
+fn mixed_length_texts(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| "lights on ".repeat((i * 37) % 31) + &format!("room {i}"))
+        .collect()
+}
+
 #[test]
 fn three_thousand_texts_in_one_call_run_in_bounded_chunks_in_order() {
     let encoder = tiny_encoder(EncoderConfig::default());
-    // Lengths from 0 to ~60 words, shuffled by the index arithmetic, so the
-    // chunks (sorted by length) hold texts from all over the call.
-    let texts: Vec<String> = (0..3_000)
-        .map(|i| "lights on ".repeat((i * 37) % 31) + &format!("room {i}"))
-        .collect();
+    let texts = mixed_length_texts(3_000);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let together = encoder.embed(&refs).unwrap();
     assert_eq!(together.len(), 3_000);
@@ -97,10 +102,8 @@ fn three_thousand_texts_in_one_call_run_in_bounded_chunks_in_order() {
 fn many_texts_on_any_number_of_threads_give_embeds_vectors_exactly() {
     use std::ops::ControlFlow;
     let encoder = tiny_encoder(EncoderConfig::default());
-    // 1,000 texts of 0 to ~60 words: 32 runs, handed out to the threads.
-    let texts: Vec<String> = (0..1_000)
-        .map(|i| "lights on ".repeat((i * 37) % 31) + &format!("room {i}"))
-        .collect();
+    // 1,000 texts: 32 runs, handed out to the threads.
+    let texts = mixed_length_texts(1_000);
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let one = encoder.embed(&refs).unwrap();
     // 2, 3 and 7 threads share the 32 runs; 64 are more than the runs. In

@@ -67,13 +67,12 @@ impl ShippedExamples<'_> {
     /// Whether an example of a label other than `label` is more similar to
     /// `vector` than `similarity`.
     fn outrank(&self, vector: &[f32], label: &str, similarity: f32) -> bool {
+        // A label the bundle does not have (a new one) has no examples.
+        let own = self.label_names.iter().position(|name| name == label);
         self.features
             .chunks_exact(vector.len().max(1))
             .zip(self.labels)
-            .any(|(example, &l)| {
-                self.label_names.get(l as usize).map(String::as_str) != Some(label)
-                    && dot(vector, example) > similarity
-            })
+            .any(|(example, &l)| Some(l as usize) != own && dot(vector, example) > similarity)
     }
 }
 
