@@ -28,8 +28,8 @@ pub mod store;
 pub mod wasm;
 
 pub use encoder::{
-    CompileOptions, Embeddings, Encoder, EncoderConfig, TokenBatch, MAX_BATCH_ROWS,
-    MAX_SEQ_LEN_LIMIT,
+    CompileOptions, Embeddings, Encoder, EncoderConfig, TokenBatch, EMBED_CHUNK_ROWS,
+    MAX_BATCH_ROWS, MAX_SEQ_LEN_LIMIT,
 };
 pub use error::{Error, Result};
 pub use head::network::Loss;

@@ -5,7 +5,9 @@
 mod common;
 
 use common::{tiny_encoder, TINY_ENCODER, TINY_TOKENIZER, WRONG_IO_MODEL};
-use localtune::{Encoder, EncoderConfig, Error, TokenBatch, MAX_BATCH_ROWS, MAX_SEQ_LEN_LIMIT};
+use localtune::{
+    Encoder, EncoderConfig, Error, TokenBatch, EMBED_CHUNK_ROWS, MAX_BATCH_ROWS, MAX_SEQ_LEN_LIMIT,
+};
 use serde::Deserialize;
 
 #[cfg(target_arch = "wasm32")]
@@ -139,6 +141,43 @@ fn many_texts_on_any_number_of_threads_give_embeds_vectors_exactly() {
         .embed_on_threads(&[], 4, &mut |_| panic!("nothing to report"))
         .unwrap();
     assert_eq!(empty.len(), 0);
+}
+
+#[test]
+fn each_run_embedded_alone_gives_embeds_vectors_exactly() {
+    // What a pool of workers does: each run's texts, in the run's order,
+    // through `embed` on an encoder of its own (built from the same bytes),
+    // placed at the run's indices, in reverse order of the runs.
+    let encoder = tiny_encoder(EncoderConfig::default());
+    let worker = tiny_encoder(EncoderConfig::default());
+    let texts = mixed_length_texts(1_000);
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let runs = encoder.embedding_runs(&refs).unwrap();
+    assert_eq!(runs, worker.embedding_runs(&refs).unwrap());
+    assert_eq!(runs.len(), 1_000usize.div_ceil(EMBED_CHUNK_ROWS));
+    assert!(runs
+        .iter()
+        .all(|run| !run.is_empty() && run.len() <= EMBED_CHUNK_ROWS));
+    let mut every: Vec<usize> = runs.concat();
+    let tokens = |i: usize| encoder.tokenize(&[refs[i]]).unwrap().seq_len;
+    assert!(
+        every.windows(2).all(|w| tokens(w[0]) <= tokens(w[1])),
+        "sorted by length"
+    );
+    every.sort_unstable();
+    assert_eq!(every, (0..1_000).collect::<Vec<_>>(), "every text once");
+
+    let dim = encoder.dim();
+    let mut pooled = vec![f32::NAN; refs.len() * dim];
+    for run in runs.iter().rev() {
+        let run_texts: Vec<&str> = run.iter().map(|&i| refs[i]).collect();
+        let vectors = worker.embed(&run_texts).unwrap();
+        for (k, &i) in run.iter().enumerate() {
+            pooled[i * dim..(i + 1) * dim].copy_from_slice(vectors.row(k));
+        }
+    }
+    assert_eq!(pooled, encoder.embed(&refs).unwrap().as_slice());
+    assert!(encoder.embedding_runs(&[]).unwrap().is_empty());
 }
 
 #[test]

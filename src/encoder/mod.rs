@@ -325,6 +325,14 @@ where
     })
 }
 
+/// The indices of `ids` sorted by token count (a stable sort: ties keep
+/// their order), the order [`Encoder::embed`] runs texts in.
+fn length_order(ids: &[Vec<u32>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..ids.len()).collect();
+    order.sort_by_key(|&i| ids[i].len());
+    order
+}
+
 /// The most texts [`Encoder::embed`] runs the model on at once: enough
 /// rows for the matrix kernels to stay busy, few enough that a run's
 /// activations stay a few megabytes at 128 tokens.
@@ -526,12 +534,8 @@ impl Encoder {
         threads: usize,
         progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
     ) -> Result<Embeddings> {
-        let ids = texts
-            .iter()
-            .map(|t| self.tokenizer.ids(t))
-            .collect::<Result<Vec<_>>>()?;
-        let mut by_length: Vec<usize> = (0..ids.len()).collect();
-        by_length.sort_by_key(|&i| ids[i].len());
+        let ids = self.token_ids(texts)?;
+        let by_length = length_order(&ids);
         let runs: Vec<&[usize]> = by_length.chunks(EMBED_CHUNK_ROWS).collect();
         let embed_run = |run: &[usize]| {
             let rows: Vec<&[u32]> = run.iter().map(|&i| ids[i].as_slice()).collect();
@@ -565,6 +569,25 @@ impl Encoder {
             })?;
         }
         Ok(Embeddings { dim, data })
+    }
+
+    /// The runs [`Encoder::embed`] cuts `texts` into: indices into `texts`,
+    /// sorted by token count (ties in the texts' order), at most
+    /// [`EMBED_CHUNK_ROWS`] a run. `embed` of one run's texts, in this
+    /// order, gives each of them the vector `embed` of all `texts` gives it,
+    /// bit for bit: so workers that each hold an encoder (a pool of Web
+    /// Workers or Node worker threads, which share no Rust threads) can
+    /// take the runs in any order and still build `embed`'s result exactly.
+    pub fn embedding_runs(&self, texts: &[&str]) -> Result<Vec<Vec<usize>>> {
+        let ids = self.token_ids(texts)?;
+        Ok(length_order(&ids)
+            .chunks(EMBED_CHUNK_ROWS)
+            .map(<[usize]>::to_vec)
+            .collect())
+    }
+
+    fn token_ids(&self, texts: &[&str]) -> Result<Vec<Vec<u32>>> {
+        texts.iter().map(|t| self.tokenizer.ids(t)).collect()
     }
 
     /// Feature vectors of an already tokenized batch.

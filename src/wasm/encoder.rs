@@ -122,6 +122,23 @@ impl JsEncoder {
         Ok(Float32Array::from(embeddings.as_slice()))
     }
 
+    /// The runs `embed` cuts `texts` into (indices into `texts`, sorted by
+    /// length, at most 32 a run): `embed` of one run's texts in this order
+    /// gives them the vectors `embed` of all `texts` gives them, bit for
+    /// bit, so workers with an encoder each can share the runs.
+    #[wasm_bindgen(js_name = embeddingRuns)]
+    pub fn embedding_runs(&self, texts: Vec<String>) -> Result<Vec<Uint32Array>, JsValue> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let runs = self.inner.embedding_runs(&refs).map_err(js_error)?;
+        Ok(runs
+            .iter()
+            .map(|run| {
+                let indices: Vec<u32> = run.iter().map(|&i| i as u32).collect();
+                Uint32Array::from(indices.as_slice())
+            })
+            .collect())
+    }
+
     /// Tokenizes `texts` into one batch padded to its longest text.
     pub fn tokenize(&self, texts: Vec<String>) -> Result<TokenBatchJs, JsValue> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
