@@ -682,6 +682,147 @@ fn a_bundle_built_on_more_threads_has_the_same_bytes() {
     }
 }
 
+/// The bundle tool's shell in memory: files by path, written files by
+/// name, printed lines.
+#[derive(Default)]
+struct MemoryShell {
+    inputs: HashMap<String, Vec<u8>>,
+    written: std::cell::RefCell<Vec<(String, Vec<u8>)>>,
+    printed: std::cell::RefCell<Vec<String>>,
+}
+
+impl localtune::bundle::tool::ToolIo for MemoryShell {
+    fn read(&self, path: &str) -> Result<Vec<u8>, String> {
+        self.inputs
+            .get(path)
+            .cloned()
+            .ok_or(format!("{path}: no such file"))
+    }
+    fn write(&self, _dir: &str, name: &str, bytes: &[u8]) -> Result<(), String> {
+        self.written
+            .borrow_mut()
+            .push((name.into(), bytes.to_vec()));
+        Ok(())
+    }
+    fn print(&self, line: &str) {
+        self.printed.borrow_mut().push(line.into());
+    }
+    fn now_ms(&self) -> f64 {
+        0.0
+    }
+}
+
+#[test]
+fn the_tool_cut_at_the_embedding_writes_the_same_bundle_from_vectors_made_elsewhere() {
+    use localtune::bundle::tool::{prepare, run, ToolIo};
+    // What the npm tool's pool does: the tool up to the embedding, the runs
+    // embedded by encoders of their own (in reverse order here), the
+    // vectors handed back.
+    let mut csv = String::from("text,label\n");
+    for copy in 0..40 {
+        for (text, label) in TRAINING {
+            csv.push_str(&format!("{text} {},{label}\n", "please ".repeat(copy % 7)));
+        }
+    }
+    let shell = || MemoryShell {
+        inputs: HashMap::from([
+            ("e.onnx".to_string(), common::TINY_ENCODER.to_vec()),
+            ("t.json".to_string(), common::TINY_TOKENIZER.to_vec()),
+            ("d.csv".to_string(), csv.clone().into_bytes()),
+        ]),
+        ..MemoryShell::default()
+    };
+    let args: Vec<String> = [
+        "--encoder",
+        "e.onnx",
+        "--tokenizer",
+        "t.json",
+        "--data",
+        "d.csv",
+        "--out",
+        "b",
+        "--epochs",
+        "5",
+        "--threads",
+        "3",
+    ]
+    .map(String::from)
+    .to_vec();
+
+    let whole = shell();
+    run(&args, &whole).unwrap();
+
+    let cut = shell();
+    let build = prepare(&args, &cut).unwrap().expect("a build, not --help");
+    assert_eq!(build.threads(), 3);
+    assert_eq!(build.workers(2), 3, "--threads over the cores");
+    let one_per_core = prepare(&args[..8], &shell()).unwrap().unwrap();
+    assert_eq!(one_per_core.workers(5), 5);
+    assert_eq!(one_per_core.workers(64), 8, "a few hundred MB each");
+    let many = prepare(
+        &[&args[..8], &["--threads".into(), "64".into()]].concat(),
+        &shell(),
+    );
+    assert_eq!(
+        many.unwrap().unwrap().workers(2),
+        12,
+        "no more than the runs"
+    );
+    assert_eq!(
+        cut.printed.borrow().as_slice(),
+        ["read 360 rows, 3 labels (36 held out)"]
+    );
+    let texts: Vec<String> = build.texts().into_iter().map(String::from).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let (model, tokenizer, config) = build.encoder();
+    let worker = Encoder::from_bytes(model, tokenizer, config).unwrap();
+    let dim = worker.dim();
+    let mut vectors = vec![f32::NAN; texts.len() * dim];
+    let mut done = 0;
+    for run in worker.embedding_runs(&refs).unwrap().iter().rev() {
+        let run_texts: Vec<&str> = run.iter().map(|&i| refs[i]).collect();
+        for (k, &i) in run.iter().enumerate() {
+            vectors[i * dim..(i + 1) * dim]
+                .copy_from_slice(worker.embed(&run_texts).unwrap().row(k));
+        }
+        done += run.len();
+        if let Some(line) = build.embedded_line(done) {
+            cut.print(&line);
+        }
+    }
+    build.finish(Some(&vectors), &cut).unwrap();
+    assert!(cut.written.borrow().as_slice() == whole.written.borrow().as_slice());
+    // The same lines, but the time in the last.
+    let without_time = |lines: &[String]| -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| l.split(" in ").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        without_time(&cut.printed.borrow()),
+        without_time(&whole.printed.borrow())
+    );
+
+    // Vectors that do not fit: the tool's error naming the data, nothing
+    // written.
+    let wrong = shell();
+    let build = prepare(&args, &wrong).unwrap().unwrap();
+    let error = build.finish(Some(&vectors[dim..]), &wrong).unwrap_err();
+    assert_eq!(
+        error,
+        format!(
+            "d.csv: {} values are not 360 rows of {dim}-value vectors",
+            359 * dim
+        )
+    );
+    assert!(wrong.written.borrow().is_empty());
+    // --help: the usage, and nothing to build.
+    let help = shell();
+    assert!(prepare(&["--help".to_string()], &help).unwrap().is_none());
+    assert!(help.printed.borrow()[0].starts_with("usage: localtune-bundle"));
+}
+
 #[test]
 fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
     // Unit vectors like the encoder's (on its real rehearsal vectors the

@@ -63,8 +63,9 @@ pub struct BuildOptions {
     /// within cosine 0.99 of the int8 model's (docs/bundle.md).
     pub word_embeddings_4bit: Option<usize>,
     /// Threads that embed the texts (0: one per core). The vectors are the
-    /// same bit for bit at any count ([`Encoder::embed_on_threads`]); in
-    /// WebAssembly there is one.
+    /// same bit for bit at any count ([`Encoder::embed_on_threads`]). In
+    /// WebAssembly `build` runs one; the npm tool embeds on a pool of
+    /// worker threads instead ([`PreparedRows`]).
     pub threads: usize,
 }
 
@@ -141,7 +142,8 @@ pub fn build(
     now_ms: &dyn Fn() -> f64,
     progress: &mut dyn FnMut(BuildProgress),
 ) -> Result<BuiltBundle> {
-    build_inner(model, tokenizer, rows, None, options, now_ms, progress)
+    let rows = prepare(rows, options, progress)?;
+    build_prepared(model, tokenizer, rows, None, options, now_ms, progress)
 }
 
 /// [`build`] with every row's feature vector already computed by this
@@ -156,7 +158,8 @@ pub fn build_from_vectors(
     now_ms: &dyn Fn() -> f64,
     progress: &mut dyn FnMut(BuildProgress),
 ) -> Result<BuiltBundle> {
-    build_inner(
+    let rows = prepare(rows, options, progress)?;
+    build_prepared(
         model,
         tokenizer,
         rows,
@@ -167,24 +170,40 @@ pub fn build_from_vectors(
     )
 }
 
-fn build_inner(
-    model: &[u8],
-    tokenizer: &[u8],
+/// A build's rows, checked, with the held-out ones chosen: everything a
+/// build decides before it embeds, so a caller can embed the texts
+/// elsewhere (the npm tool's pool of worker threads) and then
+/// [`build_prepared`] from the vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreparedRows {
+    rows: Vec<LabelledText>,
+    labels: Vec<String>,
+}
+
+impl PreparedRows {
+    /// Every row's text, in the rows' order (the order of the vectors
+    /// [`build_prepared`] takes).
+    pub fn texts(&self) -> Vec<&str> {
+        self.rows.iter().map(|r| r.text.as_str()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Checks `rows` and `options` and holds out rows for the accuracy report
+/// (unless some are marked already); reports [`BuildProgress::Read`].
+pub fn prepare(
     mut rows: Vec<LabelledText>,
-    vectors: Option<&[f32]>,
     options: &BuildOptions,
-    now_ms: &dyn Fn() -> f64,
     progress: &mut dyn FnMut(BuildProgress),
-) -> Result<BuiltBundle> {
+) -> Result<PreparedRows> {
     check_options(options)?;
-    let config = EncoderConfig {
-        max_seq_len: options.max_seq_len,
-        word_embeddings_4bit: options.word_embeddings_4bit,
-        ..EncoderConfig::default()
-    };
-    // With 4-bit word embeddings, the vectors of the compiled file below:
-    // the head trains on what the browser will compute.
-    let encoder = Encoder::from_bytes(model, tokenizer, config)?;
     let labels = labels_of(&rows)?;
     if !rows.iter().any(|r| r.held_out) {
         hold_out(&mut rows, options.hold_out_fraction, options.seed);
@@ -194,7 +213,34 @@ fn build_inner(
         labels: labels.len(),
         held_out: rows.iter().filter(|r| r.held_out).count(),
     });
+    Ok(PreparedRows { rows, labels })
+}
 
+/// How a build's encoder is made, from `model` and `tokenizer`, wherever
+/// it runs: with 4-bit word embeddings, the vectors of the compiled file
+/// the bundle ships, so the head trains on what the browser will compute.
+pub fn encoder_config(options: &BuildOptions) -> EncoderConfig {
+    EncoderConfig {
+        max_seq_len: options.max_seq_len,
+        word_embeddings_4bit: options.word_embeddings_4bit,
+        ..EncoderConfig::default()
+    }
+}
+
+/// The rest of a build after [`prepare`]: embeds the texts unless
+/// `vectors` holds every row's vector (row-major, made by an encoder built
+/// with [`encoder_config`]), trains, picks and assembles.
+pub fn build_prepared(
+    model: &[u8],
+    tokenizer: &[u8],
+    prepared: PreparedRows,
+    vectors: Option<&[f32]>,
+    options: &BuildOptions,
+    now_ms: &dyn Fn() -> f64,
+    progress: &mut dyn FnMut(BuildProgress),
+) -> Result<BuiltBundle> {
+    let PreparedRows { rows, labels } = prepared;
+    let encoder = Encoder::from_bytes(model, tokenizer, encoder_config(options))?;
     let dim = encoder.dim();
     let features = match vectors {
         Some(vectors) if vectors.len() == rows.len() * dim => vectors.to_vec(),

@@ -7,9 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use super::build::{build, BuildOptions, BuildProgress, LabelledText};
+use super::build::{self, build_prepared, BuildOptions, BuildProgress, LabelledText, PreparedRows};
 use crate::encoder::{four_bit, EMBED_CHUNK_ROWS};
-use crate::HeadArchitecture;
+use crate::{EncoderConfig, HeadArchitecture};
 
 pub const USAGE: &str = "\
 usage: localtune-bundle --encoder MODEL.onnx --tokenizer TOKENIZER.json --data LABELLED.csv --out DIR [options]
@@ -41,11 +41,18 @@ options:
                             the compiled encoder's word embeddings: int8 (default), or 4 bits
                             in groups of G values (default 32): MiniLM's file 23 → 18 MB,
                             vectors within cosine 0.99 of int8's
-  --threads N               threads that embed the texts (default: one per core; one in
-                            WebAssembly); the bundle's bytes do not depend on it";
+  --threads N               threads that embed the texts (default: one per core; npx
+                            localtune bundle runs them as Node worker threads, by
+                            default at most 8); the bundle's bytes do not depend on it";
 
 /// The most threads `--threads` may ask for.
 pub const MAX_THREADS: usize = 256;
+
+/// The most workers a pool starts unless `--threads` asks for more. Unlike
+/// native threads, which share one encoder, each worker builds its own
+/// from the ONNX file (two workers and the tool took 1.1 GB in Node): one
+/// per core of a 64-core machine would need tens of gigabytes.
+pub const DEFAULT_MAX_WORKERS: usize = 8;
 
 /// What the shell does for the tool.
 pub trait ToolIo {
@@ -249,39 +256,147 @@ pub fn read_rows(csv: &[u8], source: &str, args: &ToolArgs) -> Result<Vec<Labell
 /// Runs the tool on `args` (the flags after the command name). An error is
 /// the message to print; nothing is written unless the whole bundle built.
 pub fn run(args: &[String], io: &dyn ToolIo) -> Result<(), String> {
+    match prepare(args, io)? {
+        Some(build) => build.finish(None, io),
+        None => Ok(()),
+    }
+}
+
+/// A run of the tool up to the embedding: its flags read, its files read,
+/// its rows checked and split ([`build::prepare`]). The shell embeds
+/// [`PreparedTool::texts`] wherever it likes — the npm tool on a pool of
+/// Node worker threads, each with an encoder of its own — and hands the
+/// vectors to [`PreparedTool::finish`]; or lets `finish` embed them.
+pub struct PreparedTool {
+    args: ToolArgs,
+    model: Vec<u8>,
+    tokenizer: Vec<u8>,
+    rows: PreparedRows,
+    started: f64,
+}
+
+/// Reads the flags and the files and checks the rows; prints the usage
+/// (and returns `None`) for `--help`. Errors as [`run`]'s.
+pub fn prepare(args: &[String], io: &dyn ToolIo) -> Result<Option<PreparedTool>, String> {
     let args = match parse_args(args)? {
         Command::Help => {
             io.print(USAGE);
-            return Ok(());
+            return Ok(None);
         }
-        Command::Build(args) => args,
+        Command::Build(args) => *args,
     };
     let started = io.now_ms();
     let model = io.read(&args.encoder)?;
     let tokenizer = io.read(&args.tokenizer)?;
     let rows = read_rows(&io.read(&args.data)?, &args.data, &args)?;
-    let clock = || io.now_ms();
-    let mut report = |p: BuildProgress| {
+    let rows = build::prepare(rows, &args.options, &mut report_to(io, &args))
+        .map_err(|e| tool_error(e, &args))?;
+    Ok(Some(PreparedTool {
+        args,
+        model,
+        tokenizer,
+        rows,
+        started,
+    }))
+}
+
+impl PreparedTool {
+    /// The texts to embed, in the order [`PreparedTool::finish`] takes
+    /// their vectors.
+    pub fn texts(&self) -> Vec<&str> {
+        self.rows.texts()
+    }
+
+    /// The encoder's files and how to build it: an encoder built so embeds
+    /// the texts as `finish` would.
+    pub fn encoder(&self) -> (&[u8], &[u8], EncoderConfig) {
+        (
+            &self.model,
+            &self.tokenizer,
+            build::encoder_config(&self.args.options),
+        )
+    }
+
+    /// `--threads` (0: one per core).
+    pub fn threads(&self) -> usize {
+        self.args.options.threads
+    }
+
+    /// How many workers of a pool embed the texts on a machine with
+    /// `cores`: `--threads`, or by default one per core up to
+    /// [`DEFAULT_MAX_WORKERS`]; never more than there are runs of texts.
+    pub fn workers(&self, cores: usize) -> usize {
+        let asked = match self.threads() {
+            0 => cores.min(DEFAULT_MAX_WORKERS),
+            n => n,
+        };
+        asked.clamp(1, self.rows.len().div_ceil(EMBED_CHUNK_ROWS).max(1))
+    }
+
+    /// The line the tool prints when `done` of the texts are embedded, if
+    /// any (so a shell that embeds prints what the tool would).
+    pub fn embedded_line(&self, done: usize) -> Option<String> {
+        progress_line(
+            &BuildProgress::Embedded {
+                done,
+                total: self.rows.len(),
+            },
+            self.args.options.architecture,
+        )
+    }
+
+    /// Builds the bundle from every text's vector (row-major, in the order
+    /// of [`PreparedTool::texts`]), or embeds them here if `vectors` is
+    /// `None`, and writes its files.
+    pub fn finish(self, vectors: Option<&[f32]>, io: &dyn ToolIo) -> Result<(), String> {
+        let PreparedTool {
+            args,
+            model,
+            tokenizer,
+            rows,
+            started,
+        } = self;
+        let clock = || io.now_ms();
+        let built = build_prepared(
+            &model,
+            &tokenizer,
+            rows,
+            vectors,
+            &args.options,
+            &clock,
+            &mut report_to(io, &args),
+        )
+        .map_err(|e| tool_error(e, &args))?;
+        for (name, bytes) in &built.files {
+            io.write(&args.out, name, bytes)?;
+        }
+        io.print(&format!(
+            "wrote {} ({} labels, {} rehearsal vectors) in {:.1} s",
+            args.out,
+            built.manifest.labels.len(),
+            built.rehearsal_vectors,
+            (io.now_ms() - started) / 1000.0
+        ));
+        Ok(())
+    }
+}
+
+/// Prints the lines of a build's stages.
+fn report_to<'a>(io: &'a dyn ToolIo, args: &'a ToolArgs) -> impl FnMut(BuildProgress) + 'a {
+    move |p| {
         if let Some(line) = progress_line(&p, args.options.architecture) {
             io.print(&line);
         }
-    };
-    let built = build(&model, &tokenizer, rows, &args.options, &clock, &mut report);
-    let built = built.map_err(|e| match e {
+    }
+}
+
+/// A build's error as the tool words it: a problem with the rows names the
+/// data file.
+fn tool_error(error: crate::Error, args: &ToolArgs) -> String {
+    match error {
         crate::Error::Config(message) => format!("{}: {message}", args.data),
         other => other.to_string(),
-    })?;
-    for (name, bytes) in &built.files {
-        io.write(&args.out, name, bytes)?;
     }
-    io.print(&format!(
-        "wrote {} ({} labels, {} rehearsal vectors) in {:.1} s",
-        args.out,
-        built.manifest.labels.len(),
-        built.rehearsal_vectors,
-        (io.now_ms() - started) / 1000.0
-    ));
-    Ok(())
 }
 
 /// The line a stage of the build prints, if any.
@@ -297,7 +412,7 @@ pub fn progress_line(progress: &BuildProgress, architecture: HeadArchitecture) -
         }
         // Runs of texts finish in any order, so `done` moves by up to a
         // run at a time: a line each time it passes a multiple of 640.
-        BuildProgress::Embedded { done, total } if done % 640 < EMBED_CHUNK_ROWS => {
+        BuildProgress::Embedded { done, total } if *done >= 640 && done % 640 < EMBED_CHUNK_ROWS => {
             format!("  embedded {done} / {total}")
         }
         BuildProgress::Embedded { .. } => return None,

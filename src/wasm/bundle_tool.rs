@@ -2,11 +2,16 @@
 //! package's `npx localtune bundle` and `localtune/bundle`'s `buildBundle`.
 //! The caller lends it a file system, a console and a clock; the tool
 //! decides everything else, exactly as the native `localtune-bundle` does.
+//! `prepareBundleBuild` is the same run cut at the embedding, for a caller
+//! that embeds the texts on a pool of worker threads (wasm has no threads
+//! of its own) and hands the vectors back.
 
-use js_sys::Uint8Array;
+use js_sys::{Float32Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-use crate::bundle::tool::{self, ToolIo};
+use super::encoder::EncoderOptionsArg;
+use super::head::to_js;
+use crate::bundle::tool::{self, PreparedTool, ToolIo};
 
 #[wasm_bindgen(typescript_custom_section)]
 const BUNDLE_TOOL_IO: &str = r#"
@@ -70,14 +75,83 @@ impl ToolIo for BundleToolIo {
     }
 }
 
+/// The tool's error as a JS `Error` named `BundleToolError`.
+fn tool_error(message: String) -> JsValue {
+    let error = js_sys::Error::new(&message);
+    error.set_name("BundleToolError");
+    error.into()
+}
+
 /// Runs the bundle tool with `args` (its flags, as `localtune-bundle`
 /// takes them). Throws an `Error` whose message is what the tool would
 /// print; writes nothing unless the whole bundle built.
 #[wasm_bindgen(js_name = runBundleTool)]
 pub fn run_bundle_tool(args: Vec<String>, io: &BundleToolIo) -> Result<(), JsValue> {
-    tool::run(&args, io).map_err(|message| {
-        let error = js_sys::Error::new(&message);
-        error.set_name("BundleToolError");
-        error.into()
-    })
+    tool::run(&args, io).map_err(tool_error)
+}
+
+/// Runs the bundle tool with `args` up to the embedding: reads the flags,
+/// the files and the rows, and prints what the tool prints by then.
+/// `undefined` for `--help` (the usage is printed). Throws as
+/// `runBundleTool` does.
+#[wasm_bindgen(js_name = prepareBundleBuild)]
+pub fn prepare_bundle_build(
+    args: Vec<String>,
+    io: &BundleToolIo,
+) -> Result<Option<BundleBuild>, JsValue> {
+    Ok(tool::prepare(&args, io)
+        .map_err(tool_error)?
+        .map(BundleBuild))
+}
+
+/// A bundle tool run waiting for its texts' vectors.
+#[wasm_bindgen]
+pub struct BundleBuild(PreparedTool);
+
+#[wasm_bindgen]
+impl BundleBuild {
+    /// The texts to embed, in the order `finish` takes their vectors.
+    pub fn texts(&self) -> Vec<String> {
+        self.0.texts().into_iter().map(String::from).collect()
+    }
+
+    /// The encoder's ONNX file (a copy), for `new Encoder(model, tokenizer,
+    /// encoderOptions)`.
+    pub fn model(&self) -> Uint8Array {
+        Uint8Array::from(self.0.encoder().0)
+    }
+
+    /// The tokenizer.json (a copy).
+    pub fn tokenizer(&self) -> Uint8Array {
+        Uint8Array::from(self.0.encoder().1)
+    }
+
+    /// The options an encoder that embeds as the tool does is built with.
+    #[wasm_bindgen(js_name = encoderOptions)]
+    pub fn encoder_options(&self) -> Result<EncoderOptionsArg, JsValue> {
+        Ok(to_js(&self.0.encoder().2)?.unchecked_into())
+    }
+
+    /// How many worker threads embed the texts on a machine with `cores`
+    /// (`--threads`, or one per core up to 8; no more than the runs).
+    pub fn workers(&self, cores: usize) -> usize {
+        self.0.workers(cores)
+    }
+
+    /// The progress line the tool prints when `done` texts are embedded,
+    /// if any.
+    #[wasm_bindgen(js_name = embeddedLine)]
+    pub fn embedded_line(&self, done: usize) -> Option<String> {
+        self.0.embedded_line(done)
+    }
+
+    /// Builds and writes the bundle from every text's vector (`texts().length
+    /// × dim` floats, row-major in the order of `texts()`), and prints the
+    /// rest of the tool's lines. Consumes this object. Throws as
+    /// `runBundleTool` does; writes nothing unless the whole bundle built.
+    pub fn finish(self, vectors: &Float32Array, io: &BundleToolIo) -> Result<(), JsValue> {
+        self.0
+            .finish(Some(&vectors.to_vec()), io)
+            .map_err(tool_error)
+    }
 }
