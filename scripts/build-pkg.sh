@@ -167,7 +167,7 @@ cat > pkg/package.json <<JSON
     "./localtune_relaxed_bg.wasm": "./localtune_relaxed_bg.wasm",
     "./localtune_onnx_bg.wasm": "./localtune_onnx_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "localtune_onnx_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "localtune_onnx.js", "localtune_onnx.d.ts", "client.js", "client.d.ts", "worker.js", "bundle.js", "bundle.d.ts", "cli.js"],
+  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "localtune_onnx_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "localtune_onnx.js", "localtune_onnx.d.ts", "client.js", "client.d.ts", "worker.js", "bundle.js", "bundle-worker.js", "bundle.d.ts", "cli.js"],
   "bin": { "localtune": "./cli.js" },
   "sideEffects": ["./worker.js", "./localtune.js", "./localtune_onnx.js", "./trap-guard.js"]
 }
@@ -176,7 +176,7 @@ JSON
 # localtune/client): plain ES modules next to the glue they import.
 cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
 # The bundle tool for Node (localtune/bundle, and `npx localtune bundle`).
-cp src/js/bundle.js src/js/bundle.d.ts src/js/cli.js pkg/
+cp src/js/bundle.js src/js/bundle-worker.js src/js/bundle.d.ts src/js/cli.js pkg/
 chmod +x pkg/cli.js
 # The package's README is for package users (src/js/README.md); the
 # repository's is for contributors.

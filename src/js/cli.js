@@ -9,7 +9,7 @@ if (command !== 'bundle') {
   process.exit(2);
 }
 try {
-  runBundleCli(args);
+  await runBundleCli(args);
 } catch (e) {
   if (e?.name !== 'BundleToolError') throw e;
   console.error(`localtune bundle: ${e.message}`);

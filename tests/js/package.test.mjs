@@ -139,6 +139,52 @@ test('4-bit word embeddings: a fifth smaller file, read by the page module as th
   fromOnnx.free();
 });
 
+test('buildBundleOnWorkers writes buildBundle\'s files on worker threads, reports, cancels, and refuses as the tool does', async () => {
+  const { buildBundle, buildBundleOnWorkers } = await import('../../pkg/bundle.js');
+  const { INTENT_ROWS } = await import('./intents.mjs');
+  // 700 texts of every intent: 22 runs of the encoder, one progress line.
+  const rows = INTENT_ROWS.filter((_, i) => i % 8 === 0).slice(0, 700);
+  const quote = (t) => `"${t.replaceAll('"', '""')}"`;
+  const data = `text,label\n${rows.map((r) => `${quote(r.text)},${r.intent}`).join('\n')}\n`;
+  const options = { encoder: model, tokenizer, data, epochs: 5 };
+  const one = buildBundle(options);
+  const lines = [];
+  const onWorkers = await buildBundleOnWorkers({ ...options, threads: 2, onProgress: (line) => lines.push(line) });
+  assert.deepEqual([...onWorkers.keys()], [...one.keys()]);
+  for (const [name, bytes] of one) assert.equal(Buffer.compare(onWorkers.get(name), bytes), 0, `${name}: the same bytes`);
+  assert.match(lines[0], /^read 700 rows, \d+ labels \(\d+ held out\)$/);
+  // Runs finish in any order, but 21 of the 22 are 32 texts and the short
+  // one is handed out last.
+  assert.ok(lines.includes('  embedded 640 / 700'), lines.join('\n'));
+  assert.ok(lines.includes('embedded 700 texts'), lines.join('\n'));
+
+  // Cancelled while the workers embed: rejects with the signal's reason at
+  // once, and the next build still works.
+  const controller = new AbortController();
+  const started = performance.now();
+  let abortedAt = null;
+  await assert.rejects(
+    buildBundleOnWorkers({
+      ...options, threads: 2, signal: controller.signal,
+      onProgress: (line) => { if (line.startsWith('read ')) setTimeout(() => { abortedAt = performance.now(); controller.abort(); }, 200); },
+    }),
+    (e) => e.name === 'AbortError',
+  );
+  assert.ok(abortedAt !== null && performance.now() - abortedAt < 1000, `rejected ${performance.now() - abortedAt} ms after the abort`);
+  assert.ok(performance.now() - started < 10_000);
+  // A signal aborted before the call: nothing runs.
+  await assert.rejects(buildBundleOnWorkers({ ...options, signal: AbortSignal.abort() }), (e) => e.name === 'AbortError');
+
+  // A wrong model file: the worker threads refuse it with the words the
+  // tool uses on one thread.
+  let message;
+  assert.throws(() => buildBundle({ ...options, encoder: tokenizer }), (e) => { message = e.message; return e.name === 'BundleToolError'; });
+  await assert.rejects(buildBundleOnWorkers({ ...options, encoder: tokenizer, threads: 2 }),
+    (e) => e.name === 'BundleToolError' && e.message === message);
+  const again = await buildBundleOnWorkers({ ...options, threads: 3 });
+  assert.equal(Buffer.compare(again.get('head.bin'), one.get('head.bin')), 0);
+});
+
 test('tokenize and embedTokenIds agree with embed', () => {
   const encoder = new Encoder(model, tokenizer, { maxSeqLen: 16 });
   const batch = encoder.tokenize(['turn off the kitchen lights', 'hi']);

@@ -7,7 +7,7 @@ import init, {
   type ClassifierStats, type Prediction, type Sample, type VersionInfo,
 } from 'localtune';
 import { WorkerClassifier } from 'localtune/client';
-import { buildBundle, runBundleCli } from 'localtune/bundle';
+import { buildBundle, buildBundleOnWorkers, runBundleCli } from 'localtune/bundle';
 
 export async function mainThread(): Promise<string> {
   await init();
@@ -57,15 +57,18 @@ export async function inAWorker(): Promise<number> {
 }
 
 /** A build script (Node) making a bundle from a CSV with localtune/bundle. */
-export function buildStep(encoder: Uint8Array, tokenizer: Uint8Array, csv: string): number {
+export async function buildStep(encoder: Uint8Array, tokenizer: Uint8Array, csv: string): Promise<number> {
   const files: Map<string, Uint8Array> = buildBundle({
     encoder, tokenizer, data: csv, textColumn: 'text', labelColumn: 'intent',
     architecture: 'mlp:64', epochs: 30, onProgress: (line) => console.log(line.length),
   });
-  runBundleCli(['--help'], { print: (line) => console.log(line) });
+  const onWorkers: Map<string, Uint8Array> = await buildBundleOnWorkers({
+    encoder, tokenizer, data: csv, threads: 2, signal: AbortSignal.timeout(600_000),
+  });
+  await runBundleCli(['--help'], { print: (line) => console.log(line), signal: new AbortController().signal });
   // @ts-expect-error: architecture is 'linear' or 'mlp:H'
   buildBundle({ encoder, tokenizer, data: csv, architecture: 'deep' });
   // @ts-expect-error: the encoder's bytes are required
   buildBundle({ tokenizer, data: csv });
-  return files.get('manifest.json')?.length ?? 0;
+  return (files.get('manifest.json')?.length ?? 0) + onWorkers.size;
 }
