@@ -146,3 +146,50 @@ fn ids_from_javascript_are_whole_numbers_in_range_never_rounded() {
         assert!(err.to_string().contains("sample id"), "{err}");
     }
 }
+
+#[test]
+fn missing_vectors_are_embedded_in_slices_of_512_and_each_slice_is_kept() {
+    use localtune::store::EMBED_MISSING_TEXTS;
+    let shipped =
+        Head::new_seeded(8, HeadArchitecture::Linear, vec!["a".into(), "b".into()], 0).unwrap();
+    let store = block_on(Store::open(
+        MemoryBackend::new(),
+        "e",
+        &shipped,
+        StorePolicy::default(),
+        0.0,
+    ))
+    .unwrap();
+    // 1,100 samples stored without a vector (as an import or an encoder
+    // change leaves them).
+    for i in 0..1_100 {
+        block_on(store.add_sample(&format!("sample {i}"), "a", 0.0, None)).unwrap();
+    }
+    let mut calls = Vec::new();
+    let data = block_on(store.training_data_embedding_missing(&mut |texts| {
+        calls.push(texts.len());
+        Ok(vec![0.125; texts.len() * 8])
+    }))
+    .unwrap();
+    assert_eq!(calls, [EMBED_MISSING_TEXTS, EMBED_MISSING_TEXTS, 76]);
+    assert!(data.missing.is_empty() && data.labels.len() == 1_100);
+
+    // An embedding that fails on the third slice keeps the first two.
+    for i in 0..1_100 {
+        block_on(store.add_sample(&format!("more {i}"), "b", 0.0, None)).unwrap();
+    }
+    let mut slices = 0;
+    let error = block_on(store.training_data_embedding_missing(&mut |texts| {
+        slices += 1;
+        if slices == 3 {
+            return Err(localtune::Error::Cancelled);
+        }
+        Ok(vec![0.125; texts.len() * 8])
+    }))
+    .unwrap_err();
+    assert!(matches!(error, localtune::Error::Cancelled));
+    assert_eq!(
+        block_on(store.training_data()).unwrap().missing.len(),
+        1_100 - 2 * EMBED_MISSING_TEXTS
+    );
+}

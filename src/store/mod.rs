@@ -48,6 +48,14 @@ pub fn id_from_number(what: &str, value: f64) -> Result<u64> {
     }
 }
 
+/// Samples [`Store::training_data_embedding_missing`] hands `embed` at
+/// once: enough that [`crate::Encoder::embed`], which sorts its texts by
+/// length into runs of 32, pads each run only to texts of similar length
+/// (runs of 32 in arrival order embed 1.6× slower natively), and few enough that the
+/// vectors of each slice are cached before the next (an interrupted
+/// re-embedding keeps what it did).
+pub const EMBED_MISSING_TEXTS: usize = 512;
+
 /// Limits a store keeps to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -360,8 +368,7 @@ impl<B: StoreBackend> Store<B> {
     /// [`Store::training_data`] with no sample missing: samples without a
     /// vector under this encoder (imported, or stored before an encoder
     /// change) are embedded by `embed` (texts → `texts.len() × dim` floats)
-    /// 32 at a time, since one padded batch of thousands would not fit, and
-    /// cached.
+    /// [`EMBED_MISSING_TEXTS`] at a time, and cached.
     pub async fn training_data_embedding_missing(
         &self,
         embed: &mut dyn FnMut(&[&str]) -> Result<Vec<f32>>,
@@ -370,7 +377,7 @@ impl<B: StoreBackend> Store<B> {
         if data.missing.is_empty() {
             return Ok(data);
         }
-        for chunk in data.missing.chunks(32) {
+        for chunk in data.missing.chunks(EMBED_MISSING_TEXTS) {
             let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
             let vectors = embed(&texts)?;
             self.check_vectors(&vectors, texts.len())?;
