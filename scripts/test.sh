@@ -136,20 +136,31 @@ step_js() {
   # Chromium and Firefox: every file in one run.
   LOCALTUNE_JS_ENGINES=chromium,firefox node --test tests/js/
   # WebKit: the files that test in every engine (inEveryEngine), one at a
-  # time; one that fails runs again, up to three runs in all, for the
-  # reason wasm-webkit reruns: JavaScriptCore's impossible states (an "Out
-  # of bounds memory access" in Encoder.fromCompiled reached store.test.mjs
-  # once, 9a24c02; on 2026-12-05 classifier.test.mjs met one in about a
-  # third of its runs, with this and the day before's package alike, see
-  # docs/testing.md#webkit). A file that fails three times fails the step.
-  local file attempt
+  # time. A test that fails there runs again alone, up to three runs in
+  # all, for the reason wasm-webkit reruns: JavaScriptCore's impossible
+  # states (docs/testing.md#webkit), which on 2026-12-05 hit a test of
+  # classifier.test.mjs in 6 of 9 runs of the file, a different test each
+  # time, with or without JSC's optimizing tiers. Rerunning the whole file
+  # met a fresh chance of failing in one of its other tests; a test that
+  # fails three times, or a failure outside any test, fails the step.
+  local file attempt log names patterns name
+  log=$(mktemp)
   for file in $(grep -l inEveryEngine tests/js/*.test.mjs); do
+    patterns=()
     for attempt in 1 2 3; do
-      LOCALTUNE_JS_ENGINES=webkit node --test "$file" && break
-      [ "$attempt" = 3 ] && return 1
-      banner "js: $file FAILED in WebKit (run $attempt of 3); running it again (see docs/testing.md#webkit)"
+      # (pipefail: the pipeline fails when node does.)
+      if LOCALTUNE_JS_ENGINES=webkit node --test "${patterns[@]}" "$file" | tee "$log"; then break; fi
+      # The failed tests (TAP: "not ok N - name" inside the engine's suite).
+      names=$(sed -n 's/^    not ok [0-9]* - //p' "$log")
+      if [ "$attempt" = 3 ] || [ -z "$names" ]; then rm -f "$log"; return 1; fi
+      banner "js: in WebKit, $file: FAILED (run $attempt of 3): $(paste -sd ';' <<< "$names"); running those tests again alone (see docs/testing.md#webkit)"
+      patterns=()
+      while IFS= read -r name; do
+        patterns+=("--test-name-pattern=^$(printf '%s' "$name" | sed 's/[][\\.*^$?+(){}|/]/\\&/g')\$")
+      done <<< "$names"
     done
   done
+  rm -f "$log"
 }
 
 banner() { printf '\n\033[1;32m==> %s\033[0m\n' "$*"; }
