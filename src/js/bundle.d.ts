@@ -23,7 +23,7 @@ export interface BuildBundleOptions {
   autoUpdateThreshold?: number;
   /** The compiled encoder's word embeddings: 'int8' (default), or 4 bits in groups of 32 ('4bit') or G ('4bit:G'). */
   wordEmbeddings?: 'int8' | '4bit' | `4bit:${number}`;
-  /** Worker threads that embed the texts in `buildBundleOnWorkers` (default: one per core); the files do not depend on it. */
+  /** Worker threads that embed the texts in `buildBundleOnWorkers` (default: one per core, at most 8); the files do not depend on it. */
   threads?: number;
   /** Sees each line of progress. */
   onProgress?: (line: string) => void;
@@ -41,6 +41,6 @@ export function buildBundleOnWorkers(options: BuildBundleOptions & { signal?: Ab
 
 /**
  * Runs the bundle tool with its command-line flags on the file system,
- * embedding on `--threads` worker threads (default: one per core).
+ * embedding on `--threads` worker threads (default: one per core, at most 8).
  */
 export function runBundleCli(args: string[], options?: { print?: (line: string) => void; signal?: AbortSignal }): Promise<void>;

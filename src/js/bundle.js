@@ -43,7 +43,7 @@ function fileIo(print) {
 /**
  * Runs the tool with its command-line flags (`--encoder`, `--tokenizer`,
  * `--data`, `--out`, …; `--help` lists them) on the file system, embedding
- * the texts on `--threads` worker threads (default: one per core). Rejects
+ * the texts on `--threads` worker threads (default: one per core, at most 8). Rejects
  * with a `BundleToolError` with the tool's message, or with `signal`'s
  * reason once it aborts; writes nothing unless the whole bundle built.
  */
@@ -100,7 +100,7 @@ export function buildBundle(options) {
 
 /**
  * `buildBundle` with the texts embedded on `threads` worker threads
- * (default: one per core): the same files, bit for bit, in a fraction of
+ * (default: one per core, at most 8): the same files, bit for bit, in a fraction of
  * the time. Resolves to the same Map; rejects with a `BundleToolError`, or
  * with `signal`'s reason once it aborts (the workers stop at once).
  */
