@@ -781,9 +781,9 @@ fn the_tool_cut_at_the_embedding_writes_the_same_bundle_from_vectors_made_elsewh
     let mut done = 0;
     for run in worker.embedding_runs(&refs).unwrap().iter().rev() {
         let run_texts: Vec<&str> = run.iter().map(|&i| refs[i]).collect();
+        let run_vectors = worker.embed(&run_texts).unwrap();
         for (k, &i) in run.iter().enumerate() {
-            vectors[i * dim..(i + 1) * dim]
-                .copy_from_slice(worker.embed(&run_texts).unwrap().row(k));
+            vectors[i * dim..(i + 1) * dim].copy_from_slice(run_vectors.row(k));
         }
         done += run.len();
         if let Some(line) = build.embedded_line(done) {
