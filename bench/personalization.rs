@@ -65,6 +65,9 @@ struct Variant {
     learning_rate: Option<f32>,
     /// The bundle's rehearsal vectors per label.
     rehearsal_per_label: usize,
+    /// New labels start from the rows of the labels their samples are
+    /// given (`UpdateConfig::imprint_new_labels`), not from zero.
+    imprint_new_labels: bool,
 }
 
 const NO_MEMORY: MemorySettings = MemorySettings {
@@ -91,6 +94,7 @@ fn variants() -> Vec<Variant> {
         l2_sp: None,
         learning_rate: None,
         rehearsal_per_label: BuildOptions::default().rehearsal_per_label,
+        imprint_new_labels: true,
     };
     let at_once = |name, steps, recent| Variant {
         name,
@@ -108,6 +112,12 @@ fn variants() -> Vec<Variant> {
             name: "batch of 50",
             memory: NO_MEMORY,
             at_once: NOT_AT_ONCE,
+            imprint_new_labels: false,
+            ..shipped
+        },
+        Variant {
+            name: "no imprint",
+            imprint_new_labels: false,
             ..shipped
         },
         Variant {
@@ -552,6 +562,7 @@ fn replay(
     if let Some(learning_rate) = variant.learning_rate {
         policy.config.learning_rate = learning_rate;
     }
+    policy.config.imprint_new_labels = variant.imprint_new_labels;
     let classifier = classifier.with_auto_update(policy);
     let vector = |row: usize| &features[row * dim..(row + 1) * dim];
     let accuracy = |classifier: &Classifier<MemoryBackend>, rows: &[(usize, &str)]| -> f64 {

@@ -186,7 +186,8 @@ def summarize(data, features, dim):
 def updates(u):
     if not u["updates"]:
         return "no update ran"
-    return (f"worst update {-100 * u['worst_update_drop']:+.1f} pts; {u['updates']} updates, "
+    plural = "" if u["updates"] == 1 else "s"
+    return (f"worst update {-100 * u['worst_update_drop']:+.1f} pts; {u['updates']} update{plural}, "
             f"{u['rejected']} rejected")
 
 

@@ -8,7 +8,12 @@
 //! refitted after every correction would: the head moves its boundaries.
 //!
 //! As in every update, only the output rows of the labels the corrections
-//! touch learn ([`train_personal_head`]).
+//! touch learn ([`train_personal_head`]), and a label the current head does
+//! not know starts from the rows of the labels it gives that label's
+//! corrections, just below them
+//! ([`crate::head::personal::imprint_new_labels`]): it learns what
+//! tells it apart from them, instead of growing from zero until it
+//! outscores them and reaching past them into their neighbours.
 //!
 //! The classifier learns it a slice of steps at a time ([`Relearning`]):
 //! `addFeedback` resolves as soon as the memory holds the correction, and
@@ -89,6 +94,7 @@ impl Relearning {
             UserSamples {
                 features: memory.vectors(),
                 labels: &labels,
+                new_labels_from: current.labels().len(),
             },
             &rows,
             RehearsalRows {
@@ -96,6 +102,7 @@ impl Relearning {
                 labels: &rehearsal.labels,
                 nearest: Some(rehearsal_nearest),
             },
+            defaults.imprint_new_labels,
         )?;
         let config = UpdateConfig {
             // Only the output layer: a hidden layer serves every label.
@@ -111,7 +118,7 @@ impl Relearning {
             ..defaults.clone()
         };
         Ok(Relearning(Job::Learning(Box::new(SteppedUpdate::new(
-            start,
+            set.start,
             set.features,
             set.labels,
             config,

@@ -604,6 +604,7 @@ impl<B: StoreBackend> Classifier<B> {
             UserSamples {
                 features: &data.features,
                 labels: &user_labels,
+                new_labels_from: self.bundle.head.labels().len(),
             },
             &train_rows,
             RehearsalRows {

@@ -1,8 +1,9 @@
 //! Training a personal head: the one path every kind of update takes (an
 //! update through the classifier's gate, a retrain after an encoder
 //! change). It starts from the shipped head with the user's new labels
-//! added and trains on the user's samples plus the shipped rehearsal
-//! vectors that the user's samples do not override.
+//! added (each starting from the labels the head gives its samples) and
+//! trains on the user's samples plus the shipped rehearsal vectors that the
+//! user's samples do not override.
 
 use std::ops::ControlFlow;
 
@@ -29,6 +30,9 @@ pub struct RehearsalRows<'a> {
 pub struct UserSamples<'a> {
     pub features: &'a [f32],
     pub labels: &'a [usize],
+    /// The labels from this index on are the user's own, new to the head
+    /// being trained (those [`with_labels`] added; its `base`'s label count).
+    pub new_labels_from: usize,
 }
 
 /// A trained personal head and what it was trained on.
@@ -53,11 +57,89 @@ pub fn with_labels(base: &Head, labels: &[String]) -> Result<(Head, Vec<usize>)>
     Ok((head, indices))
 }
 
+/// Gives each label of `head` from `first_new` on (added by
+/// [`with_labels`], its row still zero) the output row and bias the labels
+/// before it give its samples: the mixture of their rows, weighted by the
+/// probabilities `head` gives them on that label's samples (averaged), and
+/// that mixture's bias lowered by [`IMPRINT_MARGIN`]. A new label then starts
+/// where the head already puts its texts, just below the labels there, and
+/// learns only what tells it apart from them; a zero row has to grow until
+/// it outscores them, and reaches past them into their neighbours (issue 20).
+pub fn imprint_new_labels(
+    head: &mut Head,
+    first_new: usize,
+    user: &[(&[f32], usize)],
+) -> Result<()> {
+    let labels = head.labels().len();
+    if first_new >= labels {
+        return Ok(());
+    }
+    let mut mixtures = vec![vec![0.0f64; first_new]; labels - first_new];
+    let mut counts = vec![0usize; labels - first_new];
+    for (vector, label) in user {
+        if *label < first_new {
+            continue;
+        }
+        let probabilities = head.probabilities(vector)?;
+        let shipped: f64 = probabilities[..first_new].iter().map(|&p| p as f64).sum();
+        if shipped <= 0.0 {
+            continue;
+        }
+        for (m, &p) in mixtures[label - first_new]
+            .iter_mut()
+            .zip(&probabilities[..first_new])
+        {
+            *m += p as f64 / shipped;
+        }
+        counts[label - first_new] += 1;
+    }
+    let out = head.layers_mut().last_mut().expect("one or two layers");
+    let inputs = out.inputs;
+    for (new, (mixture, count)) in mixtures.iter().zip(&counts).enumerate() {
+        if *count == 0 {
+            continue;
+        }
+        let target = first_new + new;
+        let mut row = vec![0.0f64; inputs];
+        let mut bias = 0.0f64;
+        for (source, &weight) in mixture.iter().enumerate() {
+            let weight = weight / *count as f64;
+            if weight == 0.0 {
+                continue;
+            }
+            for (r, &w) in row
+                .iter_mut()
+                .zip(&out.weights[source * inputs..(source + 1) * inputs])
+            {
+                *r += weight * w as f64;
+            }
+            bias += weight * out.bias[source] as f64;
+        }
+        for (w, r) in out.weights[target * inputs..(target + 1) * inputs]
+            .iter_mut()
+            .zip(&row)
+        {
+            *w = *r as f32;
+        }
+        out.bias[target] = (bias - IMPRINT_MARGIN) as f32;
+    }
+    Ok(())
+}
+
+/// How far an imprinted label's bias starts below its mixture's
+/// ([`imprint_new_labels`]): on a text the head gives wholly to one label,
+/// the new label's probability starts at e⁻¹ of that label's. Chosen
+/// before measuring; 0.2 and 3 measured within the seeds' spread of it
+/// (docs/benchmarks.md, "Personalization").
+pub const IMPRINT_MARGIN: f64 = 1.0;
+
 /// What a personal head trains on: the user's samples in `rows`, then the
 /// rehearsal rows they do not override, and the labels it leaves as they
 /// are.
 #[derive(Debug, Clone)]
 pub struct PersonalTrainingSet {
+    /// The head training starts from.
+    pub start: Head,
     /// Row-major, `labels.len()` vectors.
     pub features: Vec<f32>,
     pub labels: Vec<usize>,
@@ -68,15 +150,17 @@ pub struct PersonalTrainingSet {
     pub rehearsal_overridden: usize,
 }
 
-/// The samples and frozen labels of a personal update of `start` (the
-/// shipped head with the user's labels, see [`with_labels`]): the user's
-/// samples in `rows` and the rehearsal rows they do not override
-/// ([`rehearsal_rows_to_keep`]).
+/// The start, samples and frozen labels of a personal update of `start`
+/// (the shipped head with the user's labels, see [`with_labels`]): the
+/// user's samples in `rows` and the rehearsal rows they do not override
+/// ([`rehearsal_rows_to_keep`]); with `imprint`, the user's new labels start
+/// from the labels their samples in `rows` are given ([`imprint_new_labels`]).
 pub fn personal_training_set(
     start: &Head,
     user: UserSamples<'_>,
     rows: &[usize],
     rehearsal: RehearsalRows<'_>,
+    imprint: bool,
 ) -> Result<PersonalTrainingSet> {
     let dim = start.input_dim();
     let user_rows: Vec<(&[f32], usize)> = rows
@@ -108,7 +192,12 @@ pub fn personal_training_set(
         features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
         labels.push(rehearsal.labels[row] as usize);
     }
+    let mut start_head = start.clone();
+    if imprint {
+        imprint_new_labels(&mut start_head, user.new_labels_from, &user_rows)?;
+    }
     Ok(PersonalTrainingSet {
+        start: start_head,
         features,
         labels,
         frozen_labels: untouched_labels(start, &user_rows)?,
@@ -131,13 +220,13 @@ pub fn train_personal_head(
     now_ms: &dyn Fn() -> f64,
     observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
 ) -> Result<PersonalOutcome> {
-    let set = personal_training_set(start, user, rows, rehearsal)?;
+    let set = personal_training_set(start, user, rows, rehearsal, config.imprint_new_labels)?;
     let config = &UpdateConfig {
         frozen_labels: set.frozen_labels,
         ..config.clone()
     };
     let outcome = run_update(
-        start,
+        &set.start,
         None,
         TrainingSet {
             features: &set.features,
@@ -257,6 +346,74 @@ fn keep_rehearsal_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::head::DenseLayer;
+
+    /// Three labels over 2-d vectors: "a" along x, "b" along y, "c" along -x.
+    fn three_labels() -> Head {
+        Head::from_layers(
+            ["a", "b", "c"].map(String::from).to_vec(),
+            vec![DenseLayer {
+                inputs: 2,
+                outputs: 3,
+                weights: vec![4.0, 0.0, 0.0, 4.0, -4.0, 0.0],
+                bias: vec![0.5, -0.5, 0.0],
+            }],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_new_label_starts_just_below_the_labels_its_samples_are_given() {
+        let base = three_labels();
+        let (mut head, labels) = with_labels(&base, &["mine".to_string()]).unwrap();
+        let texts_of_b: [&[f32]; 2] = [&[0.0, 2.0], &[0.2, 1.8]];
+        let user: Vec<(&[f32], usize)> = texts_of_b.iter().map(|v| (*v, labels[0])).collect();
+        imprint_new_labels(&mut head, base.labels().len(), &user).unwrap();
+
+        let out = head.layers().last().unwrap();
+        let new_row = out.row(3);
+        // Mostly "b"'s row: the head gives both samples to "b" (and a
+        // little of "a"'s, which the second sample leans toward).
+        let distance = |label: usize| -> f32 {
+            let row = base.layers()[0].row(label);
+            new_row.iter().zip(row).map(|(n, r)| (n - r).abs()).sum()
+        };
+        assert!(
+            distance(1) < 0.5 && distance(1) < distance(0) && distance(1) < distance(2),
+            "{new_row:?} is not near b's row"
+        );
+        // The shipped labels are exactly as they were, and still win.
+        assert_eq!(&out.weights[..6], &base.layers()[0].weights[..]);
+        for vector in texts_of_b {
+            assert_eq!(head.predict(vector).unwrap()[0].label, "b");
+            let p = head.probabilities(vector).unwrap();
+            assert!(p[3] > 0.3 * p[1], "{p:?}: the new label starts near b");
+        }
+    }
+
+    #[test]
+    fn imprinting_leaves_known_labels_and_unsampled_new_labels_alone() {
+        let base = three_labels();
+        let labels = ["b".to_string(), "mine".to_string(), "theirs".to_string()];
+        let (mut head, indices) = with_labels(&base, &labels).unwrap();
+        assert_eq!(indices, [1, 3, 4]);
+        let before = head.clone();
+        // Samples of a known label and none of "theirs": only "mine" changes.
+        let user: Vec<(&[f32], usize)> = vec![(&[1.0, 0.0], 1), (&[1.0, 0.0], 3)];
+        imprint_new_labels(&mut head, base.labels().len(), &user).unwrap();
+        let (out, was) = (
+            head.layers().last().unwrap(),
+            before.layers().last().unwrap(),
+        );
+        assert_eq!(out.row(4), was.row(4), "no samples: still a zero row");
+        assert_eq!(out.bias[4], was.bias[4]);
+        assert_eq!(&out.weights[..6], &was.weights[..6]);
+        assert_ne!(out.row(3), was.row(3));
+        // Nothing new: nothing to do.
+        let mut unchanged = base.clone();
+        imprint_new_labels(&mut unchanged, 3, &user).unwrap();
+        assert_eq!(unchanged, base);
+    }
 
     #[test]
     fn nearest_similarity_is_the_pairwise_maximum_exactly() {

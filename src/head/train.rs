@@ -125,6 +125,13 @@ pub struct UpdateConfig {
     /// (see `classifier::at_once`).
     #[serde(skip)]
     pub frozen_labels: Vec<usize>,
+    /// A personal update starts each label new to the head from the rows of
+    /// the labels the head gives its samples, not from a zero row
+    /// (`head::personal::imprint_new_labels`). Not an app option: off only
+    /// to measure what it does (the personalization benchmark's "batch of
+    /// 50" is the classifier before it).
+    #[serde(skip)]
+    pub imprint_new_labels: bool,
 }
 
 impl Default for UpdateConfig {
@@ -147,6 +154,7 @@ impl Default for UpdateConfig {
             time_budget_ms: None,
             freeze_hidden_layer: false,
             frozen_labels: Vec::new(),
+            imprint_new_labels: true,
         }
     }
 }

@@ -689,6 +689,7 @@ impl<B: StoreBackend> Store<B> {
             UserSamples {
                 features: &data.features,
                 labels: &labels,
+                new_labels_from: self.shipped_head.labels().len(),
             },
             &all,
             RehearsalRows::default(),
