@@ -57,6 +57,15 @@ pub fn with_labels(base: &Head, labels: &[String]) -> Result<(Head, Vec<usize>)>
     Ok((head, indices))
 }
 
+/// Each user sample's label beside the probabilities `head` gives its
+/// text: what both [`untouched_labels`] and [`imprint_new_labels`] read, one
+/// forward pass per sample.
+pub fn given_by(head: &Head, user: &[(&[f32], usize)]) -> Result<Vec<(usize, Vec<f32>)>> {
+    user.iter()
+        .map(|(vector, label)| Ok((*label, head.probabilities(vector)?)))
+        .collect()
+}
+
 /// Gives each label of `head` from `first_new` on (added by
 /// [`with_labels`], its row still zero) the output row and bias the labels
 /// before it give its samples: the mixture of their rows, weighted by the
@@ -65,22 +74,18 @@ pub fn with_labels(base: &Head, labels: &[String]) -> Result<(Head, Vec<usize>)>
 /// where the head already puts its texts, just below the labels there, and
 /// learns only what tells it apart from them; a zero row has to grow until
 /// it outscores them, and reaches past them into their neighbours (issue 20).
-pub fn imprint_new_labels(
-    head: &mut Head,
-    first_new: usize,
-    user: &[(&[f32], usize)],
-) -> Result<()> {
+/// `given`: [`given_by`] `head` before this call.
+pub fn imprint_new_labels(head: &mut Head, first_new: usize, given: &[(usize, Vec<f32>)]) {
     let labels = head.labels().len();
     if first_new >= labels {
-        return Ok(());
+        return;
     }
     let mut mixtures = vec![vec![0.0f64; first_new]; labels - first_new];
     let mut counts = vec![0usize; labels - first_new];
-    for (vector, label) in user {
+    for (label, probabilities) in given {
         if *label < first_new {
             continue;
         }
-        let probabilities = head.probabilities(vector)?;
         let shipped: f64 = probabilities[..first_new].iter().map(|&p| p as f64).sum();
         if shipped <= 0.0 {
             continue;
@@ -123,7 +128,6 @@ pub fn imprint_new_labels(
         }
         out.bias[target] = (bias - IMPRINT_MARGIN) as f32;
     }
-    Ok(())
 }
 
 /// How far an imprinted label's bias starts below its mixture's
@@ -192,15 +196,16 @@ pub fn personal_training_set(
         features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
         labels.push(rehearsal.labels[row] as usize);
     }
+    let given = given_by(start, &user_rows)?;
     let mut start_head = start.clone();
     if imprint {
-        imprint_new_labels(&mut start_head, user.new_labels_from, &user_rows)?;
+        imprint_new_labels(&mut start_head, user.new_labels_from, &given);
     }
     Ok(PersonalTrainingSet {
         start: start_head,
         features,
         labels,
-        frozen_labels: untouched_labels(start, &user_rows)?,
+        frozen_labels: untouched_labels(start.labels().len(), &given),
         user_samples: user_rows.len(),
         rehearsal_kept: kept.len(),
         rehearsal_overridden: rehearsal.labels.len() - kept.len(),
@@ -244,20 +249,21 @@ pub fn train_personal_head(
     })
 }
 
-/// The labels of `head` that none of the user's samples touches: neither
-/// the label a sample is given nor the one `head` gives its text. An update
+/// The labels (of `label_count`) that none of the user's samples touches:
+/// neither the label a sample is given nor the one the head gives its text
+/// (`given`: [`given_by`] the head). An update
 /// leaves their output rows exactly as they are: a text of such a label
 /// loses ground only where a touched label gains it, which the rehearsal
 /// vectors of the untouched labels argue against. Without this, 50
 /// corrections of a few intents cost the intents nobody corrected 10 points
 /// of accuracy (issue 20).
-pub fn untouched_labels(head: &Head, user: &[(&[f32], usize)]) -> Result<Vec<usize>> {
-    let mut touched = vec![false; head.labels().len()];
-    for (vector, label) in user {
+pub fn untouched_labels(label_count: usize, given: &[(usize, Vec<f32>)]) -> Vec<usize> {
+    let mut touched = vec![false; label_count];
+    for (label, probabilities) in given {
         touched[*label] = true;
-        touched[super::network::argmax(&head.probabilities(vector)?)] = true;
+        touched[super::network::argmax(probabilities)] = true;
     }
-    Ok((0..touched.len()).filter(|&l| !touched[l]).collect())
+    (0..touched.len()).filter(|&l| !touched[l]).collect()
 }
 
 /// Which rehearsal rows an update trains on. The bundle's vectors keep the
@@ -368,7 +374,8 @@ mod tests {
         let (mut head, labels) = with_labels(&base, &["mine".to_string()]).unwrap();
         let texts_of_b: [&[f32]; 2] = [&[0.0, 2.0], &[0.2, 1.8]];
         let user: Vec<(&[f32], usize)> = texts_of_b.iter().map(|v| (*v, labels[0])).collect();
-        imprint_new_labels(&mut head, base.labels().len(), &user).unwrap();
+        let given = given_by(&head, &user).unwrap();
+        imprint_new_labels(&mut head, base.labels().len(), &given);
 
         let out = head.layers().last().unwrap();
         let new_row = out.row(3);
@@ -400,7 +407,8 @@ mod tests {
         let before = head.clone();
         // Samples of a known label and none of "theirs": only "mine" changes.
         let user: Vec<(&[f32], usize)> = vec![(&[1.0, 0.0], 1), (&[1.0, 0.0], 3)];
-        imprint_new_labels(&mut head, base.labels().len(), &user).unwrap();
+        let given = given_by(&head, &user).unwrap();
+        imprint_new_labels(&mut head, base.labels().len(), &given);
         let (out, was) = (
             head.layers().last().unwrap(),
             before.layers().last().unwrap(),
@@ -411,7 +419,7 @@ mod tests {
         assert_ne!(out.row(3), was.row(3));
         // Nothing new: nothing to do.
         let mut unchanged = base.clone();
-        imprint_new_labels(&mut unchanged, 3, &user).unwrap();
+        imprint_new_labels(&mut unchanged, 3, &given_by(&base, &user).unwrap());
         assert_eq!(unchanged, base);
     }
 
