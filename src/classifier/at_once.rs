@@ -102,7 +102,7 @@ impl Relearning {
                 labels: &rehearsal.labels,
                 nearest: Some(rehearsal_nearest),
             },
-            defaults.imprint_new_labels,
+            defaults.personal,
         )?;
         let config = UpdateConfig {
             // Only the output layer: a hidden layer serves every label.

@@ -84,8 +84,10 @@ pub struct UpdateSummary {
     pub current_accuracy: Option<f32>,
     pub held_out_samples: usize,
     pub user_samples: usize,
-    /// Bundle vectors trained on alongside, and those left out because a
-    /// correction of another label is their nearest neighbour.
+    /// Bundle vectors trained on alongside, and those left out because the
+    /// user relabelled their label: a correction of another label is their
+    /// nearest neighbour, as it is for at least a quarter of that label's
+    /// vectors (`head::personal::rehearsal_rows_to_keep`).
     pub rehearsal_samples: usize,
     pub rehearsal_overridden: usize,
     /// Accuracy on the bundle's held-out examples of the shipped labels the

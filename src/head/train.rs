@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, AdamStep};
 use super::network::{self, Gradients, Loss, PassTotals, Penalties, Scratch};
+use super::personal::PersonalRules;
 use super::{DenseLayer, Head};
 use crate::error::{Error, Result};
 
@@ -125,13 +126,11 @@ pub struct UpdateConfig {
     /// (see `classifier::at_once`).
     #[serde(skip)]
     pub frozen_labels: Vec<usize>,
-    /// A personal update starts each label new to the head from the rows of
-    /// the labels the head gives its samples, not from a zero row
-    /// (`head::personal::imprint_new_labels`). Not an app option: off only
-    /// to measure what it does (the personalization benchmark's "batch of
-    /// 50" is the classifier before it).
+    /// How a personal update starts and which shipped examples it keeps
+    /// (`head::personal`). Not an app option: changed only to measure what
+    /// the rules do (the personalization benchmark's variants).
     #[serde(skip)]
-    pub imprint_new_labels: bool,
+    pub personal: PersonalRules,
 }
 
 impl Default for UpdateConfig {
@@ -154,7 +153,7 @@ impl Default for UpdateConfig {
             time_budget_ms: None,
             freeze_hidden_layer: false,
             frozen_labels: Vec::new(),
-            imprint_new_labels: true,
+            personal: PersonalRules::default(),
         }
     }
 }
