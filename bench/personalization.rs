@@ -565,6 +565,10 @@ struct Replay {
     /// and how many more of its sentences get that label at the end than
     /// at the start (negative: fewer), most lost first.
     untouched_lost_to: Vec<((String, String), i64)>,
+    /// The untouched intents' accuracy after each correction has taken
+    /// effect (the working head relearned, a due update ran): every change
+    /// a correction makes to them, not only the consolidating updates'.
+    untouched_after_correction: Vec<f64>,
     feedback_millis: Vec<f64>,
     relearn_millis: Vec<f64>,
 }
@@ -585,6 +589,7 @@ impl Replay {
             })).collect::<Vec<_>>(),
             "taught_after_50": self.taught_after_50,
             "first_50": self.first_50.iter().map(|(r, l)| json!({ "row": r, "label": l })).collect::<Vec<_>>(),
+            "untouched_after_correction": self.untouched_after_correction,
             "feedback_millis": self.feedback_millis,
             "relearn_millis": self.relearn_millis,
         })
@@ -674,6 +679,7 @@ fn replay(
         first_50: Vec::new(),
         untouched_at_end: f64::NAN,
         untouched_lost_to: Vec::new(),
+        untouched_after_correction: Vec::new(),
         feedback_millis: Vec::new(),
         relearn_millis: Vec::new(),
     };
@@ -714,6 +720,9 @@ fn replay(
                 millis: now() - started,
             });
         }
+        replay
+            .untouched_after_correction
+            .push(accuracy(&classifier, &untouched));
         if replay.first_50.len() == 50 && replay.taught_after_50.is_nan() {
             replay.taught_after_50 = accuracy(&classifier, &taught);
         }

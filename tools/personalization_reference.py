@@ -92,17 +92,27 @@ def replay(stream, features, dim, c):
     learner = Reference(x0, y0, c)
     untouched_start = untouched_accuracy(learner, stream, features)
     mistakes = []
+    after_correction = []
     for q in stream["queries"]:
         x = features[q["row"]]
         wrong = learner.predict([x])[0] != q["label"]
         mistakes.append(wrong)
         if wrong:
             learner.correct(x, q["label"])
+            after_correction.append(untouched_accuracy(learner, stream, features))
     return {
         "mistakes": mistakes,
         "untouched_start": untouched_start,
         "untouched_end": untouched_accuracy(learner, stream, features),
+        "worst_correction_drop": worst_drop(untouched_start, after_correction),
     }
+
+
+def worst_drop(start, after_each):
+    """The most the untouched intents' accuracy fell with one correction
+    (0 if it never fell)."""
+    before = [start] + after_each[:-1]
+    return max([b - a for b, a in zip(before, after_each)], default=0.0)
 
 
 def taught_after_50(stream, features, dim, c, first_50):
@@ -160,9 +170,12 @@ def summarize(data, features, dim):
             "updates": len(drops),
             "rejected": sum(not u["accepted"] for v in ours for u in v["updates"]),
         }
+        row["untouched"]["worst_correction_drop"] = max(
+            worst_drop(v["untouched_at_start"], v["untouched_after_correction"]) for v in ours)
         row["untouched_reference"] = {
             "start": mean([r["untouched_start"] for r in reference_runs]),
             "end": mean([r["untouched_end"] for r in reference_runs]),
+            "worst_correction_drop": max(r["worst_correction_drop"] for r in reference_runs),
         }
         today = [s["variants"][TODAY] for s in streams]
         today_drops = [u["untouched_before"] - u["untouched_after"]
@@ -184,11 +197,12 @@ def summarize(data, features, dim):
 
 
 def updates(u):
+    correction = f"worst correction {-100 * u['worst_correction_drop']:+.1f} pts"
     if not u["updates"]:
-        return "no update ran"
+        return f"{correction}; no update ran"
     plural = "" if u["updates"] == 1 else "s"
-    return (f"worst update {-100 * u['worst_update_drop']:+.1f} pts; {u['updates']} update{plural}, "
-            f"{u['rejected']} rejected")
+    return (f"{correction}; worst update {-100 * u['worst_update_drop']:+.1f} pts; "
+            f"{u['updates']} update{plural}, {u['rejected']} rejected")
 
 
 def table(summary, queries, measured):
@@ -199,8 +213,9 @@ def table(summary, queries, measured):
         "| stream | reference: logistic regression refitted per correction | classifier "
         "| ratio to reference | without memory and working head (the batch of 50) "
         "| ratio to that "
-        "| untouched intents, classifier: start → end (worst update) "
-        "| untouched intents, reference: start → end "
+        "| untouched intents, classifier: start → end (the most one correction or "
+        "update took) "
+        "| untouched intents, reference: start → end (the most one correction took) "
         "| taught labels after 50 corrections: classifier / reference |",
         "|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
@@ -220,6 +235,7 @@ def table(summary, queries, measured):
             f"| {cell(OURS)} | {ours / ref:.2f}× | {cell(TODAY)} | {ours / today:.2f}× "
             f"| {100 * u['start']:.1f}% → {100 * u['end']:.1f}% ({updates(u)}) "
             f"| {100 * r['start']:.1f}% → {100 * r['end']:.1f}% "
+            f"({-100 * r['worst_correction_drop']:+.1f} pts) "
             f"| {100 * t['classifier']:.1f}% / {100 * t['reference']:.1f}% |")
     lines.append("")
     lines.append("The classifier's per-correction cost natively, p95: `add_feedback` (embedding, "
