@@ -171,10 +171,10 @@ fn variants() -> Vec<Variant> {
             ..shipped
         },
         at_once("at once 20 steps", 20, 256),
-        at_once("at once 120 steps", 120, 256),
+        at_once("at once 60 steps", 60, 256),
         at_once("at once 240 steps", 240, 256),
         at_once("at once 1000 steps", 1000, 256),
-        at_once("at once 32 recent", 60, 32),
+        at_once("at once 32 recent", 120, 32),
         Variant {
             name: "l2-sp 1",
             l2_sp: Some(1.0),

@@ -39,7 +39,10 @@ use crate::UpdateConfig;
 pub struct AtOnceSettings {
     /// Off: predictions use the current version's head (and the memory).
     pub enabled: bool,
-    /// Optimizer steps per correction.
+    /// Optimizer steps per correction. 120: with a fixed seed, twice 60
+    /// took less from the untouched intents per correction and over a
+    /// stream (docs/benchmarks.md, "Personalization"), for twice the
+    /// relearning work (p95 21 ms natively, run in slices).
     pub steps: usize,
     /// The newest corrections trained on: bounds the work per correction
     /// however many are stored (older ones are in the current version once
@@ -55,7 +58,7 @@ impl Default for AtOnceSettings {
     fn default() -> Self {
         AtOnceSettings {
             enabled: true,
-            steps: 60,
+            steps: 120,
             recent: 256,
             slice_steps: 10,
         }
@@ -113,8 +116,13 @@ impl Relearning {
             validation_fraction: 0.0,
             early_stopping_patience: 0,
             time_budget_ms: None,
-            seed: memory.len() as u64,
             frozen_labels: set.frozen_labels,
+            // The update's own seed, the same for every correction: a seed
+            // that changed with each correction (it was the corrections'
+            // count) drew every relearning's batches afresh, and the
+            // intents nobody corrected swung by a point or more from one
+            // correction to the next for no reason the correction gave
+            // (half of that churn, personalization benchmark, 2026-12-05).
             ..defaults.clone()
         };
         Ok(Relearning(Job::Learning(Box::new(SteppedUpdate::new(
