@@ -106,10 +106,6 @@ fn variants() -> Vec<Variant> {
         rules: PersonalRules::default(),
         class_balanced: None,
     };
-    let no_imprint = PersonalRules {
-        imprint_new_labels: false,
-        ..PersonalRules::default()
-    };
     let relabelled_share = |name, relabelled_share| Variant {
         name,
         rules: PersonalRules {
@@ -144,14 +140,16 @@ fn variants() -> Vec<Variant> {
         },
         Variant {
             name: "no imprint",
-            rules: no_imprint,
+            rules: PersonalRules {
+                imprint_new_labels: false,
+                ..PersonalRules::default()
+            },
             ..shipped
         },
         // 0: every overridden rehearsal row is dropped (the rule until
-        // late 2026-12-05); above 1: none is.
+        // late 2026-12-05); above 1: none is. The shipped 0.25 is "classifier".
         relabelled_share("relabelled share 0", 0.0),
         relabelled_share("relabelled share 0.1", 0.1),
-        relabelled_share("relabelled share 0.25", 0.25),
         relabelled_share("relabelled share 0.5", 0.5),
         relabelled_share("relabelled share 0.75", 0.75),
         relabelled_share("keep every row", 2.0),
