@@ -135,6 +135,7 @@ fn variants() -> Vec<Variant> {
             rules: PersonalRules {
                 imprint_new_labels: false,
                 relabelled_share: 0.0,
+                keep_displaced_labels: false,
             },
             ..shipped
         },
@@ -153,6 +154,14 @@ fn variants() -> Vec<Variant> {
         relabelled_share("relabelled share 0.5", 0.5),
         relabelled_share("relabelled share 0.75", 0.75),
         relabelled_share("keep every row", 2.0),
+        Variant {
+            name: "displaced labels learn",
+            rules: PersonalRules {
+                keep_displaced_labels: false,
+                ..PersonalRules::default()
+            },
+            ..shipped
+        },
         Variant {
             name: "not class-balanced",
             class_balanced: Some(false),

@@ -77,9 +77,11 @@ enum Job {
 
 impl Relearning {
     /// Sets up fine-tuning `current` on the newest corrections of `memory`
-    /// and the rehearsal vectors (no step runs yet).
+    /// and the rehearsal vectors (no step runs yet). `current`'s first
+    /// `shipped_labels` labels are the bundle's.
     pub fn begin(
         current: &Head,
+        shipped_labels: usize,
         memory: &CorrectionMemory,
         rehearsal: &Rehearsal,
         rehearsal_nearest: &[f32],
@@ -98,6 +100,7 @@ impl Relearning {
                 features: memory.vectors(),
                 labels: &labels,
                 new_labels_from: current.labels().len(),
+                own_labels_from: shipped_labels,
             },
             &rows,
             RehearsalRows {

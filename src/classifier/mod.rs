@@ -258,6 +258,7 @@ impl<B: StoreBackend> Classifier<B> {
             WorkingHeadState::Settled => return Ok(true),
             WorkingHeadState::Stale => Relearning::begin(
                 &self.current.borrow().1,
+                self.bundle.head.labels().len(),
                 &self.memory.borrow(),
                 &self.bundle.rehearsal,
                 &self.rehearsal_nearest,
@@ -607,6 +608,7 @@ impl<B: StoreBackend> Classifier<B> {
                 features: &data.features,
                 labels: &user_labels,
                 new_labels_from: self.bundle.head.labels().len(),
+                own_labels_from: self.bundle.head.labels().len(),
             },
             &train_rows,
             RehearsalRows {

@@ -690,6 +690,7 @@ impl<B: StoreBackend> Store<B> {
                 features: &data.features,
                 labels: &labels,
                 new_labels_from: self.shipped_head.labels().len(),
+                own_labels_from: self.shipped_head.labels().len(),
             },
             &all,
             RehearsalRows::default(),
