@@ -217,6 +217,15 @@ fn variants() -> Vec<Variant> {
             ..shipped
         },
         Variant {
+            name: "rehearsal 64 displaced learn",
+            rehearsal_per_label: 64,
+            rules: PersonalRules {
+                keep_displaced_labels: false,
+                ..PersonalRules::default()
+            },
+            ..shipped
+        },
+        Variant {
             name: "learning rate 0.03",
             learning_rate: Some(0.03),
             ..shipped
