@@ -12,6 +12,7 @@ use std::ops::ControlFlow;
 use common::tiny_bundle::{block_on, bundle_files, load, LABELS, TRAINING};
 use localtune::bundle::{Bundle, BundleFile, Rehearsal};
 use localtune::classifier::Classifier;
+use localtune::head::personal::nearest_rehearsal_similarity;
 use localtune::store::memory::MemoryBackend;
 use localtune::store::{sha256_hex, StorePolicy};
 use localtune::{Encoder, HeadArchitecture, UpdateConfig};
@@ -285,6 +286,7 @@ fn a_bundle_loads_and_every_misfit_names_its_field() {
         dim: 9,
         features: vec![0.1; 9],
         labels: vec![0],
+        nearest: Vec::new(),
     }
     .encode();
     let mut m: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
@@ -370,6 +372,12 @@ fn the_bundle_tool_trains_reports_and_writes_a_bundle_that_loads() {
         HeadArchitecture::Mlp { hidden: 16 }
     );
     assert_eq!(bundle.manifest.head.updatable_layers, ["hidden", "output"]);
+    // The rehearsal vectors come with their nearest similarities, so a
+    // classifier need not compute them as it opens.
+    assert_eq!(
+        bundle.rehearsal.nearest,
+        nearest_rehearsal_similarity(&bundle.rehearsal.features, bundle.rehearsal.dim)
+    );
 
     // A bundle whose hidden layer stays fixed on the device.
     let frozen = run(&[
@@ -847,6 +855,7 @@ fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
         dim,
         features: rows.concat(),
         labels: vec![0, 1, 2, 1, 0],
+        nearest: Vec::new(),
     };
     let bytes = rehearsal.encode();
     assert_eq!(&bytes[..8], b"LTREHE02");
@@ -886,6 +895,46 @@ fn rehearsal_vectors_are_stored_as_int8_and_the_f32_format_still_reads() {
     );
     let truncated = &bytes[..bytes.len() - 1];
     assert!(Rehearsal::decode(truncated).is_err());
+
+    // With each row's nearest similarity (what the bundle tool writes): the
+    // similarities of the values a bundle reads back, 4 bytes a row more.
+    let shipped = rehearsal.clone().with_nearest().unwrap();
+    let bytes = shipped.encode();
+    assert_eq!(&bytes[..8], b"LTREHE03");
+    assert_eq!(bytes.len(), 16 + 5 * 12 + 5 * dim);
+    let back = Rehearsal::decode(&bytes).unwrap();
+    assert_eq!(back.labels, rehearsal.labels);
+    assert_eq!(
+        back.nearest,
+        nearest_rehearsal_similarity(&back.features, dim),
+        "exactly what a classifier would compute from the file"
+    );
+    assert_eq!(
+        back.features,
+        Rehearsal::decode(&rehearsal.encode()).unwrap().features
+    );
+    // A lone row's nearest is -inf, and reads back.
+    let lone = Rehearsal {
+        features: rows[0].clone(),
+        labels: vec![0],
+        ..rehearsal.clone()
+    }
+    .with_nearest()
+    .unwrap();
+    assert_eq!(lone.nearest, [f32::NEG_INFINITY]);
+    assert_eq!(
+        Rehearsal::decode(&lone.encode()).unwrap().nearest,
+        lone.nearest
+    );
+    // A nearest similarity that is no cosine (a file damaged, or written
+    // by hand with its checksum recomputed) is refused with the reason.
+    let nearest_at = 16 + 5 * 8;
+    for bad in [f32::NAN, 2.0, -3.0, f32::INFINITY] {
+        let mut damaged = bytes.clone();
+        damaged[nearest_at + 4..nearest_at + 8].copy_from_slice(&bad.to_le_bytes());
+        let err = Rehearsal::decode(&damaged).unwrap_err().to_string();
+        assert!(err.contains("is not a cosine"), "{bad}: {err}");
+    }
 }
 
 #[test]

@@ -234,8 +234,11 @@ fn rehearsal_vectors() {
         dim: 6,
         features: (0..24).map(|i| (i as f32 * 0.37).sin()).collect(),
         labels: vec![0, 1, 1, 2],
+        nearest: Vec::new(),
     };
     let int8 = rehearsal.encode();
+    let with_nearest = rehearsal.clone().with_nearest().unwrap().encode();
+    assert_eq!(&with_nearest[..8], b"LTREHE03");
     // The first format, still read: magic, rows, dim, labels, f32 values.
     let mut f32_format = b"LTREHE01".to_vec();
     f32_format.extend_from_slice(&4u32.to_le_bytes());
@@ -253,7 +256,7 @@ fn rehearsal_vectors() {
     check_mutations(
         "rehearsal vectors",
         2,
-        &[&int8, &f32_format],
+        &[&int8, &f32_format, &with_nearest],
         Rehearsal::decode,
     );
 }

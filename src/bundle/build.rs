@@ -262,13 +262,16 @@ pub fn build_prepared(
         progress(BuildProgress::HeldOutAccuracy { correct, total });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed ^ 0x5245_4845);
+    // With each row's nearest similarity: what a classifier would
+    // otherwise compute as it opens.
     let rehearsal = pick_per_label(
         &train,
         dim,
         labels.len(),
         options.rehearsal_per_label,
         &mut rng,
-    );
+    )
+    .with_nearest()?;
     let shipped_check = pick_per_label(
         &test,
         dim,

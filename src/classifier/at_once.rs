@@ -29,7 +29,7 @@
 use super::memory::CorrectionMemory;
 use crate::bundle::Rehearsal;
 use crate::error::Result;
-use crate::head::personal::{personal_training_set, with_labels, RehearsalRows, UserSamples};
+use crate::head::personal::{personal_training_set, with_labels, UserSamples};
 use crate::head::train::SteppedUpdate;
 use crate::head::Head;
 use crate::UpdateConfig;
@@ -84,7 +84,6 @@ impl Relearning {
         shipped_labels: usize,
         memory: &CorrectionMemory,
         rehearsal: &Rehearsal,
-        rehearsal_nearest: &[f32],
         defaults: &UpdateConfig,
         settings: AtOnceSettings,
     ) -> Result<Self> {
@@ -103,11 +102,7 @@ impl Relearning {
                 own_labels_from: shipped_labels,
             },
             &rows,
-            RehearsalRows {
-                features: &rehearsal.features,
-                labels: &rehearsal.labels,
-                nearest: Some(rehearsal_nearest),
-            },
+            rehearsal.rows(),
             defaults.personal,
         )?;
         let config = UpdateConfig {

@@ -34,8 +34,7 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 pub use crate::head::personal::rehearsal_rows_to_keep;
 use crate::head::personal::{
-    nearest_rehearsal_similarity, train_personal_head, with_labels, PersonalOutcome, RehearsalRows,
-    UserSamples,
+    nearest_rehearsal_similarity, train_personal_head, with_labels, PersonalOutcome, UserSamples,
 };
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability, MAX_LABELS};
@@ -146,9 +145,6 @@ pub struct Classifier<B> {
     /// being relearned. Borrowed only between awaits.
     relearning: RefCell<WorkingHeadState>,
     at_once: AtOnceSettings,
-    /// Each rehearsal vector's similarity to its nearest other one: every
-    /// update and every correction asks, and it depends on the bundle alone.
-    rehearsal_nearest: Vec<f32>,
     /// Borrowed only between awaits.
     recent_vectors: RefCell<RecentVectors>,
 }
@@ -203,8 +199,14 @@ impl<B: StoreBackend> Classifier<B> {
             only_while_charging: false,
             config: training.defaults.clone(),
         });
-        let rehearsal_nearest =
-            nearest_rehearsal_similarity(&bundle.rehearsal.features, bundle.rehearsal.dim);
+        // Each rehearsal vector's similarity to its nearest other one:
+        // every update and every correction asks. The bundle tool ships it
+        // since 2026-12-06; an older bundle's is computed once, here.
+        let mut bundle = bundle;
+        if bundle.rehearsal.nearest.len() != bundle.rehearsal.labels.len() {
+            bundle.rehearsal.nearest =
+                nearest_rehearsal_similarity(&bundle.rehearsal.features, bundle.rehearsal.dim);
+        }
         let classifier = Classifier {
             bundle,
             store,
@@ -218,7 +220,6 @@ impl<B: StoreBackend> Classifier<B> {
             auto_update,
             memory: RefCell::new(memory),
             at_once: AtOnceSettings::default(),
-            rehearsal_nearest,
         };
         classifier.relearn()?;
         Ok(classifier)
@@ -261,7 +262,6 @@ impl<B: StoreBackend> Classifier<B> {
                 self.bundle.head.labels().len(),
                 &self.memory.borrow(),
                 &self.bundle.rehearsal,
-                &self.rehearsal_nearest,
                 // The update's settings; the working head trains the output
                 // layer only, whatever the bundle allows.
                 &self.auto_update.policy().config,
@@ -596,7 +596,6 @@ impl<B: StoreBackend> Classifier<B> {
         let (start, user_labels) = with_labels(&self.bundle.head, &data.labels)?;
         let (train_rows, gate_rows) = self.gate_split(&user_labels, start.labels().len(), config);
 
-        let rehearsal = &self.bundle.rehearsal;
         let PersonalOutcome {
             outcome,
             user_samples,
@@ -611,11 +610,7 @@ impl<B: StoreBackend> Classifier<B> {
                 own_labels_from: self.bundle.head.labels().len(),
             },
             &train_rows,
-            RehearsalRows {
-                features: &rehearsal.features,
-                labels: &rehearsal.labels,
-                nearest: Some(&self.rehearsal_nearest),
-            },
+            self.bundle.rehearsal.rows(),
             config,
             now_ms,
             observer,

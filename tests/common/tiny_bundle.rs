@@ -67,6 +67,7 @@ pub fn bundle_files() -> HashMap<String, Vec<u8>> {
         dim: encoder.dim(),
         features: vectors.as_slice().to_vec(),
         labels: indices.iter().map(|&i| i as u32).collect(),
+        nearest: Vec::new(),
     };
     let mut files = HashMap::new();
     let mut add = |name: &str, bytes: Vec<u8>| {
