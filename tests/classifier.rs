@@ -11,6 +11,7 @@ use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use common::tiny_bundle::{block_on, bundle_files, load};
+use localtune::classifier::at_once::AtOnceSettings;
 use localtune::classifier::{rehearsal_rows_to_keep, Classifier};
 use localtune::store::memory::MemoryBackend;
 use localtune::store::{StorePolicy, VersionStatus};
@@ -391,6 +392,46 @@ fn a_correction_counts_before_the_next_prediction_and_after_a_reload() {
     block_on(r.import(&file, 4.0)).unwrap();
     assert_eq!(r.remembered_corrections(), 2);
     assert_eq!(r.predict(&[text]).unwrap()[0].label, "Steps");
+}
+
+#[test]
+fn the_working_head_learned_correction_by_correction_is_the_one_a_fresh_instance_learns() {
+    // The classifier keeps each recent correction's similarities to the
+    // rehearsal vectors between corrections; a fresh instance computes
+    // them all at once. A window of 3 recent corrections and 6 of them: the
+    // window slides with each one, and a deletion brings an older one back.
+    let settings = AtOnceSettings {
+        recent: 3,
+        ..AtOnceSettings::default()
+    };
+    let backend = Rc::new(MemoryBackend::new());
+    let p = open_on(backend.clone()).with_at_once(settings).unwrap();
+    let corrections = [
+        ("how many steps did I walk today", "Fitness"),
+        ("turn off the kitchen lights", "music"),
+        ("play some jazz", "Jazz"),
+        ("how far did I run", "Fitness"),
+        ("is it going to rain", "lights"),
+        ("dim the hallway", "Jazz"),
+    ];
+    let mut ids = Vec::new();
+    for (n, (text, label)) in corrections.iter().enumerate() {
+        ids.push(
+            block_on(p.add_feedback(text, label, n as f64))
+                .unwrap()
+                .added
+                .sample
+                .id,
+        );
+        p.finish_relearning().unwrap();
+        let fresh = open_on(backend.clone()).with_at_once(settings).unwrap();
+        assert_eq!(p.working_head(), fresh.working_head(), "after {n}");
+    }
+    block_on(p.delete_sample(ids[4])).unwrap();
+    p.finish_relearning().unwrap();
+    let fresh = open_on(backend.clone()).with_at_once(settings).unwrap();
+    assert_eq!(p.working_head(), fresh.working_head(), "after the deletion");
+    assert_ne!(p.working_head(), p.current_head());
 }
 
 #[test]

@@ -26,12 +26,16 @@
 //! Versions stay the checkpoints; the update at the threshold consolidates
 //! every correction into one through the validation gate.
 
+use std::collections::{HashMap, HashSet};
+
 use super::memory::CorrectionMemory;
 use crate::bundle::Rehearsal;
 use crate::error::Result;
+use crate::head::kernels::dot;
 use crate::head::personal::{personal_training_set, with_labels, UserSamples};
 use crate::head::train::SteppedUpdate;
 use crate::head::Head;
+use crate::store::SampleId;
 use crate::UpdateConfig;
 
 /// How the working head learns.
@@ -65,6 +69,50 @@ impl Default for AtOnceSettings {
     }
 }
 
+/// Each recent correction's similarity to every rehearsal vector, by
+/// sample id. Which shipped examples the corrections override needs every
+/// pair; kept here, a relearning after a correction computes only the new
+/// correction's (a dot product per rehearsal vector) instead of every
+/// recent one's (256 times that once the store is that full), and the
+/// result is the same to the bit.
+#[derive(Debug, Default)]
+pub struct RehearsalSimilarities {
+    by_id: HashMap<SampleId, Box<[f32]>>,
+}
+
+impl RehearsalSimilarities {
+    /// Forgets every correction (the memory was rebuilt: an id may now
+    /// name another text).
+    pub fn clear(&mut self) {
+        self.by_id.clear();
+    }
+
+    /// Keeps the similarities of `ids` (corrections in `memory`), computing
+    /// those not known yet, and forgets the rest.
+    fn keep_only(&mut self, ids: &[SampleId], memory: &CorrectionMemory, rehearsal: &Rehearsal) {
+        let wanted: HashSet<SampleId> = ids.iter().copied().collect();
+        self.by_id.retain(|id, _| wanted.contains(id));
+        let dim = rehearsal.dim.max(1);
+        for (row, id) in memory.ids().iter().enumerate() {
+            if !wanted.contains(id) || self.by_id.contains_key(id) {
+                continue;
+            }
+            let vector = &memory.vectors()[row * dim..(row + 1) * dim];
+            let similarities = rehearsal
+                .features
+                .chunks_exact(dim)
+                .map(|example| dot(example, vector))
+                .collect();
+            self.by_id.insert(*id, similarities);
+        }
+    }
+
+    /// The similarities of `ids`, in order (each kept by [`Self::keep_only`]).
+    fn of(&self, ids: &[SampleId]) -> Vec<&[f32]> {
+        ids.iter().map(|id| &*self.by_id[id]).collect()
+    }
+}
+
 /// The working head being learned, a slice at a time.
 pub struct Relearning(Job);
 
@@ -84,6 +132,7 @@ impl Relearning {
         shipped_labels: usize,
         memory: &CorrectionMemory,
         rehearsal: &Rehearsal,
+        similarities: &mut RehearsalSimilarities,
         defaults: &UpdateConfig,
         settings: AtOnceSettings,
     ) -> Result<Self> {
@@ -93,6 +142,9 @@ impl Relearning {
         let (start, labels) = with_labels(current, memory.labels())?;
         let rows: Vec<usize> =
             (memory.len().saturating_sub(settings.recent)..memory.len()).collect();
+        let ids: Vec<SampleId> = rows.iter().map(|&row| memory.ids()[row]).collect();
+        similarities.keep_only(&ids, memory, rehearsal);
+        let rehearsal_similarity = similarities.of(&ids);
         let set = personal_training_set(
             &start,
             UserSamples {
@@ -100,6 +152,7 @@ impl Relearning {
                 labels: &labels,
                 new_labels_from: current.labels().len(),
                 own_labels_from: shipped_labels,
+                rehearsal_similarity: Some(&rehearsal_similarity),
             },
             &rows,
             rehearsal.rows(),
@@ -144,6 +197,58 @@ impl Relearning {
         match self.0 {
             Job::Learning(update) => Ok(update.finish()?.head),
             Job::Nothing(current) => Ok(current),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classifier::memory::MemorySettings;
+
+    /// `n` 4-value vectors, each different.
+    fn vectors(n: usize, seed: f32) -> Vec<f32> {
+        (0..n * 4)
+            .map(|i| ((i as f32 + seed) * 0.61).sin())
+            .collect()
+    }
+
+    #[test]
+    fn kept_similarities_are_the_dot_products_of_the_corrections_asked_for() {
+        let rehearsal = Rehearsal {
+            dim: 4,
+            features: vectors(5, 0.0),
+            labels: vec![0, 0, 1, 1, 2],
+            nearest: Vec::new(),
+        };
+        let mut memory = CorrectionMemory::new(4, MemorySettings::default());
+        let corrections = vectors(6, 100.0);
+        for (k, vector) in corrections.chunks_exact(4).enumerate() {
+            memory.add(k as SampleId + 10, vector, "mine");
+        }
+        let expected = |memory: &CorrectionMemory, id: SampleId| -> Vec<f32> {
+            let row = memory.ids().iter().position(|&i| i == id).unwrap();
+            let vector = &memory.vectors()[row * 4..(row + 1) * 4];
+            rehearsal
+                .features
+                .chunks_exact(4)
+                .map(|example| dot(example, vector))
+                .collect()
+        };
+        let mut kept = RehearsalSimilarities::default();
+        // A window of three, sliding by one, then one deleted in the middle.
+        for window in [[10, 11, 12], [11, 12, 13], [12, 13, 14]] {
+            kept.keep_only(&window, &memory, &rehearsal);
+            assert_eq!(kept.by_id.len(), 3, "only the window is kept");
+            for (id, similarities) in window.iter().zip(kept.of(&window)) {
+                assert_eq!(similarities, expected(&memory, *id), "{id}");
+            }
+        }
+        memory.remove(&[13]);
+        let window = [11, 12, 14];
+        kept.keep_only(&window, &memory, &rehearsal);
+        for (id, similarities) in window.iter().zip(kept.of(&window)) {
+            assert_eq!(similarities, expected(&memory, *id), "{id}");
         }
     }
 }

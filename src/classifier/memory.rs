@@ -144,6 +144,11 @@ impl CorrectionMemory {
         &self.vectors
     }
 
+    /// The corrections' sample ids, oldest first.
+    pub fn ids(&self) -> &[SampleId] {
+        &self.ids
+    }
+
     /// The corrections' labels, oldest correction first (with repeats).
     pub fn labels(&self) -> &[String] {
         &self.labels

@@ -43,7 +43,7 @@ use crate::store::{
     StoreProblem, TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
-use at_once::{AtOnceSettings, Relearning};
+use at_once::{AtOnceSettings, RehearsalSimilarities, Relearning};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
 use memory::{CorrectionMemory, MemorySettings, ShippedExamples};
@@ -144,6 +144,9 @@ pub struct Classifier<B> {
     /// Whether `working` has learned every correction in the memory, or is
     /// being relearned. Borrowed only between awaits.
     relearning: RefCell<WorkingHeadState>,
+    /// The recent corrections' similarities to the rehearsal vectors, for
+    /// the working head's relearning. Borrowed only between awaits.
+    rehearsal_similarities: RefCell<RehearsalSimilarities>,
     at_once: AtOnceSettings,
     /// Borrowed only between awaits.
     recent_vectors: RefCell<RecentVectors>,
@@ -212,6 +215,7 @@ impl<B: StoreBackend> Classifier<B> {
             store,
             working: RefCell::new(head.clone()),
             relearning: RefCell::new(WorkingHeadState::Stale),
+            rehearsal_similarities: RefCell::default(),
             recent_vectors: RefCell::default(),
             current: RefCell::new((info, head)),
             problems: RefCell::new(problems),
@@ -262,6 +266,7 @@ impl<B: StoreBackend> Classifier<B> {
                 self.bundle.head.labels().len(),
                 &self.memory.borrow(),
                 &self.bundle.rehearsal,
+                &mut self.rehearsal_similarities.borrow_mut(),
                 // The update's settings; the working head trains the output
                 // layer only, whatever the bundle allows.
                 &self.auto_update.policy().config,
@@ -608,6 +613,7 @@ impl<B: StoreBackend> Classifier<B> {
                 labels: &user_labels,
                 new_labels_from: self.bundle.head.labels().len(),
                 own_labels_from: self.bundle.head.labels().len(),
+                rehearsal_similarity: None,
             },
             &train_rows,
             self.bundle.rehearsal.rows(),
@@ -882,6 +888,9 @@ impl<B: StoreBackend> Classifier<B> {
             mark,
         );
         let changed = *self.memory.borrow() != memory;
+        if changed {
+            self.rehearsal_similarities.borrow_mut().clear();
+        }
         *self.memory.borrow_mut() = memory;
         Ok(changed)
     }

@@ -71,6 +71,12 @@ pub struct UserSamples<'a> {
     /// user's own (equal to `new_labels_from` unless the head being trained
     /// already holds some of the user's labels, as a version's does).
     pub own_labels_from: usize,
+    /// For each of the rows trained on (in their order), its similarity to
+    /// every rehearsal row, if the caller keeps them: which shipped
+    /// examples the user's samples override needs them all, and a
+    /// classifier that relearns after every correction computes only the
+    /// new correction's ([`crate::classifier::at_once`]).
+    pub rehearsal_similarity: Option<&'a [&'a [f32]]>,
 }
 
 /// A trained personal head and what it was trained on.
@@ -222,6 +228,7 @@ pub fn personal_training_set(
         rehearsal.features,
         dim,
         &user_rows,
+        user.rehearsal_similarity,
         nearest,
         rules.relabelled_share,
     );
@@ -351,7 +358,15 @@ pub fn rehearsal_rows_to_keep(
     user: &[(&[f32], usize)],
 ) -> Vec<usize> {
     let nearest = nearest_rehearsal_similarity(features, dim);
-    keep_rehearsal_rows(labels, features, dim, user, &nearest, RELABELLED_SHARE)
+    keep_rehearsal_rows(
+        labels,
+        features,
+        dim,
+        user,
+        None,
+        &nearest,
+        RELABELLED_SHARE,
+    )
 }
 
 /// Each rehearsal row's cosine similarity to its nearest other row
@@ -396,25 +411,39 @@ pub fn nearest_rehearsal_similarity(features: &[f32], dim: usize) -> Vec<f32> {
 }
 
 /// [`rehearsal_rows_to_keep`] given each row's
-/// [`nearest_rehearsal_similarity`] and the share of a label's rows that
-/// makes it relabelled.
+/// [`nearest_rehearsal_similarity`], the share of a label's rows that
+/// makes it relabelled, and, if the caller keeps them, each user sample's
+/// similarity to every row ([`UserSamples::rehearsal_similarity`]).
 fn keep_rehearsal_rows(
     labels: &[u32],
     features: &[f32],
     dim: usize,
     user: &[(&[f32], usize)],
+    user_similarity: Option<&[&[f32]]>,
     nearest: &[f32],
     relabelled_share: f32,
 ) -> Vec<usize> {
-    let overridden: Vec<bool> = (0..labels.len())
-        .map(|r| {
-            let v = &features[r * dim..(r + 1) * dim];
-            user.iter()
-                .map(|(u, label)| (dot(v, u), *label))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .is_some_and(|(similarity, label)| {
-                    similarity > nearest[r] && label != labels[r] as usize
-                })
+    // Each row's most similar user sample and its label (of equally
+    // similar ones, the last).
+    let mut nearest_user: Vec<Option<(f32, usize)>> = vec![None; labels.len()];
+    for (k, (u, label)) in user.iter().enumerate() {
+        for (r, best) in nearest_user.iter_mut().enumerate() {
+            let similarity = match user_similarity {
+                Some(known) => known[k][r],
+                None => dot(&features[r * dim..(r + 1) * dim], u),
+            };
+            if best.is_none_or(|(b, _)| similarity.total_cmp(&b).is_ge()) {
+                *best = Some((similarity, *label));
+            }
+        }
+    }
+    let overridden: Vec<bool> = nearest_user
+        .iter()
+        .enumerate()
+        .map(|(r, best)| {
+            best.is_some_and(|(similarity, label)| {
+                similarity > nearest[r] && label != labels[r] as usize
+            })
         })
         .collect();
     let label_count = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(0);
@@ -549,7 +578,7 @@ mod tests {
         let keep = |corrected: &[usize], label: usize, share: f32| {
             let user: Vec<(&[f32], usize)> =
                 corrected.iter().map(|&r| (&beside[r][..], label)).collect();
-            keep_rehearsal_rows(&labels, &features, 3, &user, &nearest, share)
+            keep_rehearsal_rows(&labels, &features, 3, &user, None, &nearest, share)
         };
         let all: Vec<usize> = (0..16).collect();
         let all_but = |dropped: &[usize]| -> Vec<usize> {
@@ -579,6 +608,34 @@ mod tests {
         assert_eq!(keep(&[0, 1, 2, 3, 4, 5, 6, 7], 0, 0.0), all);
         assert_eq!(keep(&[0, 1, 2, 3, 4, 5, 6, 7], 2, 2.0), all);
         assert_eq!(keep(&[], 2, 0.0), all);
+    }
+
+    #[test]
+    fn known_similarities_keep_the_same_rows_as_computed_ones() {
+        let (features, labels, beside) = two_arcs();
+        let nearest = nearest_rehearsal_similarity(&features, 3);
+        // Corrections beside some of label 0's rows, of two labels, with a
+        // repeat (equal similarities: the later correction counts).
+        let user: Vec<(&[f32], usize)> = [(0, 2), (1, 2), (2, 3), (3, 2), (3, 3), (5, 2)]
+            .iter()
+            .map(|&(r, label)| (&beside[r][..], label))
+            .collect();
+        let known: Vec<Vec<f32>> = user
+            .iter()
+            .map(|(u, _)| features.chunks_exact(3).map(|row| dot(row, u)).collect())
+            .collect();
+        let known: Vec<&[f32]> = known.iter().map(Vec::as_slice).collect();
+        for share in [0.0, 0.25, 0.5] {
+            let computed = keep_rehearsal_rows(&labels, &features, 3, &user, None, &nearest, share);
+            let given =
+                keep_rehearsal_rows(&labels, &features, 3, &user, Some(&known), &nearest, share);
+            assert_eq!(given, computed, "share {share}");
+        }
+        assert_ne!(
+            keep_rehearsal_rows(&labels, &features, 3, &user, None, &nearest, 0.0),
+            (0..16).collect::<Vec<_>>(),
+            "some rows are overridden"
+        );
     }
 
     #[test]
