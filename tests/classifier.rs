@@ -12,7 +12,9 @@ use std::rc::Rc;
 
 use common::tiny_bundle::{block_on, bundle_files, load};
 use localtune::classifier::at_once::AtOnceSettings;
+use localtune::classifier::auto_update::AutoUpdatePolicy;
 use localtune::classifier::{rehearsal_rows_to_keep, Classifier};
+use localtune::head::personal::PersonalRules;
 use localtune::store::memory::MemoryBackend;
 use localtune::store::{StorePolicy, VersionStatus};
 use localtune::UpdateConfig;
@@ -472,66 +474,89 @@ fn a_rollback_answers_as_that_version_did_and_later_corrections_count_at_once() 
 
 #[test]
 fn an_update_leaves_the_rows_of_labels_no_correction_touches_exactly_as_shipped() {
-    let p = open();
-    let shipped = p.bundle().head.clone();
-    teach_doors(&p);
-    // And a correction from one shipped label to another.
-    let (text, label) = ("pause music", "weather");
-    block_on(p.add_feedback(text, label, 9.0)).unwrap();
-    // Touched: the labels given ("doors" and "weather") and what the
-    // shipped head calls the text corrected to a shipped label. What it
-    // calls the door texts is not: only the user's own label displaces it,
-    // and that label learns what tells them apart.
-    let embed = |text: &str| p.bundle().encoder.embed(&[text]).unwrap();
-    let displaced = shipped.predict(embed(text).row(0)).unwrap()[0]
-        .label
-        .clone();
-    let touched = [label.to_string(), displaced, "doors".into()];
-    let displaced_by_doors: Vec<String> = DOOR_TEXTS
-        .iter()
-        .map(|t| shipped.predict(embed(t).row(0)).unwrap()[0].label.clone())
-        .filter(|l| !touched.contains(l))
-        .collect();
-    assert!(
-        !displaced_by_doors.is_empty(),
-        "the shipped head gives a door text a label no other correction touches"
-    );
-    let report = block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |_| {
-        ControlFlow::Continue(())
-    }))
-    .unwrap();
-    let trained = &report.summary.outcome.head;
-    let row = |head: &localtune::Head, label: &str| {
-        let out = head.layers().last().unwrap();
-        let i = head.label_index(label).unwrap();
-        (
-            out.weights[i * out.inputs..(i + 1) * out.inputs].to_vec(),
-            out.bias[i],
-        )
-    };
-    let mut untouched = 0;
-    for label in shipped.labels() {
-        if touched.contains(label) {
-            assert_ne!(row(trained, label), row(&shipped, label), "{label} learns");
+    // By default a shipped label a correction displaces learns, whichever
+    // label the correction gives; with `keep_displaced_labels`, one that
+    // only the user's own labels displace keeps its row too.
+    for keep_displaced_labels in [false, true] {
+        let config = UpdateConfig {
+            personal: PersonalRules {
+                keep_displaced_labels,
+                ..PersonalRules::default()
+            },
+            ..UpdateConfig::default()
+        };
+        let p = open();
+        let policy = AutoUpdatePolicy {
+            config: config.clone(),
+            ..p.auto_update().policy().clone()
+        };
+        let p = p.with_auto_update(policy);
+        let shipped = p.bundle().head.clone();
+        teach_doors(&p);
+        let embed = |text: &str| p.bundle().encoder.embed(&[text]).unwrap();
+        let given = |text: &str| {
+            shipped.predict(embed(text).row(0)).unwrap()[0]
+                .label
+                .clone()
+        };
+        let displaced_by_doors: Vec<String> = DOOR_TEXTS.iter().map(|t| given(t)).collect();
+        let mut touched = vec!["doors".to_string()];
+        if keep_displaced_labels {
+            // And a correction from one shipped label to another: both of
+            // those learn, while a label only "doors" displaces does not.
+            let (text, label) = ("pause music", "weather");
+            block_on(p.add_feedback(text, label, 9.0)).unwrap();
+            touched.extend([label.to_string(), given(text)]);
+            assert!(
+                displaced_by_doors.iter().any(|l| !touched.contains(l)),
+                "the shipped head gives a door text a label no other correction touches"
+            );
         } else {
-            assert_eq!(row(trained, label), row(&shipped, label), "{label}");
-            untouched += 1;
+            touched.extend(displaced_by_doors);
         }
-    }
-    assert!(
-        untouched > 0,
-        "the tiny bundle has a label none of these touch"
-    );
-    // The working head, fine-tuned on the same corrections, too.
-    p.finish_relearning().unwrap();
-    let working = p.working_head();
-    assert_ne!(working, p.current_head());
-    for label in shipped.labels().iter().filter(|l| !touched.contains(l)) {
-        assert_eq!(
-            row(&working, label),
-            row(&p.current_head(), label),
-            "{label}"
+        let report =
+            block_on(p.update(&config, &|| 0.0, &mut |_| ControlFlow::Continue(()))).unwrap();
+        let trained = &report.summary.outcome.head;
+        let row = |head: &localtune::Head, label: &str| {
+            let out = head.layers().last().unwrap();
+            let i = head.label_index(label).unwrap();
+            (
+                out.weights[i * out.inputs..(i + 1) * out.inputs].to_vec(),
+                out.bias[i],
+            )
+        };
+        let mut untouched = 0;
+        for label in shipped.labels() {
+            if touched.contains(label) {
+                assert_ne!(
+                    row(trained, label),
+                    row(&shipped, label),
+                    "{label} learns ({keep_displaced_labels})"
+                );
+            } else {
+                assert_eq!(
+                    row(trained, label),
+                    row(&shipped, label),
+                    "{label} ({keep_displaced_labels})"
+                );
+                untouched += 1;
+            }
+        }
+        assert!(
+            untouched > 0,
+            "the tiny bundle has a label none of these touch"
         );
+        // The working head, fine-tuned on the same corrections, too.
+        p.finish_relearning().unwrap();
+        let working = p.working_head();
+        assert_ne!(working, p.current_head());
+        for label in shipped.labels().iter().filter(|l| !touched.contains(l)) {
+            assert_eq!(
+                row(&working, label),
+                row(&p.current_head(), label),
+                "{label} ({keep_displaced_labels})"
+            );
+        }
     }
 }
 
