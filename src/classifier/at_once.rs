@@ -87,24 +87,30 @@ impl RehearsalSimilarities {
         self.by_id.clear();
     }
 
-    /// Keeps the similarities of `ids` (corrections in `memory`), computing
-    /// those not known yet, and forgets the rest.
-    fn keep_only(&mut self, ids: &[SampleId], memory: &CorrectionMemory, rehearsal: &Rehearsal) {
+    /// Keeps the similarities of the corrections at `rows` of `memory`,
+    /// computing those not known yet, and forgets the rest; their ids, in
+    /// the order of `rows`.
+    fn keep_only(
+        &mut self,
+        rows: &[usize],
+        memory: &CorrectionMemory,
+        rehearsal: &Rehearsal,
+    ) -> Vec<SampleId> {
+        let ids: Vec<SampleId> = rows.iter().map(|&row| memory.ids()[row]).collect();
         let wanted: HashSet<SampleId> = ids.iter().copied().collect();
         self.by_id.retain(|id, _| wanted.contains(id));
         let dim = rehearsal.dim.max(1);
-        for (row, id) in memory.ids().iter().enumerate() {
-            if !wanted.contains(id) || self.by_id.contains_key(id) {
-                continue;
-            }
-            let vector = &memory.vectors()[row * dim..(row + 1) * dim];
-            let similarities = rehearsal
-                .features
-                .chunks_exact(dim)
-                .map(|example| dot(example, vector))
-                .collect();
-            self.by_id.insert(*id, similarities);
+        for (&row, &id) in rows.iter().zip(&ids) {
+            self.by_id.entry(id).or_insert_with(|| {
+                let vector = &memory.vectors()[row * dim..(row + 1) * dim];
+                rehearsal
+                    .features
+                    .chunks_exact(dim)
+                    .map(|example| dot(example, vector))
+                    .collect()
+            });
         }
+        ids
     }
 
     /// The similarities of `ids`, in order (each kept by [`Self::keep_only`]).
@@ -142,8 +148,7 @@ impl Relearning {
         let (start, labels) = with_labels(current, memory.labels())?;
         let rows: Vec<usize> =
             (memory.len().saturating_sub(settings.recent)..memory.len()).collect();
-        let ids: Vec<SampleId> = rows.iter().map(|&row| memory.ids()[row]).collect();
-        similarities.keep_only(&ids, memory, rehearsal);
+        let ids = similarities.keep_only(&rows, memory, rehearsal);
         let rehearsal_similarity = similarities.of(&ids);
         let set = personal_training_set(
             &start,
@@ -237,16 +242,17 @@ mod tests {
         };
         let mut kept = RehearsalSimilarities::default();
         // A window of three, sliding by one, then one deleted in the middle.
-        for window in [[10, 11, 12], [11, 12, 13], [12, 13, 14]] {
-            kept.keep_only(&window, &memory, &rehearsal);
+        for rows in [[0, 1, 2], [1, 2, 3], [2, 3, 4]] {
+            let window = kept.keep_only(&rows, &memory, &rehearsal);
+            assert_eq!(window, rows.map(|r| r as SampleId + 10));
             assert_eq!(kept.by_id.len(), 3, "only the window is kept");
             for (id, similarities) in window.iter().zip(kept.of(&window)) {
                 assert_eq!(similarities, expected(&memory, *id), "{id}");
             }
         }
         memory.remove(&[13]);
-        let window = [11, 12, 14];
-        kept.keep_only(&window, &memory, &rehearsal);
+        let window = kept.keep_only(&[1, 2, 3], &memory, &rehearsal);
+        assert_eq!(window, [11, 12, 14]);
         for (id, similarities) in window.iter().zip(kept.of(&window)) {
             assert_eq!(similarities, expected(&memory, *id), "{id}");
         }
