@@ -157,6 +157,7 @@ impl Relearning {
                 labels: &labels,
                 new_labels_from: current.labels().len(),
                 own_labels_from: shipped_labels,
+                held_out: &[],
                 rehearsal_similarity: Some(&rehearsal_similarity),
             },
             &rows,

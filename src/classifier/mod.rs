@@ -613,6 +613,7 @@ impl<B: StoreBackend> Classifier<B> {
                 labels: &user_labels,
                 new_labels_from: self.bundle.head.labels().len(),
                 own_labels_from: self.bundle.head.labels().len(),
+                held_out: &gate_rows,
                 rehearsal_similarity: None,
             },
             &train_rows,

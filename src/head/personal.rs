@@ -71,11 +71,17 @@ pub struct UserSamples<'a> {
     /// user's own (equal to `new_labels_from` unless the head being trained
     /// already holds some of the user's labels, as a version's does).
     pub own_labels_from: usize,
-    /// For each of the rows trained on (in their order), its similarity to
-    /// every rehearsal row, if the caller keeps them: which shipped
-    /// examples the user's samples override needs them all, and a
-    /// classifier that relearns after every correction computes only the
-    /// new correction's ([`crate::classifier::at_once`]).
+    /// Samples not trained on (a gate holds them out to score the result)
+    /// that still override the shipped examples nearest them
+    /// ([`rehearsal_rows_to_keep`]): the user said what those texts are
+    /// either way, and a shipped example that says otherwise beside one of
+    /// them would teach the update the very answer the user corrected.
+    pub held_out: &'a [usize],
+    /// For each of the rows trained on and then each of `held_out` (in
+    /// their order), its similarity to every rehearsal row, if the caller
+    /// keeps them: which shipped examples the user's samples override needs
+    /// them all, and a classifier that relearns after every correction
+    /// computes only the new correction's ([`crate::classifier::at_once`]).
     pub rehearsal_similarity: Option<&'a [&'a [f32]]>,
 }
 
@@ -211,10 +217,9 @@ pub fn personal_training_set(
     rules: PersonalRules,
 ) -> Result<PersonalTrainingSet> {
     let dim = start.input_dim();
-    let user_rows: Vec<(&[f32], usize)> = rows
-        .iter()
-        .map(|&row| (&user.features[row * dim..(row + 1) * dim], user.labels[row]))
-        .collect();
+    let sample = |&row: &usize| (&user.features[row * dim..(row + 1) * dim], user.labels[row]);
+    let user_rows: Vec<(&[f32], usize)> = rows.iter().map(sample).collect();
+    let overriding: Vec<(&[f32], usize)> = rows.iter().chain(user.held_out).map(sample).collect();
     let computed;
     let nearest = match rehearsal.nearest {
         Some(nearest) => nearest,
@@ -227,7 +232,7 @@ pub fn personal_training_set(
         rehearsal.labels,
         rehearsal.features,
         dim,
-        &user_rows,
+        &overriding,
         user.rehearsal_similarity,
         nearest,
         rules.relabelled_share,
@@ -608,6 +613,64 @@ mod tests {
         assert_eq!(keep(&[0, 1, 2, 3, 4, 5, 6, 7], 0, 0.0), all);
         assert_eq!(keep(&[0, 1, 2, 3, 4, 5, 6, 7], 2, 2.0), all);
         assert_eq!(keep(&[], 2, 0.0), all);
+    }
+
+    #[test]
+    fn held_out_corrections_override_shipped_examples_but_are_not_trained_on() {
+        let (features, labels, beside) = two_arcs();
+        let base = Head::from_layers(
+            ["a", "b"].map(String::from).to_vec(),
+            vec![DenseLayer {
+                inputs: 3,
+                outputs: 2,
+                weights: vec![4.0, 0.0, 0.0, -4.0, 0.0, 0.0],
+                bias: vec![0.0, 0.0],
+            }],
+        )
+        .unwrap();
+        // Label "a" called "mine" across its whole arc: eight corrections,
+        // a gate holding out the last four.
+        let (start, user_labels) = with_labels(&base, &vec!["mine".to_string(); 8]).unwrap();
+        let user_features = beside.concat();
+        let trained: Vec<usize> = (0..4).collect();
+        let set_with = |held_out: &[usize]| {
+            personal_training_set(
+                &start,
+                UserSamples {
+                    features: &user_features,
+                    labels: &user_labels,
+                    new_labels_from: 2,
+                    own_labels_from: 2,
+                    held_out,
+                    rehearsal_similarity: None,
+                },
+                &trained,
+                RehearsalRows {
+                    features: &features,
+                    labels: &labels,
+                    nearest: None,
+                },
+                PersonalRules::default(),
+            )
+            .unwrap()
+        };
+        let labels_of = |set: &PersonalTrainingSet| {
+            (0..3)
+                .map(|l| set.labels.iter().filter(|&&x| x == l).count())
+                .collect::<Vec<_>>()
+        };
+        // The four trained corrections override the four rows beside them;
+        // "a"'s other four rows would teach the update that the held-out
+        // texts are "a".
+        let without = set_with(&[]);
+        assert_eq!(labels_of(&without), [4, 8, 4]);
+        // Held out, the other four corrections still override the rows
+        // beside them; they are not trained on (four samples of "mine").
+        let with = set_with(&[4, 5, 6, 7]);
+        assert_eq!(labels_of(&with), [0, 8, 4]);
+        assert_eq!(with.user_samples, 4);
+        assert_eq!((with.rehearsal_kept, with.rehearsal_overridden), (8, 8));
+        assert_eq!(&with.features[..12], &user_features[..12]);
     }
 
     #[test]

@@ -691,6 +691,7 @@ impl<B: StoreBackend> Store<B> {
                 labels: &labels,
                 new_labels_from: self.shipped_head.labels().len(),
                 own_labels_from: self.shipped_head.labels().len(),
+                held_out: &[],
                 rehearsal_similarity: None,
             },
             &all,
