@@ -155,9 +155,9 @@ fn variants() -> Vec<Variant> {
         relabelled_share("relabelled share 0.75", 0.75),
         relabelled_share("keep every row", 2.0),
         Variant {
-            name: "displaced labels learn",
+            name: "displaced labels kept",
             rules: PersonalRules {
-                keep_displaced_labels: false,
+                keep_displaced_labels: true,
                 ..PersonalRules::default()
             },
             ..shipped
@@ -212,15 +212,17 @@ fn variants() -> Vec<Variant> {
             ..shipped
         },
         Variant {
-            name: "rehearsal 64",
-            rehearsal_per_label: 64,
+            name: "rehearsal 16",
+            rehearsal_per_label: 16,
             ..shipped
         },
+        // The defaults until 2026-12-06: 16 rehearsal vectors a label, the
+        // rows of labels only the user's own labels displace kept.
         Variant {
-            name: "rehearsal 64 displaced learn",
-            rehearsal_per_label: 64,
+            name: "rehearsal 16 displaced kept",
+            rehearsal_per_label: 16,
             rules: PersonalRules {
-                keep_displaced_labels: false,
+                keep_displaced_labels: true,
                 ..PersonalRules::default()
             },
             ..shipped

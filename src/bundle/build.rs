@@ -81,7 +81,7 @@ impl Default for BuildOptions {
             epochs: None,
             seed: 0,
             hold_out_fraction: 0.1,
-            rehearsal_per_label: 16,
+            rehearsal_per_label: 64,
             shipped_check_per_label: 16,
             auto_update_threshold: 50,
             word_embeddings_4bit: None,

@@ -32,10 +32,10 @@ options:
   --max-seq-len N           encoder truncation (default: 128)
   --epochs N                epochs for the generic head (default: the update default)
   --seed N                  seed for the split, the head and the rehearsal pick (default: 0)
-  --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 16)
+  --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 64)
   --shipped-check-per-label N
                             held-out vectors per label shipped for the update gate's check of
-                            the labels a user never corrects (default: 16)
+                            the labels a user never corrects (default: 64)
   --auto-update-threshold N feedback samples that trigger an automatic update (default: 50)
   --word-embeddings int8|4bit|4bit:G
                             the compiled encoder's word embeddings: int8 (default), or 4 bits

@@ -28,7 +28,11 @@ pub struct PersonalRules {
     /// ([`untouched_labels`]): a label of the user's, imprinted from it,
     /// learns what tells them apart, and the shipped label does not retreat
     /// from the neighbourhood of the user's sentences, where its own
-    /// sentences the user never asks are too.
+    /// sentences the user never asks are too. Off by default: that helped
+    /// with 16 rehearsal vectors a label; with the 64 bundles ship now, the
+    /// shipped label's own vectors defend its sentences while it gives way
+    /// to the user's, and holding it still cost the untouched intents twice
+    /// as much over a stream (docs/benchmarks.md, "Personalization").
     pub keep_displaced_labels: bool,
 }
 
@@ -41,7 +45,7 @@ impl Default for PersonalRules {
         PersonalRules {
             imprint_new_labels: true,
             relabelled_share: RELABELLED_SHARE,
-            keep_displaced_labels: true,
+            keep_displaced_labels: false,
         }
     }
 }
@@ -317,15 +321,10 @@ pub fn train_personal_head(
 /// the intents nobody corrected 10 points of accuracy (issue 20).
 ///
 /// A sample of one of the user's own labels (from `own_labels_from` on;
-/// `usize::MAX` for none) touches only that label, not the one the head
-/// gives it: a shipped intent beside which the user teaches a new one keeps
-/// its row, and the new label (imprinted from it) learns what tells the two
-/// apart. When the shipped row learned too, it retreated from the user's
-/// sentences and lost its own sentences of the same shape that the user
-/// never asks. Keeping it, on the seeds it was chosen on, the worst
-/// correction of a stream took a third less from the untouched intents, and
-/// they swung less from one correction to the next (docs/benchmarks.md,
-/// "Personalization").
+/// `usize::MAX` for none, [`PersonalRules::keep_displaced_labels`] off)
+/// touches only that label, not the one the head gives it: a shipped
+/// intent beside which the user teaches a new one keeps its row, and the
+/// new label (imprinted from it) learns what tells the two apart.
 pub fn untouched_labels(
     label_count: usize,
     given: &[(usize, Vec<f32>)],
