@@ -35,7 +35,7 @@ options:
   --rehearsal-per-label N   training vectors per label shipped for on-device updates (default: 64)
   --shipped-check-per-label N
                             held-out vectors per label shipped for the update gate's check of
-                            the labels a user never corrects (default: 64)
+                            the labels a user never corrects (default: 16)
   --auto-update-threshold N feedback samples that trigger an automatic update (default: 50)
   --word-embeddings int8|4bit|4bit:G
                             the compiled encoder's word embeddings: int8 (default), or 4 bits

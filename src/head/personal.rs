@@ -321,8 +321,8 @@ pub fn train_personal_head(
 /// the intents nobody corrected 10 points of accuracy (issue 20).
 ///
 /// A sample of one of the user's own labels (from `own_labels_from` on;
-/// `usize::MAX` for none, [`PersonalRules::keep_displaced_labels`] off)
-/// touches only that label, not the one the head gives it: a shipped
+/// `usize::MAX` for none, as when [`PersonalRules::keep_displaced_labels`]
+/// is off, the default) touches only that label, not the one the head gives it: a shipped
 /// intent beside which the user teaches a new one keeps its row, and the
 /// new label (imprinted from it) learns what tells the two apart.
 pub fn untouched_labels(
