@@ -221,9 +221,16 @@ pub fn personal_training_set(
     rules: PersonalRules,
 ) -> Result<PersonalTrainingSet> {
     let dim = start.input_dim();
-    let sample = |&row: &usize| (&user.features[row * dim..(row + 1) * dim], user.labels[row]);
-    let user_rows: Vec<(&[f32], usize)> = rows.iter().map(sample).collect();
-    let overriding: Vec<(&[f32], usize)> = rows.iter().chain(user.held_out).map(sample).collect();
+    // The samples trained on, then those only overriding shipped examples.
+    let overriding: Vec<(&[f32], usize)> = rows
+        .iter()
+        .chain(user.held_out)
+        .map(|&row| (&user.features[row * dim..(row + 1) * dim], user.labels[row]))
+        .collect();
+    let user_rows = &overriding[..rows.len()];
+    debug_assert!(user
+        .rehearsal_similarity
+        .is_none_or(|known| known.len() == overriding.len()));
     let computed;
     let nearest = match rehearsal.nearest {
         Some(nearest) => nearest,
@@ -243,7 +250,7 @@ pub fn personal_training_set(
     );
     let mut features = Vec::with_capacity((user_rows.len() + kept.len()) * dim);
     let mut labels = Vec::with_capacity(user_rows.len() + kept.len());
-    for (vector, label) in &user_rows {
+    for (vector, label) in user_rows {
         features.extend_from_slice(vector);
         labels.push(*label);
     }
@@ -251,7 +258,7 @@ pub fn personal_training_set(
         features.extend_from_slice(&rehearsal.features[row * dim..(row + 1) * dim]);
         labels.push(rehearsal.labels[row] as usize);
     }
-    let given = given_by(start, &user_rows)?;
+    let given = given_by(start, user_rows)?;
     let mut start_head = start.clone();
     if rules.imprint_new_labels {
         imprint_new_labels(&mut start_head, user.new_labels_from, &given);
@@ -320,11 +327,12 @@ pub fn train_personal_head(
 /// labels argue against. Without this, 50 corrections of a few intents cost
 /// the intents nobody corrected 10 points of accuracy (issue 20).
 ///
-/// A sample of one of the user's own labels (from `own_labels_from` on;
-/// `usize::MAX` for none, as when [`PersonalRules::keep_displaced_labels`]
-/// is off, the default) touches only that label, not the one the head gives it: a shipped
-/// intent beside which the user teaches a new one keeps its row, and the
-/// new label (imprinted from it) learns what tells the two apart.
+/// With [`PersonalRules::keep_displaced_labels`] (off by default: callers
+/// then pass `usize::MAX`, no label counts as the user's own here), a
+/// sample of one of the user's own labels (from `own_labels_from` on)
+/// touches only that label, not the one the head gives it: a shipped intent
+/// beside which the user teaches a new one keeps its row, and the new label
+/// (imprinted from it) learns what tells the two apart.
 pub fn untouched_labels(
     label_count: usize,
     given: &[(usize, Vec<f32>)],
