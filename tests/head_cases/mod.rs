@@ -147,6 +147,33 @@ fn simd_and_scalar_kernels_agree() {
             }
         }
 
+        // The integer dot products (the correction memory's int8 scan) are
+        // exact: equal to the scalar twin and to a plain i64 sum, including
+        // at ±127 everywhere (the largest sums they are used for).
+        let to_i8 = |v: &[f32]| v.iter().map(|x| (x * 127.0) as i8).collect::<Vec<_>>();
+        let query: Vec<i16> = to_i8(&a).into_iter().map(i16::from).collect();
+        let rows = [to_i8(&b), to_i8(&c), to_i8(&d), to_i8(&e)];
+        let extremes = (vec![-127i16; len], vec![127i8; len], vec![-127i8; len]);
+        for (q, rs) in [
+            (&query, [&rows[0][..], &rows[1], &rows[2], &rows[3]]),
+            (
+                &extremes.0,
+                [&extremes.1[..], &rows[1], &extremes.2, &rows[3]],
+            ),
+        ] {
+            let four = kernels::dot4_i8(q, rs);
+            for (k, r) in rs.into_iter().enumerate() {
+                let plain: i64 = q.iter().zip(r).map(|(&x, &y)| x as i64 * y as i64).sum();
+                assert_eq!(four[k] as i64, plain, "dot4_i8, len {len}");
+                assert_eq!(kernels::dot_i8(q, r) as i64, plain, "dot_i8, len {len}");
+                assert_eq!(
+                    scalar::dot_i8(q, r) as i64,
+                    plain,
+                    "scalar dot_i8, len {len}"
+                );
+            }
+        }
+
         let alphas = [0.5, -1.25, 0.0, 2.0];
         let other_alphas = [-0.75, 0.25, 1.5, 0.0];
         let (mut t0, mut t1) = (a.clone(), f.clone());

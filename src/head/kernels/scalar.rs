@@ -41,6 +41,20 @@ pub fn dot4(w: &[f32], xs: [&[f32]; 4]) -> [f32; 4] {
     xs.map(|x| dot(w, x))
 }
 
+/// `Σ q[i]·r[i]` in exact integer arithmetic: a query widened to i16
+/// against an int8 row (the correction memory's coarse scan). Exact, so
+/// every twin gives the same integer. No overflow for values within ±127
+/// and rows shorter than 2^17.
+pub fn dot_i8(q: &[i16], r: &[i8]) -> i32 {
+    debug_assert_eq!(q.len(), r.len());
+    q.iter().zip(r).map(|(&a, &b)| a as i32 * b as i32).sum()
+}
+
+/// [`dot_i8`] of one query against four rows.
+pub fn dot4_i8(q: &[i16], rs: [&[i8]; 4]) -> [i32; 4] {
+    rs.map(|r| dot_i8(q, r))
+}
+
 /// [`dot4`] for two weight rows: `out[r][k] = dot(ws[r], xs[k])`.
 pub fn dot2x4(ws: [&[f32]; 2], xs: [&[f32]; 4]) -> [[f32; 4]; 2] {
     ws.map(|w| dot4(w, xs))
