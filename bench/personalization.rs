@@ -4,13 +4,21 @@
 //! bundle's automatic-update policy) on the repository's Home Assistant
 //! intents, with bundles built by the bundle tool's own code.
 //!
-//! Two kinds of stream, several seeds each. In each, a user asks 300
+//! Three kinds of stream, several seeds each. In each, a user asks 300
 //! queries (test-split sentences, template-disjoint from the bundle's
 //! training split) and corrects every wrong prediction with `addFeedback`:
 //! - *new intents*: the bundle is built without 6 of the intents; the user
 //!   asks about those 6 and 6 shipped intents;
 //! - *renamed intents*: the full bundle; the user calls 2 shipped intents by
-//!   names of their own and asks about them and 6 other shipped intents.
+//!   names of their own and asks about them and 6 other shipped intents;
+//! - *split intent*: a bundle that ships two related intents as one label
+//!   (one of [`SPLIT_PAIRS`]: HassLightSet's sentences labelled HassTurnOn,
+//!   say); the user gives one half its own name and asks about it and 6
+//!   other shipped intents, never about the other half. That half keeps the
+//!   shipped label only if updates learn the user's label *beside* it, not
+//!   in its place: a rule that treats a contradicted label as renamed
+//!   wholesale shows here (its accuracy is reported on its own, the
+//!   "kept half", and counts among the untouched intents).
 //!
 //! The intents of neither group are the *untouched* ones: their test
 //! accuracy is measured when the stream starts and before and after every
@@ -21,7 +29,8 @@
 //! retrained after each correction) and prints the table.
 //!
 //! Run through `bash bench/personalization.sh`; alone:
-//! `cargo bench --bench personalization -- [--variants a,b] [--seeds A..B]`
+//! `cargo bench --bench personalization -- [--variants a,b] [--seeds A..B]
+//! [--scenarios new,renamed,split]`
 //! (a setting is chosen on seeds the report does not use, see [`SEEDS`]).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,6 +67,17 @@ const QUERIES: usize = 300;
 const NEW_INTENTS: usize = 6;
 const RENAMED_INTENTS: usize = 2;
 const OTHER_ASKED_INTENTS: usize = 6;
+/// (the half the user splits off, the label the bundle ships both under):
+/// pairs a coarser intent set could plausibly have merged. Seed `k` splits
+/// pair `k % 6`.
+const SPLIT_PAIRS: [(&str, &str); 6] = [
+    ("HassLightSet", "HassTurnOn"),
+    ("HassSetVolumeRelative", "HassSetVolume"),
+    ("HassDecreaseTimer", "HassIncreaseTimer"),
+    ("HassMediaPrevious", "HassMediaNext"),
+    ("HassClimateSetFanMode", "HassFanSetSpeed"),
+    ("HassShoppingListCompleteItem", "HassShoppingListAddItem"),
+];
 
 /// One classifier setting to replay the streams with.
 #[derive(Clone, Copy)]
@@ -256,6 +276,26 @@ fn chosen_seeds() -> std::ops::Range<u64> {
     }
 }
 
+/// `--scenarios a,b`, or every kind of stream.
+fn chosen_scenarios() -> Vec<&'static str> {
+    const ALL: [&str; 3] = ["new", "renamed", "split"];
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|a| a == "--scenarios") {
+        None => ALL.to_vec(),
+        Some(i) => {
+            let names = args.get(i + 1).expect("--scenarios takes a list of names");
+            names
+                .split(',')
+                .map(|n| {
+                    *ALL.iter()
+                        .find(|a| **a == n)
+                        .unwrap_or_else(|| panic!("no scenario {n:?}: {ALL:?}"))
+                })
+                .collect()
+        }
+    }
+}
+
 fn chosen_variants() -> Vec<Variant> {
     let args: Vec<String> = std::env::args().collect();
     let all = variants();
@@ -285,6 +325,11 @@ struct Stream {
     seed: u64,
     /// The intents the bundle is built from.
     shipped: Vec<String>,
+    /// (intent, the label the bundle ships its sentences under) where that
+    /// is another intent's label: the split stream's merged pair.
+    merged: Vec<(String, String)>,
+    /// Test rows of the merged label's half the user never asks about.
+    kept_half_rows: Vec<usize>,
     /// (row, the label the user means).
     queries: Vec<(usize, String)>,
     /// Test rows of the intents the user never asks about.
@@ -302,12 +347,20 @@ fn main() {
     std::fs::create_dir_all(&out_dir).expect("results folder");
 
     let chosen = chosen_variants();
-    let mut bundles: BTreeMap<(Vec<String>, usize), BundleFiles> = BTreeMap::new();
+    let mut bundles: BTreeMap<BundleKey, BundleFiles> = BTreeMap::new();
     let mut records = Vec::new();
-    for stream in plan_streams(&data, chosen_seeds()) {
+    let scenarios = chosen_scenarios();
+    let streams = plan_streams(&data, chosen_seeds())
+        .into_iter()
+        .filter(|s| scenarios.contains(&s.scenario));
+    for stream in streams {
         let mut bundle_of = |rehearsal_per_label| {
             bundles
-                .entry((stream.shipped.clone(), rehearsal_per_label))
+                .entry((
+                    stream.shipped.clone(),
+                    stream.merged.clone(),
+                    rehearsal_per_label,
+                ))
                 .or_insert_with(|| {
                     build_bundle(
                         &model,
@@ -315,6 +368,7 @@ fn main() {
                         &data,
                         &features,
                         &stream.shipped,
+                        &stream.merged,
                         rehearsal_per_label,
                     )
                 })
@@ -375,12 +429,22 @@ fn main() {
                 "",
                 most_lost.join(", ")
             );
+            if let Some(kept) = &replay.kept_half {
+                eprintln!(
+                    "{:>30} the kept half: {:.1}% → {:.1}% (lowest {:.1}%)",
+                    "",
+                    kept.start * 100.0,
+                    kept.end * 100.0,
+                    kept.lowest * 100.0
+                );
+            }
             variants.insert(name.into(), replay.to_json());
         }
         records.push(json!({
             "scenario": stream.scenario,
             "seed": stream.seed,
             "shipped": stream.shipped,
+            "merged": stream.merged,
             "queries": stream.queries.iter().map(|(r, l)| json!({ "row": r, "label": l })).collect::<Vec<_>>(),
             "untouched": stream.untouched_rows.iter().map(|&r| json!({ "row": r, "label": data.intents[r] })).collect::<Vec<_>>(),
             "taught_eval": stream.taught_eval.iter().map(|(r, l)| json!({ "row": r, "label": l })).collect::<Vec<_>>(),
@@ -454,6 +518,34 @@ fn plan_streams(data: &Dataset, seeds: std::ops::Range<u64>) -> Vec<Stream> {
             &train_by_intent,
             &mut rng,
         ));
+
+        // Split intent: the bundle ships a pair as one label; the user
+        // names one half and never asks about the other.
+        let mut rng = ChaCha8Rng::seed_from_u64(11_000 + seed);
+        let (split, kept) = SPLIT_PAIRS[seed as usize % SPLIT_PAIRS.len()];
+        let mut others: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|&i| i != split && i != kept)
+            .collect();
+        others.shuffle(&mut rng);
+        let meaning: Vec<(&str, String)> = std::iter::once(split)
+            .chain(others[..OTHER_ASKED_INTENTS].iter().copied())
+            .map(|i| (i, i.to_string()))
+            .collect();
+        let mut split_stream = stream(
+            "split",
+            seed,
+            all.iter().map(|s| s.to_string()).collect(),
+            &meaning,
+            &[split],
+            &test_by_intent,
+            &train_by_intent,
+            &mut rng,
+        );
+        split_stream.merged = vec![(split.to_string(), kept.to_string())];
+        split_stream.kept_half_rows = test_by_intent[kept].clone();
+        streams.push(split_stream);
     }
     streams
 }
@@ -502,6 +594,8 @@ fn stream(
         scenario,
         seed,
         shipped,
+        merged: Vec::new(),
+        kept_half_rows: Vec::new(),
         queries,
         untouched_rows,
         taught_eval,
@@ -511,19 +605,25 @@ fn stream(
 /// A bundle's files by name.
 type BundleFiles = BTreeMap<String, Vec<u8>>;
 
+/// What a stream's bundle is built from: its intents, the merged ones, the
+/// rehearsal vectors a label.
+type BundleKey = (Vec<String>, Vec<(String, String)>, usize);
+
 /// Each replay opens the bundle afresh, as a page load does.
 fn load(files: &BundleFiles) -> Bundle {
     Bundle::load(&files[MANIFEST_FILE], &mut |name| files.get(name).cloned()).expect("load bundle")
 }
 
 /// A bundle of the `intents`, as `localtune-bundle` builds it (the same
-/// defaults), from the cached vectors.
+/// defaults), from the cached vectors; the intents of `merged` under the
+/// label given there.
 fn build_bundle(
     model: &[u8],
     tokenizer: &[u8],
     data: &Dataset,
     features: &[f32],
     intents: &[String],
+    merged: &[(String, String)],
     rehearsal_per_label: usize,
 ) -> BundleFiles {
     let dim = features.len() / data.texts.len();
@@ -531,9 +631,14 @@ fn build_bundle(
     let mut vectors = Vec::new();
     for row in 0..data.texts.len() {
         if intents.contains(&data.intents[row]) {
+            let intent = &data.intents[row];
+            let label = merged
+                .iter()
+                .find(|(from, _)| from == intent)
+                .map_or(intent, |(_, to)| to);
             rows.push(LabelledText {
                 text: data.texts[row].clone(),
-                label: data.intents[row].clone(),
+                label: label.clone(),
                 held_out: !data.train[row],
             });
             vectors.extend_from_slice(&features[row * dim..(row + 1) * dim]);
@@ -589,6 +694,15 @@ struct Replay {
     untouched_after_correction: Vec<f64>,
     feedback_millis: Vec<f64>,
     relearn_millis: Vec<f64>,
+    /// The split stream's other half: its accuracy (under the shipped label).
+    kept_half: Option<KeptHalf>,
+}
+
+struct KeptHalf {
+    start: f64,
+    end: f64,
+    /// The lowest after any correction.
+    lowest: f64,
 }
 
 impl Replay {
@@ -610,6 +724,9 @@ impl Replay {
             "untouched_after_correction": self.untouched_after_correction,
             "feedback_millis": self.feedback_millis,
             "relearn_millis": self.relearn_millis,
+            "kept_half": self.kept_half.as_ref().map(|k| json!({
+                "start": k.start, "end": k.end, "lowest": k.lowest,
+            })),
         })
     }
 }
@@ -667,6 +784,11 @@ fn replay(
         .iter()
         .map(|(r, l)| (*r, l.as_str()))
         .collect();
+    let kept_half: Vec<(usize, &str)> = stream
+        .kept_half_rows
+        .iter()
+        .map(|&r| (r, data.intents[r].as_str()))
+        .collect();
 
     // Where the untouched intents' mistakes go, so a loss can be traced
     // to the pair of labels it sits between.
@@ -700,6 +822,14 @@ fn replay(
         untouched_after_correction: Vec::new(),
         feedback_millis: Vec::new(),
         relearn_millis: Vec::new(),
+        kept_half: (!kept_half.is_empty()).then(|| {
+            let start = accuracy(&classifier, &kept_half);
+            KeptHalf {
+                start,
+                end: start,
+                lowest: start,
+            }
+        }),
     };
     for (q, (row, label)) in stream.queries.iter().enumerate() {
         let predicted = classifier.predict_vectors(vector(*row)).expect("predict");
@@ -741,6 +871,10 @@ fn replay(
         replay
             .untouched_after_correction
             .push(accuracy(&classifier, &untouched));
+        if let Some(kept) = &mut replay.kept_half {
+            kept.end = accuracy(&classifier, &kept_half);
+            kept.lowest = kept.lowest.min(kept.end);
+        }
         if replay.first_50.len() == 50 && replay.taught_after_50.is_nan() {
             replay.taught_after_50 = accuracy(&classifier, &taught);
         }

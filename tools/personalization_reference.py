@@ -35,7 +35,7 @@ FEATURES = ROOT / "bench/results/features/features.f32"
 C_GRID = (1.0, 10.0, 100.0)
 MAX_ITER = 5_000
 WINDOW = 50  # queries per column of the per-50 table
-SCENARIOS = {"new": "new intents", "renamed": "renamed intents"}
+SCENARIOS = {"new": "new intents", "renamed": "renamed intents", "split": "split intent"}
 OURS, TODAY = "classifier", "batch of 50"
 START_MARKER = "<!-- bench:personalization:start -->"
 END_MARKER = "<!-- bench:personalization:end -->"
@@ -77,12 +77,18 @@ def rehearsal_of(stream, dim):
     return values.reshape(len(labels), dim).astype(np.float64), labels
 
 
-def untouched_accuracy(learner, stream, features):
+def untouched_accuracy(learner, stream, features, only_label=None):
     """The learner's accuracy on the test rows of the intents the user never
-    touches."""
-    untouched = stream["untouched"]
+    touches (or of one of them)."""
+    untouched = [u for u in stream["untouched"] if only_label in (None, u["label"])]
     predicted = learner.predict(features[[u["row"] for u in untouched]])
     return float(np.mean([p == u["label"] for p, u in zip(predicted, untouched)]))
+
+
+def kept_half_label(stream):
+    """The split stream's shipped label whose other half the user renamed."""
+    merged = stream.get("merged") or []
+    return merged[0][1] if merged else None
 
 
 def replay(stream, features, dim, c):
@@ -91,6 +97,8 @@ def replay(stream, features, dim, c):
     x0, y0 = rehearsal_of(stream, dim)
     learner = Reference(x0, y0, c)
     untouched_start = untouched_accuracy(learner, stream, features)
+    kept = kept_half_label(stream)
+    kept_start = untouched_accuracy(learner, stream, features, kept) if kept else None
     mistakes = []
     after_correction = []
     for q in stream["queries"]:
@@ -105,6 +113,10 @@ def replay(stream, features, dim, c):
         "untouched_start": untouched_start,
         "untouched_end": untouched_accuracy(learner, stream, features),
         "worst_correction_drop": worst_drop(untouched_start, after_correction),
+        "kept_half": {
+            "start": kept_start,
+            "end": untouched_accuracy(learner, stream, features, kept),
+        } if kept else None,
     }
 
 
@@ -189,6 +201,13 @@ def summarize(data, features, dim):
             "reference": mean([taught_after_50(s, features, dim, c, v["first_50"])
                                for s, v in zip(streams, ours)]),
         }
+        if all(v.get("kept_half") for v in ours):
+            row["kept_half"] = {
+                "classifier": {key: mean([v["kept_half"][key] for v in ours])
+                               for key in ("start", "end", "lowest")},
+                "reference": {key: mean([r["kept_half"][key] for r in reference_runs])
+                              for key in ("start", "end")},
+            }
         for key in ("feedback", "relearn"):
             millis = [m for v in ours for m in v[f"{key}_millis"]]
             row[f"{key}_p95_ms_native"] = float(np.percentile(millis, 95)) if millis else None
@@ -238,6 +257,15 @@ def table(summary, queries, measured):
             f"({-100 * r['worst_correction_drop']:+.1f} pts) "
             f"| {100 * t['classifier']:.1f}% / {100 * t['reference']:.1f}% |")
     lines.append("")
+    for scenario, row in summary.items():
+        if "kept_half" in row:
+            k, r = row["kept_half"]["classifier"], row["kept_half"]["reference"]
+            lines.append(
+                f"{SCENARIOS[scenario].capitalize()}: the half of the shipped label the user never "
+                f"asked about (counted among the untouched intents above) went from "
+                f"{100 * k['start']:.1f}% to {100 * k['end']:.1f}% (lowest after a correction "
+                f"{100 * k['lowest']:.1f}%); the reference's from {100 * r['start']:.1f}% to "
+                f"{100 * r['end']:.1f}%.")
     lines.append("The classifier's per-correction cost natively, p95: `add_feedback` (embedding, "
                  "storing, the memory) "
                  + ", ".join(f"{SCENARIOS[s]} {r['feedback_p95_ms_native']:.0f} ms"
