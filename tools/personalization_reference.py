@@ -86,7 +86,7 @@ def untouched_accuracy(learner, stream, features, only_label=None):
 
 
 def kept_half_label(stream):
-    """The split stream's shipped label whose other half the user renamed."""
+    """The split stream's shipped label, whose other half the user named anew."""
     merged = stream.get("merged") or []
     return merged[0][1] if merged else None
 
