@@ -311,6 +311,24 @@ pub struct Rehearsal {
     pub nearest: Vec<f32>,
 }
 
+/// `row` as int8 with one scale: value ≈ int8 × scale, the scale the
+/// row's largest magnitude / 127 (a zero row: scale 0, every value 0), so
+/// each value is within half the scale of the original. How a bundle
+/// stores its rehearsal vectors ([`Rehearsal::encode`]), and how the
+/// memory of corrections rounds the copies it scans first.
+pub(crate) fn int8_row(row: &[f32]) -> (f32, impl Iterator<Item = i8> + '_) {
+    let scale = row.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+    let values = row.iter().map(move |&v| {
+        let q = if scale > 0.0 {
+            (v / scale).round()
+        } else {
+            0.0
+        };
+        q.clamp(-127.0, 127.0) as i8
+    });
+    (scale, values)
+}
+
 /// Vectors as f32 (the first format; still read).
 const REHEARSAL_MAGIC_F32: &[u8; 8] = b"LTREHE01";
 /// Vectors as int8 with one f32 scale per row (written when the nearest
@@ -344,27 +362,22 @@ impl Rehearsal {
         for l in &self.labels {
             out.extend_from_slice(&l.to_le_bytes());
         }
-        let row_of = |r: usize| &self.features[r * self.dim..(r + 1) * self.dim];
-        let scales: Vec<f32> = (0..rows)
-            .map(|r| row_of(r).iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0)
+        let rounded: Vec<(f32, Vec<i8>)> = (0..rows)
+            .map(|r| {
+                let (scale, values) = int8_row(&self.features[r * self.dim..(r + 1) * self.dim]);
+                (scale, values.collect())
+            })
             .collect();
-        for s in &scales {
-            out.extend_from_slice(&s.to_le_bytes());
+        for (scale, _) in &rounded {
+            out.extend_from_slice(&scale.to_le_bytes());
         }
         if with_nearest {
             for n in &self.nearest {
                 out.extend_from_slice(&n.to_le_bytes());
             }
         }
-        for (r, &scale) in scales.iter().enumerate() {
-            out.extend(row_of(r).iter().map(|&v| {
-                let q = if scale > 0.0 {
-                    (v / scale).round()
-                } else {
-                    0.0
-                };
-                q.clamp(-127.0, 127.0) as i8 as u8
-            }));
+        for (_, values) in &rounded {
+            out.extend(values.iter().map(|&q| q as u8));
         }
         out
     }

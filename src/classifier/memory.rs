@@ -31,6 +31,7 @@
 //! nothing), until the user deletes them.
 
 use super::Prediction;
+use crate::bundle::int8_row;
 use crate::head::kernels::{dot, dot4_i8, dot_i8};
 use crate::head::LabelProbability;
 use crate::store::{SampleId, TrainingData};
@@ -116,22 +117,18 @@ struct Int16Query {
     l1: f32,
 }
 
-/// `vector` as integers in `[-127, 127]` and the scale that maps them back:
-/// the largest magnitude becomes 127. A zero (or non-finite) vector gets
-/// scale 0 (or NaN, which makes every bound NaN and so every row a
-/// candidate for the exact comparison).
+/// `vector` rounded as a bundle rounds its rehearsal vectors
+/// ([`int8_row`]), except that a vector with a non-finite component gets
+/// scale NaN, which makes every bound NaN and so every row a candidate for
+/// the exact comparison.
 fn round_to_int8(vector: &[f32]) -> (impl Iterator<Item = i8> + '_, f32) {
-    let largest = vector.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    let largest = if vector.iter().all(|x| x.is_finite()) {
-        largest
+    let (scale, values) = int8_row(vector);
+    let scale = if vector.iter().all(|x| x.is_finite()) {
+        scale
     } else {
         f32::NAN
     };
-    let inverse = if largest > 0.0 { 127.0 / largest } else { 0.0 };
-    let values = vector
-        .iter()
-        .map(move |x| (x * inverse).round().clamp(-127.0, 127.0) as i8);
-    (values, largest / 127.0)
+    (values, scale)
 }
 
 impl Int8Rows {
@@ -142,6 +139,20 @@ impl Int8Rows {
         let magnitude: i32 = self.values[start..].iter().map(|&v| (v as i32).abs()).sum();
         self.scales.push(scale);
         self.l1.push(scale * magnitude as f32);
+    }
+
+    /// Row `from` copied over row `to` (rows of `dim` values).
+    fn copy_row(&mut self, from: usize, to: usize, dim: usize) {
+        self.values
+            .copy_within(from * dim..(from + 1) * dim, to * dim);
+        self.scales[to] = self.scales[from];
+        self.l1[to] = self.l1[from];
+    }
+
+    fn truncate(&mut self, rows: usize, dim: usize) {
+        self.values.truncate(rows * dim);
+        self.scales.truncate(rows);
+        self.l1.truncate(rows);
     }
 }
 
@@ -250,20 +261,13 @@ impl CorrectionMemory {
             self.labels.swap(keep, row);
             self.vectors
                 .copy_within(row * dim..(row + 1) * dim, keep * dim);
-            let coarse = &mut self.coarse;
-            coarse
-                .values
-                .copy_within(row * dim..(row + 1) * dim, keep * dim);
-            coarse.scales.swap(keep, row);
-            coarse.l1.swap(keep, row);
+            self.coarse.copy_row(row, keep, dim);
             keep += 1;
         }
         self.ids.truncate(keep);
         self.labels.truncate(keep);
         self.vectors.truncate(keep * dim);
-        self.coarse.values.truncate(keep * dim);
-        self.coarse.scales.truncate(keep);
-        self.coarse.l1.truncate(keep);
+        self.coarse.truncate(keep, dim);
     }
 
     /// The most similar correction; of equally similar ones (the same text
@@ -555,6 +559,19 @@ mod tests {
         )
     }
 
+    /// The row most similar to `query` at `floor` or above (of equal ones,
+    /// the last) and its similarity, by a plain f32 scan.
+    fn full_f32_scan(rows: &[Vec<f32>], query: &[f32], floor: f32) -> Option<(usize, f32)> {
+        rows.iter()
+            .enumerate()
+            .map(|(r, row)| (r, dot(query, row)))
+            .filter(|&(_, s)| s >= floor)
+            .fold(None, |best, (r, s)| match best {
+                Some((_, b)) if s < b => best,
+                _ => Some((r, s)),
+            })
+    }
+
     #[test]
     fn the_int8_scan_never_drops_a_row_that_reaches_the_floor_and_drops_the_far_ones() {
         let dim = 384;
@@ -608,15 +625,7 @@ mod tests {
                 assert!(candidates.len() <= 204, "{} candidates", candidates.len());
             }
             // The exact answer among them: a full f32 scan's.
-            let full = rows
-                .iter()
-                .enumerate()
-                .map(|(r, row)| (r, dot(&query, row)))
-                .filter(|&(_, s)| s >= floor)
-                .fold(None, |best: Option<(usize, f32)>, (r, s)| match best {
-                    Some((_, b)) if s < b => best,
-                    _ => Some((r, s)),
-                });
+            let full = full_f32_scan(&rows, &query, floor);
             let found = m.nearest_within(&query, floor);
             assert_eq!(
                 found.map(|n| (n.sample_id, n.similarity.to_bits())),
@@ -628,15 +637,7 @@ mod tests {
         let ids: Vec<u64> = (1..=600).collect();
         m.remove(&ids);
         let rest = &rows[600..];
-        let expected = rest
-            .iter()
-            .enumerate()
-            .map(|(r, row)| (r, dot(&query, row)))
-            .filter(|&(_, s)| s >= 0.85)
-            .fold(None, |best: Option<(usize, f32)>, (r, s)| match best {
-                Some((_, b)) if s < b => best,
-                _ => Some((r, s)),
-            });
+        let expected = full_f32_scan(rest, &query, 0.85);
         assert_eq!(
             m.nearest_within(&query, 0.85).map(|n| n.sample_id),
             expected.map(|(r, _)| r as u64 + 601)
