@@ -52,6 +52,7 @@ use recent_vectors::RecentVectors;
 /// One text's prediction: every label, most probable first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Prediction {
     pub label: String,
     pub probability: f32,
@@ -61,6 +62,7 @@ pub struct Prediction {
 /// A correction that was stored.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Feedback {
     #[serde(flatten)]
     pub added: AddedSample,
@@ -72,6 +74,7 @@ pub struct Feedback {
 /// Shared by a [`Candidate`] (not stored yet) and an [`UpdateReport`].
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct UpdateSummary {
     /// The new head passed the validation gate (and becomes current).
     pub accepted: bool,
@@ -96,12 +99,15 @@ pub struct UpdateSummary {
     pub untouched_accuracy: Option<f32>,
     pub untouched_accuracy_shipped: Option<f32>,
     pub untouched_samples: usize,
+    // tsify's renames do not follow references: the TypeScript name.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "UpdateFigures"))]
     pub outcome: UpdateOutcome,
 }
 
 /// How an update went and the version it stored.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct UpdateReport {
     #[serde(flatten)]
     pub summary: UpdateSummary,
@@ -118,6 +124,11 @@ pub struct Candidate {
 /// Counts for a status line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "ClassifierCounts")
+)]
 pub struct Stats {
     pub sample_count: usize,
     pub pending_count: usize,

@@ -17,28 +17,46 @@ use crate::UpdateConfig;
 /// out by the binding before these are read).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "ClassifierConfig")
+)]
 pub struct ClassifierOptions {
     /// The IndexedDB store's name (default: the bundle's name).
     pub store_name: Option<String>,
+    /// At most this many corrections are kept (default 5,000); past it the
+    /// oldest of the label with the most go first.
     pub max_samples: Option<usize>,
+    /// Keep the newest this-many versions (default 20), besides the current
+    /// and the shipped head.
     pub keep_versions: Option<usize>,
+    /// When an update starts by itself.
     pub auto_update: AutoUpdateOptions,
-    /// Keep the bundle's files in the browser's Cache API between visits
-    /// (default true; see `bundle::cache`).
+    /// Keep the bundle's files in the browser's Cache API between visits,
+    /// keyed by their sha256: a second visit fetches only the manifest
+    /// (revalidated), an offline one nothing. Default true; a refused or
+    /// full cache falls back to the network (see `bundle::cache`).
     pub bundle_cache: Option<bool>,
 }
 
 /// `autoUpdate` in [`ClassifierOptions`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct AutoUpdateOptions {
     /// Default true.
     pub enabled: Option<bool>,
-    /// Pending corrections that start an update (default: the bundle's).
+    /// Pending corrections that start an update (default: the bundle's, the
+    /// seed's 50).
     pub threshold: Option<usize>,
+    /// Wait for `requestIdleCallback` where the browser has it.
     pub only_when_idle: bool,
+    /// Only while charging, where the Battery Status API exists (elsewhere:
+    /// always).
     pub only_while_charging: bool,
     /// Update settings over the bundle's defaults.
+    #[cfg_attr(target_arch = "wasm32", tsify(type = "UpdateSettings"))]
     pub options: Option<Value>,
 }
 

@@ -45,6 +45,11 @@ pub(crate) enum InputRole {
 /// How an [`Encoder`] is built (`EncoderOptions` in JavaScript).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "EncoderOptions")
+)]
 pub struct EncoderConfig {
     /// Texts longer than this many tokens (special tokens included) are truncated.
     pub max_seq_len: usize,
@@ -74,6 +79,7 @@ impl Default for EncoderConfig {
 /// in JavaScript).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct CompileOptions {
     /// The word embeddings in 4 bits in groups of this many values
     /// ([`four_bit`]): a smaller file with other vectors (and so another

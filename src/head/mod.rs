@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 /// The head's shape beyond its input and output sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum HeadArchitecture {
     /// features → labels, softmax (multinomial logistic regression).
     Linear,
@@ -114,6 +115,7 @@ pub struct Head {
 
 /// One label's probability, as returned by [`Head::predict`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct LabelProbability {
     pub label: String,
     pub probability: f32,

@@ -13,6 +13,7 @@ use crate::error::Result;
 /// The loss the head is trained on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum Loss {
     /// `−ln p[label]` (softmax cross-entropy).
     #[default]

@@ -23,6 +23,7 @@ use crate::error::{Error, Result};
 /// The optimizer and its own hyper-parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum Optimizer {
     /// Stochastic gradient descent with momentum (0 = plain SGD).
     Sgd {
@@ -73,6 +74,11 @@ impl Default for Optimizer {
 /// in summed-loss form (scikit-learn's C = 1000), no hold-out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "UpdateSettings")
+)]
 pub struct UpdateConfig {
     pub loss: Loss,
     pub optimizer: Optimizer,
@@ -229,6 +235,7 @@ pub struct TrainingSet<'a> {
 /// When in the update an event happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum UpdateEventKind {
     Began,
     BatchEnd,
@@ -243,6 +250,7 @@ pub enum UpdateEventKind {
 /// when samples were held out, at epoch ends and at `Done`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct UpdateEvent {
     pub kind: UpdateEventKind,
     /// 0-based epoch (at `Done`: epochs completed).
@@ -260,6 +268,7 @@ pub struct UpdateEvent {
 /// Why an update stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum StopReason {
     EpochsDone,
     EarlyStopped,
@@ -270,6 +279,11 @@ pub enum StopReason {
 /// The result of a finished update.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "UpdateFigures")
+)]
 pub struct UpdateOutcome {
     /// The trained head (not part of the serialised report).
     #[serde(skip)]

@@ -13,12 +13,15 @@ use crate::head::HeadArchitecture;
 
 /// Sample ids and version numbers are allocated by the backend, increasing,
 /// never reused.
+#[cfg_attr(target_arch = "wasm32", tsify::declare)]
 pub type SampleId = u64;
+#[cfg_attr(target_arch = "wasm32", tsify::declare)]
 pub type VersionNumber = u64;
 
 /// One piece of feedback: "this text is this label".
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct Sample {
     pub id: SampleId,
     pub text: String,
@@ -45,6 +48,7 @@ pub struct CachedFeatures {
 /// Where a head version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum VersionStatus {
     /// The generic head that came with the model bundle.
     Shipped,
@@ -57,6 +61,7 @@ pub enum VersionStatus {
 /// How an update went, as far as it is known.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct VersionMetrics {
     pub train_loss: Option<f32>,
     pub train_accuracy: Option<f32>,
@@ -77,6 +82,7 @@ pub struct VersionMetrics {
 /// Stored and exported as one flat object (`{ version, parent, status, … }`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct VersionInfo {
     pub version: VersionNumber,
     #[serde(flatten)]
@@ -87,6 +93,7 @@ pub struct VersionInfo {
 /// it when it is stored ([`StoreBackend::commit_version`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct VersionMeta {
     pub parent: Option<VersionNumber>,
     pub status: VersionStatus,

@@ -59,16 +59,22 @@ pub const EMBED_MISSING_TEXTS: usize = 512;
 /// Limits a store keeps to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "StoreOptions")
+)]
 pub struct StorePolicy {
-    /// At most this many samples. Past it, adding a sample evicts the oldest
-    /// samples of the label with the most samples, so rare labels (the ones
-    /// a user invented) keep their few examples — down to 1% under the cap
-    /// ([`StorePolicy::eviction_low_water`]), so that a store at its cap
-    /// reads every sample to choose what goes once per ~1% of new
+    /// At most this many samples (default 5,000). Past it, adding a sample
+    /// evicts the oldest samples of the label with the most samples, so rare
+    /// labels (the ones a user invented) keep their few examples — down to
+    /// 1% under the cap (`StorePolicy::eviction_low_water`), so that a store
+    /// at its cap reads every sample to choose what goes once per ~1% of new
     /// corrections rather than at every one.
     pub max_samples: usize,
-    /// Keep the newest this-many versions; older ones are deleted after each
-    /// save, except the current and the shipped head, which are always kept.
+    /// Keep the newest this-many versions (default 20); older ones are
+    /// deleted after each save, except the current and the shipped head,
+    /// which are always kept.
     pub keep_versions: usize,
 }
 
@@ -102,6 +108,7 @@ impl StorePolicy {
 /// A sample that was added, and the ones evicted to make room.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct AddedSample {
     pub sample: Sample,
     pub evicted: Vec<SampleId>,
@@ -111,6 +118,7 @@ pub struct AddedSample {
 /// swallowed. `name` is the error code ([`Error::code`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify), tsify(missing_as_null))]
 pub struct StoreProblem {
     pub name: String,
     pub message: String,
@@ -160,6 +168,11 @@ impl TrainingData {
 /// What to record with a new version (`SaveOptions` in JavaScript).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(
+    target_arch = "wasm32",
+    derive(tsify::Tsify),
+    tsify(missing_as_null, rename = "SaveOptions")
+)]
 pub struct SaveDetails {
     /// The version this one was trained from.
     pub parent: Option<VersionNumber>,

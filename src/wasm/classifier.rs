@@ -11,15 +11,17 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
 use super::head::{observer, to_js, UpdateEventCallback, UpdateOptionsArg};
+use super::store::StorageStatus;
 use super::{js_error, options_json, performance_now};
 use crate::bundle::{self, Bundle, BundleFile, MANIFEST_FILE};
 use crate::checksum::lowercase_hex;
 use crate::classifier::options::{update_config_over, ClassifierOptions};
-use crate::classifier::{Classifier, Feedback};
+use crate::classifier::{Classifier, Feedback, Stats};
 use crate::error::Error;
 use crate::store::id_from_number;
 use crate::store::indexed_db::IndexedDbBackend;
@@ -30,32 +32,13 @@ const TS_TYPES: &'static str = r#"
 /** Where a bundle comes from: the URL of its manifest.json (or of its folder, ending in "/"), or its files' bytes by name. */
 export type BundleSource = string | Record<string, Uint8Array> | Map<string, Uint8Array>;
 
-export interface ClassifierOptions {
-  /** The IndexedDB store's name (default: the bundle's name). */
-  storeName?: string;
-  maxSamples?: number;
-  keepVersions?: number;
-  /** Keep the bundle's files in the browser's Cache API between visits, keyed by their sha256: a second visit fetches only the manifest (revalidated), an offline one nothing. Default true; a refused or full cache falls back to the network. */
-  bundleCache?: boolean;
-  autoUpdate?: {
-    /** Default true. */
-    enabled?: boolean;
-    /** Pending corrections that start an update (default: the bundle's, the seed's 50). */
-    threshold?: number;
-    /** Wait for requestIdleCallback where the browser has it. */
-    onlyWhenIdle?: boolean;
-    /** Only while charging, where the Battery Status API exists (elsewhere: always). */
-    onlyWhileCharging?: boolean;
-    /** Settings of automatic updates (default: the bundle's). */
-    options?: UpdateOptions;
-  };
+/** `Classifier.load`'s options: those of `ClassifierConfig`, and the functions that see its events. */
+export interface ClassifierOptions extends ClassifierConfig {
   /** Sees automatic updates start, progress, finish or fail. */
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
   /** Sees a bundle loaded by URL arrive: bytes so far, of the files started so far (from the cache at once). */
   onLoadProgress?: (progress: LoadProgress) => void;
 }
-
-export interface LoadProgress { file: string; loadedBytes: number; totalBytes: number; fromCache: boolean }
 
 export type AutoUpdateEvent =
   | { phase: "started"; pending: number }
@@ -63,36 +46,6 @@ export type AutoUpdateEvent =
   | { phase: "finished"; report: UpdateReport }
   | { phase: "failed"; error: Error };
 
-export interface Prediction { label: string; probability: number; probabilities: LabelProbability[] }
-
-export interface Feedback { sample: Sample; evicted: number[]; pending: number }
-
-export interface UpdateReport {
-  accepted: boolean;
-  gate: string;
-  version: VersionInfo;
-  candidateAccuracy: number | null;
-  currentAccuracy: number | null;
-  heldOutSamples: number;
-  userSamples: number;
-  rehearsalSamples: number;
-  rehearsalOverridden: number;
-  untouchedAccuracy: number | null;
-  untouchedAccuracyShipped: number | null;
-  untouchedSamples: number;
-  outcome: Omit<UpdateOutcome, "head">;
-}
-
-export interface ClassifierStats {
-  sampleCount: number;
-  pendingCount: number;
-  currentVersion: VersionInfo;
-  versionCount: number;
-  autoUpdateThreshold: number;
-  storage: StorageStatus;
-  /** Bytes of this bundle's files in the Cache API (0: not cached). */
-  bundleCacheBytes: number;
-}
 "#;
 
 #[wasm_bindgen]
@@ -103,6 +56,19 @@ extern "C" {
     pub type ClassifierOptionsArg;
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
+}
+
+/// `Classifier.stats()`: the core's counts, the origin's storage and the
+/// bundle's bytes in the Cache API (0: not cached).
+#[derive(Serialize, tsify::Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(missing_as_null)]
+struct ClassifierStats {
+    #[serde(flatten)]
+    #[tsify(type = "ClassifierCounts")]
+    counts: Stats,
+    storage: StorageStatus,
+    bundle_cache_bytes: f64,
 }
 
 struct Inner {
@@ -489,6 +455,20 @@ async fn fetch_file(
     })
 }
 
+/// What `onLoadProgress` is called with.
+#[derive(Serialize, tsify::Tsify)]
+#[serde(rename_all = "camelCase")]
+#[tsify(rename = "LoadProgress")]
+struct LoadProgressEvent<'a> {
+    /// The file whose bytes arrived.
+    file: &'a str,
+    /// Bytes so far, of the files started so far.
+    loaded_bytes: f64,
+    total_bytes: f64,
+    /// The file came from the Cache API (counted at once).
+    from_cache: bool,
+}
+
 /// `onLoadProgress`: the bytes of a bundle's files as they arrive, summed
 /// over the files so far (the total grows as each file's response says its
 /// length; files from the cache count at once).
@@ -512,13 +492,15 @@ impl LoadProgress {
         let Some(callback) = &self.callback else {
             return;
         };
-        let event = Object::new();
-        let _ = Reflect::set(&event, &"file".into(), &file.into());
-        let _ = Reflect::set(&event, &"loadedBytes".into(), &loaded.into());
-        let total = self.total.get().max(loaded);
-        let _ = Reflect::set(&event, &"totalBytes".into(), &total.into());
-        let _ = Reflect::set(&event, &"fromCache".into(), &from_cache.into());
-        let _ = callback.call1(&JsValue::NULL, &event);
+        let event = LoadProgressEvent {
+            file,
+            loaded_bytes: loaded,
+            total_bytes: self.total.get().max(loaded),
+            from_cache,
+        };
+        if let Ok(event) = to_js(&event) {
+            let _ = callback.call1(&JsValue::NULL, &event);
+        }
     }
 
     fn file_done(&self, file: &str, bytes: usize, from_cache: bool) {
@@ -877,15 +859,11 @@ impl JsClassifier {
     pub fn stats(&self) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let stats = to_js(&inner.classifier.stats().await.map_err(err)?)?;
-            let storage = JsFuture::from(super::store::storage_status()).await?;
-            Reflect::set(&stats, &"storage".into(), &storage)?;
-            Reflect::set(
-                &stats,
-                &"bundleCacheBytes".into(),
-                &inner.bundle_cache_bytes.into(),
-            )?;
-            Ok(stats)
+            to_js(&ClassifierStats {
+                counts: inner.classifier.stats().await.map_err(err)?,
+                storage: super::store::current_storage_status().await,
+                bundle_cache_bytes: inner.bundle_cache_bytes,
+            })
         })
     }
 

@@ -11,30 +11,6 @@ use crate::options::read_options;
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** How an Encoder is built. Every field is optional. */
-export interface EncoderOptions {
-  /** Texts longer than this many tokens are truncated (2–512; default 128). */
-  maxSeqLen?: number;
-  /** Gather int8 embedding rows before dequantizing (default true; bit-identical, faster). */
-  gatherBeforeDequantize?: boolean;
-  /**
-   * Word embeddings requantized to 4 bits in groups of this many values, as
-   * in a bundle built with `--word-embeddings 4bit` (ONNX files only; a
-   * compiled encoder's header says what it holds, and this must agree).
-   */
-  wordEmbeddings4bit?: number;
-}
-
-/** Options of `Encoder.compile`. */
-export interface CompileOptions {
-  /**
-   * Store the word embeddings in 4 bits, in groups of this many values
-   * (32 is measured): a fifth smaller file, vectors within cosine 0.99 of
-   * int8's, another `sha256`.
-   */
-  wordEmbeddings4bit?: number;
-}
-
 /** Token ids of a batch, padded to its longest text (row-major). */
 export interface TokenBatch {
   rows: number;

@@ -16,68 +16,24 @@ use crate::head::{Head, HeadArchitecture};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** The head's shape: softmax regression, or one ReLU hidden layer. */
-export type HeadArchitecture = { kind: "linear" } | { kind: "mlp"; hidden: number };
-
-/** Settings of one update; every field is optional (the defaults: `defaultUpdateOptions()`; docs/api.md). */
-export interface UpdateOptions {
-  loss?: "crossEntropy" | "meanSquaredError";
-  optimizer?: { kind: "adam"; beta1?: number; beta2?: number; epsilon?: number } | { kind: "sgd"; momentum?: number };
-  learningRate?: number;
-  batchSize?: number;
-  epochs?: number;
-  shuffle?: boolean;
-  seed?: number;
-  weightDecay?: number;
-  l2Sp?: number;
-  classBalanced?: boolean;
-  validationFraction?: number;
-  minSamplesPerLabelForValidation?: number;
-  earlyStoppingPatience?: number;
-  maxSteps?: number;
-  timeBudgetMs?: number;
-  /** Train only the output layer of an MLP head. */
-  freezeHiddenLayer?: boolean;
-  /** Checked between mini-batches; an aborted signal cancels with an `AbortError`. */
+/**
+ * Settings of one update: every field of `UpdateSettings` is optional (the
+ * defaults: `defaultUpdateOptions()`; docs/api.md), and `signal` is checked
+ * between mini-batches: an aborted signal cancels with an `AbortError`.
+ * (`UpdateSettings` and the other value types are derived from the Rust
+ * types the binding sends and reads.)
+ */
+export interface UpdateOptions extends UpdateSettings {
   signal?: AbortSignal;
 }
 
-/** A progress report from an update. */
-export interface UpdateEvent {
-  kind: "began" | "batchEnd" | "epochEnd" | "done";
-  epoch: number;
-  batch: number;
-  step: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  validationLoss?: number;
-  validationAccuracy?: number;
-}
-
 /** What a finished update returns: the new head (the old one is unchanged) and how it went. */
-export interface UpdateOutcome {
+export interface UpdateOutcome extends UpdateFigures {
   head: Head;
-  stopReason: "epochsDone" | "earlyStopped" | "stepBudget" | "timeBudget";
-  epochs: number;
-  steps: number;
-  trainingSamples: number;
-  validationSamples: number;
-  trainLoss: number;
-  trainAccuracy: number;
-  validationLoss?: number;
-  validationAccuracy?: number;
-  bestEpoch: number;
-  millis: number;
 }
 
 /** @deprecated The same type under its old name: use `UpdateOutcome`. */
 export type UpdateResult = UpdateOutcome;
-
-/** One label and its probability. */
-export interface LabelProbability {
-  label: string;
-  probability: number;
-}
 "#;
 
 #[wasm_bindgen]

@@ -19,56 +19,11 @@ use crate::store::{id_from_number, CachedFeatures, SaveDetails, Store, StorePoli
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS_TYPES: &'static str = r#"
-/** Limits a store keeps to. */
-export interface StoreOptions {
-  /** At most this many samples (default 5000); past it the oldest sample of the label with the most samples is evicted. */
-  maxSamples?: number;
-  /** Keep the newest this-many versions (default 20), plus the current and the shipped head. */
-  keepVersions?: number;
-}
-
-/** One piece of feedback. */
-export interface Sample { id: number; text: string; label: string; timeMs: number }
-
-/** A head version's metadata. */
-export interface VersionInfo {
-  version: number;
-  parent: number | null;
-  status: "shipped" | "accepted" | "rejected";
-  encoderSha256: string;
-  labels: string[];
-  architecture: HeadArchitecture;
-  sampleCount: number;
-  /** The newest sample the head was trained with; later samples are pending. */
-  trainedThroughSample: number | null;
-  metrics: {
-    trainLoss: number | null; trainAccuracy: number | null; validationLoss: number | null; validationAccuracy: number | null;
-    epochs: number | null; steps: number | null;
-    /** Validation gate: this head's and the replaced head's accuracy on the held-out slice of the user's samples. */
-    gateAccuracy: number | null; previousGateAccuracy: number | null; gateSamples: number | null;
-  };
-  createdMs: number;
-  checksum: string;
-}
-
-/** What to record with a saved version. */
-export interface SaveOptions {
-  parent?: number;
-  /** Keep the version but do not make it current (a candidate that failed a validation gate). */
-  rejected?: boolean;
-  sampleCount?: number;
-  trainedThroughSample?: number;
-  metrics?: Partial<VersionInfo["metrics"]>;
-}
-
-/** Something wrong found while loading (a corrupt record, an encoder change), reported rather than swallowed. */
-export interface StoreProblem { name: string; message: string; version: number | null }
-
+/** The head in use, and what had to be skipped to find it. */
 export interface LoadedHead { version: VersionInfo; head: Head; problems: StoreProblem[]; encoderChanged: boolean }
 
+/** Samples joined with their cached vectors (`vectors`: row-major, a row per id); `missing`: samples with no vector under this store's encoder. */
 export interface TrainingData { sampleIds: number[]; vectors: Float32Array; labels: string[]; missing: Sample[] }
-
-export interface StorageStatus { persisted: boolean; usageBytes: number | null; quotaBytes: number | null }
 "#;
 
 #[wasm_bindgen]
@@ -79,9 +34,12 @@ extern "C" {
     pub type SaveOptionsArg;
 }
 
-#[derive(Serialize)]
+/// The origin's storage: whether the browser keeps it under pressure, and
+/// its use and quota in bytes where the browser says.
+#[derive(Serialize, tsify::Tsify)]
 #[serde(rename_all = "camelCase")]
-struct StorageStatus {
+#[tsify(missing_as_null)]
+pub(crate) struct StorageStatus {
     persisted: bool,
     usage_bytes: Option<f64>,
     quota_bytes: Option<f64>,
@@ -473,39 +431,42 @@ fn storage_manager() -> Option<web_sys::StorageManager> {
     storage.dyn_into().ok()
 }
 
-/// `navigator.storage.persisted()` and `estimate()`.
+/// `navigator.storage.persisted()` and `estimate()`, as a promise.
 pub(crate) fn storage_status() -> Promise {
-    future_to_promise(async move {
-        let Some(manager) = storage_manager() else {
-            return to_js(&StorageStatus {
-                persisted: false,
-                usage_bytes: None,
-                quota_bytes: None,
-            });
+    future_to_promise(async move { to_js(&current_storage_status().await) })
+}
+
+/// `navigator.storage.persisted()` and `estimate()`.
+pub(crate) async fn current_storage_status() -> StorageStatus {
+    let Some(manager) = storage_manager() else {
+        return StorageStatus {
+            persisted: false,
+            usage_bytes: None,
+            quota_bytes: None,
         };
-        let persisted = match manager.persisted() {
-            Ok(p) => JsFuture::from(p)
-                .await
-                .map(|v| v.is_truthy())
-                .unwrap_or(false),
-            Err(_) => false,
-        };
-        let estimate = match manager.estimate() {
-            Ok(p) => JsFuture::from(p).await.ok(),
-            Err(_) => None,
-        };
-        let field = |name: &str| {
-            estimate
-                .as_ref()
-                .and_then(|e| Reflect::get(e, &name.into()).ok())
-                .and_then(|v| v.as_f64())
-        };
-        to_js(&StorageStatus {
-            persisted,
-            usage_bytes: field("usage"),
-            quota_bytes: field("quota"),
-        })
-    })
+    };
+    let persisted = match manager.persisted() {
+        Ok(p) => JsFuture::from(p)
+            .await
+            .map(|v| v.is_truthy())
+            .unwrap_or(false),
+        Err(_) => false,
+    };
+    let estimate = match manager.estimate() {
+        Ok(p) => JsFuture::from(p).await.ok(),
+        Err(_) => None,
+    };
+    let field = |name: &str| {
+        estimate
+            .as_ref()
+            .and_then(|e| Reflect::get(e, &name.into()).ok())
+            .and_then(|v| v.as_f64())
+    };
+    StorageStatus {
+        persisted,
+        usage_bytes: field("usage"),
+        quota_bytes: field("quota"),
+    }
 }
 
 /// `navigator.storage.persist()`; false where there is no storage manager.

@@ -18,7 +18,11 @@ export async function mainThread(): Promise<string> {
     autoUpdate: { threshold: 20, onlyWhileCharging: true },
     onLoadProgress: (p) => console.log(p.file, p.loadedBytes / p.totalBytes, p.fromCache),
     onAutoUpdate: (event) => {
-      if (event.phase === 'finished') console.log(event.report.accepted, event.report.gate);
+      if (event.phase === 'finished') {
+        const reason: 'epochsDone' | 'earlyStopped' | 'stepBudget' | 'timeBudget' = event.report.outcome.stopReason;
+        const through: number | null | undefined = event.report.version.trainedThroughSample;
+        console.log(event.report.accepted, event.report.gate, reason, through);
+      }
       if (event.phase === 'failed') console.log(event.error.message);
     },
   });
@@ -32,6 +36,9 @@ export async function mainThread(): Promise<string> {
   const shipped: VersionInfo = await classifier.deleteEverything();
   const stats: ClassifierStats = await classifier.stats();
   const cached: number = stats.bundleCacheBytes;
+  const usage: number | null = stats.storage.usageBytes;
+  // @ts-expect-error: the storage use is null where the browser does not say
+  stats.storage.usageBytes.toFixed();
   const trap: Error | null = moduleTrap();
   // @ts-expect-error: predict takes a string
   classifier.predict(42);
@@ -39,7 +46,11 @@ export async function mainThread(): Promise<string> {
   prediction.label.toFixed();
   // @ts-expect-error: an unknown option
   await Classifier.load('/bundles/default/', { bundelCache: false });
-  return `${relaxed} ${many.length} ${pending} ${shipped.version} ${cached} ${trap?.name}`;
+  // @ts-expect-error: an unknown automatic-update option
+  await Classifier.load('/bundles/default/', { autoUpdate: { treshold: 20 } });
+  // @ts-expect-error: an update option of the wrong type
+  await Classifier.load('/bundles/default/', { autoUpdate: { options: { epochs: 'ten' } } });
+  return `${relaxed} ${many.length} ${pending} ${shipped.version} ${cached} ${usage} ${trap?.name}`;
 }
 
 export async function inAWorker(): Promise<number> {
