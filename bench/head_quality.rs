@@ -14,6 +14,9 @@
 //! smaller encoder file instead (issue 17): the encoder compiled with 4-bit
 //! word embeddings (`--word-embeddings 4bit`), what it does to the vectors
 //! (cosine to the int8 model's) and to every run's accuracy.
+//! `--encoder-variant NAME FILE.onnx` measures the same for any other ONNX
+//! file with the encoder's interface: issue 19's int8 activations, as
+//! `tools/int8_activations_model.py` writes them.
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -55,6 +58,20 @@ fn main() {
         for group in [32, 64] {
             word_embeddings_4bit(&data, &features, dim, &runs, group);
         }
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--encoder-variant") {
+        let (Some(name), Some(file)) = (args.get(i + 1), args.get(i + 2)) else {
+            panic!("--encoder-variant takes a name and an ONNX file");
+        };
+        let model = std::fs::read(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let (_, tokenizer) = model_files();
+        let encoder =
+            localtune::Encoder::from_bytes(&model, &tokenizer, localtune::EncoderConfig::default())
+                .expect("the variant loads as an encoder");
+        let variant = embed_all(&encoder, &data);
+        println!("{name} ({file}):");
+        compare_features(&data, &features, &variant, dim, &runs, name);
         return;
     }
 
@@ -281,17 +298,34 @@ fn word_embeddings_4bit(data: &Dataset, features: &[f32], dim: usize, runs: &[Ru
     )
     .expect("the 4-bit encoder loads");
     let features4 = embed_all(&encoder4, data);
+    println!(
+        "4-bit word embeddings, groups of {group}: file {:.1} MB (int8 {:.1} MB)",
+        compiled4.len() as f64 / 1e6,
+        compiled.len() as f64 / 1e6,
+    );
+    compare_features(data, features, &features4, dim, runs, "4-bit");
+}
+
+/// What another encoder's vectors (`variant`, one row per dataset row) are
+/// to the shipped encoder's: their cosines, and every run's accuracy with
+/// each (the same rows, the default update).
+fn compare_features(
+    data: &Dataset,
+    features: &[f32],
+    variant: &[f32],
+    dim: usize,
+    runs: &[Run],
+    name: &str,
+) {
     let mut cosines: Vec<f32> = features
         .chunks_exact(dim)
-        .zip(features4.chunks_exact(dim))
+        .zip(variant.chunks_exact(dim))
         .map(|(a, b)| a.iter().zip(b).map(|(x, y)| x * y).sum())
         .collect();
     cosines.sort_by(f32::total_cmp);
     println!(
-        "4-bit word embeddings, groups of {group}: file {:.1} MB (int8 {:.1} MB); cosine to \
-         the int8 model over {} sentences: min {:.4}, 1st percentile {:.4}, median {:.4}",
-        compiled4.len() as f64 / 1e6,
-        compiled.len() as f64 / 1e6,
+        "  cosine to the shipped encoder's vectors over {} sentences: min {:.5}, 1st percentile \
+         {:.5}, median {:.5}",
         cosines.len(),
         cosines[0],
         cosines[cosines.len() / 100],
@@ -301,17 +335,17 @@ fn word_embeddings_4bit(data: &Dataset, features: &[f32], dim: usize, runs: &[Ru
     settings.dedup();
     let defaults = UpdateConfig::default();
     for setting in settings {
-        let (mut int8, mut int4, mut n) = (0.0, 0.0, 0.0);
+        let (mut shipped, mut other, mut n) = (0.0, 0.0, 0.0);
         for run in runs.iter().filter(|r| r.setting == setting) {
-            int8 += train_and_test(data, features, dim, run, &defaults).0;
-            int4 += train_and_test(data, &features4, dim, run, &defaults).0;
+            shipped += train_and_test(data, features, dim, run, &defaults).0;
+            other += train_and_test(data, variant, dim, run, &defaults).0;
             n += 1.0;
         }
         println!(
-            "  {setting:>16}: int8 {:.2}%, 4-bit {:.2}% ({:+.2} points)",
-            100.0 * int8 / n,
-            100.0 * int4 / n,
-            100.0 * (int4 - int8) / n
+            "  {setting:>16}: shipped {:.2}%, {name} {:.2}% ({:+.2} points)",
+            100.0 * shipped / n,
+            100.0 * other / n,
+            100.0 * (other - shipped) / n
         );
     }
 }
