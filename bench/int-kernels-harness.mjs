@@ -9,9 +9,10 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const layerMacs = (tokens) => tokens * (4 * 384 * 384 + 2 * 384 * 1536);
 
 /**
- * Times the module's `layer_f32` and `layer_i16` at 8, 32 and 128 tokens:
- * median ms of each, the paired median of integer ÷ f32, GMAC/s, and how far
- * the two outputs are apart (relative to the largest output).
+ * Times the module's `layer_f32`, `layer_i16` and `layer_i8` (integer, the
+ * weights as i16 or int8 in memory) at 8, 32 and 128 tokens, in turn: median
+ * ms of each, the paired medians of each integer one ÷ f32, GMAC/s, and how
+ * far the outputs are apart (relative to the largest output).
  */
 export async function measureKernels(bytes, now) {
   const { instance } = await WebAssembly.instantiate(bytes, {});
@@ -19,14 +20,14 @@ export async function measureKernels(bytes, now) {
   const rows = [];
   for (const tokens of [8, 32, 128]) {
     k.setup(tokens);
-    // Both paths into the optimizing tier first.
+    // Every path into the optimizing tier first.
     for (let i = 0; i < 20; i++) {
       k.layer_f32();
       k.layer_i16();
+      k.layer_i8();
     }
-    const f32 = [];
-    const int = [];
-    const ratios = [];
+    const times = { f32: [], i16: [], i8: [] };
+    const ratios = { i16: [], i8: [] };
     const rounds = tokens === 128 ? 40 : 120;
     for (let i = 0; i < rounds; i++) {
       const t0 = now();
@@ -34,19 +35,21 @@ export async function measureKernels(bytes, now) {
       const t1 = now();
       k.layer_i16();
       const t2 = now();
-      f32.push(t1 - t0);
-      int.push(t2 - t1);
-      ratios.push((t2 - t1) / (t1 - t0));
+      k.layer_i8();
+      const t3 = now();
+      times.f32.push(t1 - t0);
+      times.i16.push(t2 - t1);
+      times.i8.push(t3 - t2);
+      ratios.i16.push((t2 - t1) / (t1 - t0));
+      ratios.i8.push((t3 - t2) / (t1 - t0));
     }
     const gmacs = (ms) => layerMacs(tokens) / ms / 1e6;
     rows.push({
       tokens,
       rounds,
-      f32: median(f32),
-      int: median(int),
-      ratio: median(ratios),
-      f32Gmacs: gmacs(median(f32)),
-      intGmacs: gmacs(median(int)),
+      ms: { f32: median(times.f32), i16: median(times.i16), i8: median(times.i8) },
+      ratio: { i16: median(ratios.i16), i8: median(ratios.i8) },
+      gmacs: { f32: gmacs(median(times.f32)), i16: gmacs(median(times.i16)), i8: gmacs(median(times.i8)) },
       difference: k.relative_difference(),
     });
   }

@@ -10,7 +10,11 @@
 //!   activation row rounded to 12 bits with one scale
 //!   (tools/int8_activations_model.py: cosine ≥ 0.99996 to the f32 vectors),
 //!   `i32x4.dot_i16x8_s` for 8 products and an `i32x4.add`, then one scale
-//!   per output. The rounding of the activations is timed with it.
+//!   per output. The rounding of the activations is timed with it;
+//! - `layer_i8`: the same with the weights kept as int8 in memory (a
+//!   quarter of the f32 panels' bytes) and widened to i16 in the kernel
+//!   (`i16x8.extend_{low,high}_i8x16_s`, two more instructions per 16
+//!   weights).
 //!
 //! bench/int-kernels.sh builds both modules and times them in Node and in
 //! each browser engine (bench/int-kernels.mjs, bench/int-kernels.html).
@@ -35,6 +39,8 @@ struct Product {
     /// i16 panels: for each 8 columns, `k / 2` pairs of rows, each as two
     /// vectors of 4 columns × (row, row + 1).
     i16_panels: Vec<i16>,
+    /// `i16_panels` as int8: each 16-byte vector is the two i16 vectors.
+    i8_panels: Vec<i8>,
     column_scales: Vec<f32>,
 }
 
@@ -45,6 +51,7 @@ struct State {
     inputs: Vec<Vec<f32>>,
     out_f32: Vec<Vec<f32>>,
     out_i16: Vec<Vec<f32>>,
+    out_i8: Vec<Vec<f32>>,
     quantized: Vec<i16>,
     row_scales: Vec<f32>,
 }
@@ -92,11 +99,13 @@ fn product(k: usize, n: usize, rng: &mut Rng) -> Product {
             }
         }
     }
+    let i8_panels = i16_panels.iter().map(|&w| w as i8).collect();
     Product {
         k,
         n,
         f32_panels,
         i16_panels,
+        i8_panels,
         column_scales,
     }
 }
@@ -119,6 +128,7 @@ pub extern "C" fn setup(tokens: usize) {
         tokens,
         out_f32: outputs(),
         out_i16: outputs(),
+        out_i8: outputs(),
         products,
         inputs,
         quantized: vec![0; tokens * FF],
@@ -205,8 +215,30 @@ fn round_rows(tokens: usize, k: usize, input: &[f32], quantized: &mut [i16], sca
     }
 }
 
-/// `out = input · weights` with 12-bit activations and i16 weights.
-fn gemm_i16(
+/// The two i16 weight vectors (columns 0–3 and 4–7, rows paired) of row
+/// pair `pair` of the panel starting at `start`: from the i16 panels, or
+/// from the int8 ones widened as they are read (`INT8`). A const parameter,
+/// so that each kernel is compiled without the other's branch.
+///
+/// # Safety
+/// The panel holds `pair + 1` row pairs from `start`.
+#[inline(always)]
+unsafe fn weight_pair<const INT8: bool>(p: &Product, start: usize, pair: usize) -> (v128, v128) {
+    if INT8 {
+        let both = v128_load(p.i8_panels.as_ptr().add(start + pair * 16) as *const v128);
+        (i16x8_extend_low_i8x16(both), i16x8_extend_high_i8x16(both))
+    } else {
+        let b = p.i16_panels.as_ptr().add(start + pair * 16);
+        (
+            v128_load(b as *const v128),
+            v128_load(b.add(8) as *const v128),
+        )
+    }
+}
+
+/// `out = input · weights` with 12-bit activations and integer weights
+/// (int8 in memory with `INT8`, else i16).
+fn gemm_int<const INT8: bool>(
     tokens: usize,
     input: &[f32],
     p: &Product,
@@ -217,7 +249,7 @@ fn gemm_i16(
     let k = p.k;
     round_rows(tokens, k, input, quantized, row_scales);
     for panel in 0..p.n / 8 {
-        let b = &p.i16_panels[panel * k * 8..(panel + 1) * k * 8];
+        let start = panel * k * 8;
         let scales = &p.column_scales[panel * 8..panel * 8 + 8];
         // SAFETY: 8 values.
         let (s0, s1) = unsafe {
@@ -229,10 +261,10 @@ fn gemm_i16(
         for r0 in (0..tokens).step_by(4) {
             let mut acc = [[i32x4_splat(0); 2]; 4];
             for pair in 0..k / 2 {
-                // SAFETY: `b` holds k × 8 values, `quantized` tokens × k.
+                // SAFETY: the panel holds k / 2 row pairs, `quantized`
+                // tokens × k values.
                 unsafe {
-                    let w0 = v128_load(b.as_ptr().add(pair * 16) as *const v128);
-                    let w1 = v128_load(b.as_ptr().add(pair * 16 + 8) as *const v128);
+                    let (w0, w1) = weight_pair::<INT8>(p, start, pair);
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let a = v128_load32_splat(
                             quantized.as_ptr().add((r0 + r) * k + 2 * pair) as *const u32
@@ -269,9 +301,8 @@ pub extern "C" fn layer_f32() {
     })
 }
 
-/// The layer's six products, integer.
-#[no_mangle]
-pub extern "C" fn layer_i16() {
+/// The layer's six products, integer (int8 weights in memory with `INT8`).
+fn layer_int<const INT8: bool>() {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let State {
@@ -279,16 +310,18 @@ pub extern "C" fn layer_i16() {
             products,
             inputs,
             out_i16,
+            out_i8,
             quantized,
             row_scales,
             ..
         } = s.as_mut().expect("setup first");
+        let outputs = if INT8 { out_i8 } else { out_i16 };
         for i in 0..products.len() {
-            gemm_i16(
+            gemm_int::<INT8>(
                 *tokens,
                 &inputs[i],
                 &products[i],
-                &mut out_i16[i],
+                &mut outputs[i],
                 quantized,
                 row_scales,
             );
@@ -296,16 +329,33 @@ pub extern "C" fn layer_i16() {
     })
 }
 
-/// The largest difference between the two ways' outputs, relative to the
-/// largest output: the integer path computes the same products.
+/// The layer's six products, integer, i16 weights in memory.
+#[no_mangle]
+pub extern "C" fn layer_i16() {
+    layer_int::<false>()
+}
+
+/// The layer's six products, integer, int8 weights in memory.
+#[no_mangle]
+pub extern "C" fn layer_i8() {
+    layer_int::<true>()
+}
+
+/// The largest difference between the f32 and the integer outputs (either
+/// weight layout), relative to the largest output: the integer paths
+/// compute the same products. NaN if the two integer layouts disagree
+/// anywhere (they must agree exactly).
 #[no_mangle]
 pub extern "C" fn relative_difference() -> f32 {
     STATE.with(|s| {
         let s = s.borrow();
         let s = s.as_ref().expect("setup first");
         let (mut diff, mut largest) = (0.0f32, 0.0f32);
-        for (a, b) in s.out_f32.iter().zip(&s.out_i16) {
-            for (x, y) in a.iter().zip(b) {
+        for ((a, b), c) in s.out_f32.iter().zip(&s.out_i16).zip(&s.out_i8) {
+            for ((x, y), z) in a.iter().zip(b).zip(c) {
+                if y != z {
+                    return f32::NAN;
+                }
                 diff = diff.max((x - y).abs());
                 largest = largest.max(x.abs());
             }
