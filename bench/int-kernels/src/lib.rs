@@ -1,5 +1,5 @@
 //! One encoder layer's six weight products (Q, K, V, attention output: 384 →
-//! 384; the feed-forward pair: 384 → 1,536 → 384) for `tokens` rows, two
+//! 384; the feed-forward pair: 384 → 1,536 → 384) for `tokens` rows, three
 //! ways, each a 4 × 8 register tile over column panels packed once:
 //! - `layer_f32`: f32 weights (the int8 values times their column scales),
 //!   the activation broadcast from memory (`v128.load32_splat`) and one
@@ -16,9 +16,10 @@
 //!   (`i16x8.extend_{low,high}_i8x16_s`, two more instructions per 16
 //!   weights).
 //!
-//! bench/int-kernels.sh builds both modules and times them in Node and in
-//! each browser engine (bench/int-kernels.mjs, bench/int-kernels.html).
-//! Plain exports, no bindings: the state lives here.
+//! bench/int-kernels.sh builds the module twice (simd128, relaxed) and times
+//! it in Node and in each browser engine (bench/int-kernels.mjs,
+//! bench/int-kernels.html). Plain exports, no bindings: the state lives
+//! here.
 
 #![cfg(target_arch = "wasm32")]
 
