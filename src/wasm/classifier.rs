@@ -861,7 +861,7 @@ impl JsClassifier {
         future_to_promise(async move {
             to_js(&ClassifierStats {
                 counts: inner.classifier.stats().await.map_err(err)?,
-                storage: super::store::current_storage_status().await,
+                storage: super::store::storage_status().await,
                 bundle_cache_bytes: inner.bundle_cache_bytes,
             })
         })

@@ -408,7 +408,7 @@ impl JsStore {
     /// pressure) and what `navigator.storage.estimate()` reports.
     #[wasm_bindgen(js_name = storageStatus, unchecked_return_type = "Promise<StorageStatus>")]
     pub fn storage_status(&self) -> Promise {
-        storage_status()
+        future_to_promise(async move { to_js(&storage_status().await) })
     }
 
     /// Asks the browser to keep this origin's storage under pressure
@@ -431,13 +431,8 @@ fn storage_manager() -> Option<web_sys::StorageManager> {
     storage.dyn_into().ok()
 }
 
-/// `navigator.storage.persisted()` and `estimate()`, as a promise.
-pub(crate) fn storage_status() -> Promise {
-    future_to_promise(async move { to_js(&current_storage_status().await) })
-}
-
 /// `navigator.storage.persisted()` and `estimate()`.
-pub(crate) async fn current_storage_status() -> StorageStatus {
+pub(crate) async fn storage_status() -> StorageStatus {
     let Some(manager) = storage_manager() else {
         return StorageStatus {
             persisted: false,
