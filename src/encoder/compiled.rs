@@ -23,6 +23,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use tract_nnef::internal::{format_err, Nnef, Resource, ResourceLoader, StaticName};
@@ -160,12 +161,18 @@ pub fn read_header(compiled: &[u8]) -> Result<Header> {
     Ok(header)
 }
 
-/// The decluttered model in a compiled encoder.
-pub(crate) fn read_model(compiled: &[u8]) -> Result<TypedModel> {
-    tract_nnef::nnef()
-        .with_resource_loader(QuantizedLoader)
+/// The decluttered model in a compiled encoder, and its `.q8` weights as
+/// int8 matrices (the model holds them dequantized to f32).
+pub(crate) fn read_model(compiled: &[u8]) -> Result<(TypedModel, Vec<QuantizedMatrix>)> {
+    let loaded = Arc::new(Mutex::new(Vec::new()));
+    let model = tract_nnef::nnef()
+        .with_resource_loader(QuantizedLoader {
+            loaded: loaded.clone(),
+        })
         .model_for_read(&mut &compiled[..])
-        .map_err(|e| Error::ModelFormat(format!("the compiled graph: {e:#}")))
+        .map_err(|e| Error::ModelFormat(format!("the compiled graph: {e:#}")))?;
+    let matrices = std::mem::take(&mut *loaded.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok((model, matrices))
 }
 
 /// Writes a compiled encoder: the header, then tract's NNEF of `typed` with
@@ -364,8 +371,12 @@ fn decode_quantized(bytes: &[u8]) -> std::result::Result<QuantizedMatrix, String
 
 /// Reads `.q8` files as the f32 tensors tract would have written, and `.q4`
 /// files as the int8 tables they hold.
-#[derive(Debug, Clone, Copy)]
-struct QuantizedLoader;
+#[derive(Debug, Clone)]
+struct QuantizedLoader {
+    /// Each `.q8` matrix as read (the encoder computes with them as
+    /// integers: [`super::integer_products`]).
+    loaded: Arc<Mutex<Vec<QuantizedMatrix>>>,
+}
 
 /// The table of a `.q4` file whose header gave `shape`, decoded straight
 /// into an int8 or uint8 tensor (`from_byte` reads a decoded byte as `T`).
@@ -415,6 +426,10 @@ impl ResourceLoader for QuantizedLoader {
             // Straight into the tensor: no second buffer to allocate and copy.
             let mut tensor = Tensor::zero::<f32>(&[matrix.rows, matrix.cols])?;
             matrix.dequantize_into(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+            self.loaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(matrix);
             tensor
         };
         // The id tract's own loader gives `name.dat`: the path without extension.

@@ -7,6 +7,7 @@
 
 pub mod compiled;
 pub mod four_bit;
+mod integer_products;
 mod natural_strides;
 #[cfg(feature = "onnx-import")]
 mod onnx_graph;
@@ -420,7 +421,7 @@ impl Encoder {
             )));
         }
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
-        let mut typed = compiled::read_model(compiled)?;
+        let (mut typed, int8_weights) = compiled::read_model(compiled)?;
         if typed.inputs.len() != header.inputs.len() {
             return Err(Error::ModelFormat(format!(
                 "the compiled graph has {} inputs; its header names {}",
@@ -430,6 +431,9 @@ impl Encoder {
         }
         // Files compiled before the bounds were written do not carry them.
         bound_input_dimensions(&typed)?;
+        integer_products::rewrite(&mut typed, &int8_weights)
+            .map_err(runtime_error("prepared to run"))?;
+        drop(int8_weights);
         // The file holds the decluttered model: only code generation is
         // left (decluttering again would cost as much as the rest).
         typed.optimize().map_err(runtime_error("optimized"))?;
@@ -757,6 +761,38 @@ mod plan_tests {
                 "{texts:?}"
             );
         }
+    }
+
+    fn integer_products(encoder: &Encoder) -> usize {
+        let model = encoder.plan.model();
+        model
+            .nodes()
+            .iter()
+            .filter(|node| node.op.name() == "IntegerProduct")
+            .count()
+    }
+
+    /// Every weight product of MiniLM (6 layers: Q, K, V, the attention
+    /// output, the feed-forward pair) runs on int8 weights, from ONNX and
+    /// from a compiled file alike; attention's two products stay f32.
+    #[test]
+    fn the_weight_products_run_as_integers() {
+        let (model, tokenizer) = real_model();
+        let from_onnx = Encoder::from_bytes(&model, &tokenizer, EncoderConfig::default()).unwrap();
+        assert_eq!(integer_products(&from_onnx), 36);
+        let compiled = Encoder::compile(&model).unwrap();
+        let from_compiled =
+            Encoder::from_compiled(&compiled, &tokenizer, EncoderConfig::default()).unwrap();
+        assert_eq!(integer_products(&from_compiled), 36);
+        let texts = [
+            "turn on the kitchen lights",
+            "what is the weather like tomorrow",
+        ];
+        assert_eq!(
+            from_onnx.embed(&texts).unwrap(),
+            from_compiled.embed(&texts).unwrap(),
+            "the same vectors, bit for bit"
+        );
     }
 
     /// With the input dimensions bounded, GELU's products and attention's

@@ -9,7 +9,7 @@ use tract_onnx::prelude::*;
 use super::quantized::QuantizedMatrix;
 use super::tokenize::TextTokenizer;
 use super::{
-    bound_input_dimensions, check_max_seq_len, compiled, hidden_size, onnx_graph,
+    bound_input_dimensions, check_max_seq_len, compiled, hidden_size, integer_products, onnx_graph,
     run_static_constructors_once, runtime_error, CompileOptions, Encoder, EncoderConfig,
 };
 use crate::error::{Error, Result};
@@ -105,13 +105,19 @@ impl Encoder {
         run_static_constructors_once();
         check_max_seq_len(&config)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
-        let front = OnnxFrontEnd::read(model, &config, false)?;
+        let front = OnnxFrontEnd::read(model, &config, true)?;
         let typed = front
             .inference
             .into_typed()
             .map_err(runtime_error("analysed"))?;
         bound_input_dimensions(&typed)?;
-        let typed = typed.into_optimized().map_err(runtime_error("optimized"))?;
+        let mut typed = typed
+            .into_decluttered()
+            .map_err(runtime_error("analysed"))?;
+        integer_products::rewrite(&mut typed, &front.folded)
+            .map_err(runtime_error("prepared to run"))?;
+        drop(front.folded);
+        typed.optimize().map_err(runtime_error("optimized"))?;
         Self::ready(
             typed,
             tokenizer,

@@ -78,11 +78,16 @@ pub fn fixture() -> Fixture {
     serde_json::from_str(PARITY_JSON).expect("parity.json parses")
 }
 
+/// The f32 encoder's bound, which the integer weight products keep too
+/// (worst 0.99996 on the fixture; issue 19 allows them down to 0.999).
 pub const MIN_COSINE: f32 = 0.9999;
-pub const MAX_ABS_DIFF: f32 = 1e-4;
+/// The integer weight products round each activation row to 12 bits: the
+/// worst component moves by 0.0016 (the f32 products stayed within 1e-4),
+/// a component of these vectors being ~0.05 typically.
+pub const MAX_ABS_DIFF: f32 = 3e-3;
 
 /// Embeds every fixture text in one padded batch and checks each against
-/// onnxruntime: same token ids, cosine ≥ 0.9999, max |diff| ≤ 1e-4.
+/// onnxruntime: same token ids, cosine ≥ 0.9999, max |diff| ≤ 0.003.
 /// Returns the worst (cosine, max diff) seen, for the test log.
 pub fn assert_parity(encoder: &Encoder) -> (f32, f32) {
     let fx = fixture();

@@ -8,7 +8,11 @@ export const fixture = JSON.parse(await readFile(new URL('../fixtures/parity.jso
 /** The fixture's texts, long ones expanded. */
 export const fixtureTexts = () => fixture.cases.map((c) => (typeof c.text === 'string' ? c.text : c.text.repeat.repeat(c.text.times)));
 
-/** Asserts cosine ≥ 0.9999 and max abs diff ≤ 1e-4 for every text; `flat` holds the texts' vectors in order. */
+/**
+ * Asserts cosine ≥ 0.9999 and max abs diff ≤ 0.003 for every text; `flat`
+ * holds the texts' vectors in order. (The bounds of tests/common/mod.rs:
+ * the integer weight products move a component by up to 0.0016.)
+ */
 export function assertMatchesOnnxruntime(flat, which = 'tract') {
   assert.equal(flat.length, fixture.cases.length * 384);
   fixture.cases.forEach((c, i) => {
@@ -21,6 +25,6 @@ export function assertMatchesOnnxruntime(flat, which = 'tract') {
       maxDiff = Math.max(maxDiff, Math.abs(got - c.embedding[k]));
     }
     const cos = dot / Math.sqrt(na * nb);
-    assert.ok(cos >= 0.9999 && maxDiff <= 1e-4, `${which}, ${c.label}: cosine ${cos}, max diff ${maxDiff}`);
+    assert.ok(cos >= 0.9999 && maxDiff <= 3e-3, `${which}, ${c.label}: cosine ${cos}, max diff ${maxDiff}`);
   });
 }
