@@ -83,11 +83,21 @@ pub fn features(data: &Dataset) -> (Vec<f32>, usize, String) {
     let (model, tokenizer) = model_files();
     let encoder =
         Encoder::from_bytes(&model, &tokenizer, EncoderConfig::default()).expect("encoder");
+    // The sha256 names the model, not how this build computes with it
+    // (the integer weight products changed the vectors, not the model):
+    // the first text's vector, bit for bit, is part of the key too.
+    let probe = encoder.embed(&[data.texts[0].as_str()]).expect("embed");
+    let probe_bits: Vec<String> = probe
+        .as_slice()
+        .iter()
+        .map(|v| v.to_bits().to_string())
+        .collect();
     let key = format!(
-        "{} {} {}",
+        "{} {} {} {}",
         encoder.sha256(),
         data.texts.len(),
-        fingerprint(&data.texts)
+        fingerprint(&data.texts),
+        fingerprint(&probe_bits)
     );
     let out_dir = features_dir();
     std::fs::create_dir_all(&out_dir).expect("features folder");
