@@ -88,7 +88,8 @@ inEveryEngine((env) => {
     assert.equal(report.version.parent, learned.shippedVersion);
     assert.equal(report.heldOutSamples, 10);
     assert.equal(report.userSamples, 40);
-    assert.ok(report.candidateAccuracy >= 0.9 && report.currentAccuracy === 0, report.gate);
+    // At least 9 of the 10 held out (an f32 accuracy: 0.9 arrives as 0.8999999761…).
+    assert.ok(Math.round(report.candidateAccuracy * report.heldOutSamples) >= 9 && report.currentAccuracy === 0, report.gate);
     assert.ok(count(learned.after, NEW_LABEL) >= 16, `after the update: ${learned.after}`);
     assert.equal(learned.version.version, report.version.version);
     assert.equal(learned.stats.pendingCount, 0);

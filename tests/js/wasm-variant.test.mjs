@@ -35,8 +35,10 @@ test('Chromium loads the relaxed-SIMD module by default; both modules match onnx
   assert.equal(plain.relaxedSimdEnabled, false, 'the page asked for the simd128 module');
   assertMatchesOnnxruntime(plain.vectors, 'simd128 module');
 
-  // Fused and unfused products differ in the last bits only.
+  // Fused and unfused f32 products (attention's) differ in the last bits,
+  // and a last bit can move an activation across a step of the integer
+  // weight products' 12-bit rounding: within the parity bound (0.003).
   const maxDiff = plain.vectors.reduce((m, x, i) => Math.max(m, Math.abs(x - chosen.vectors[i])), 0);
-  assert.ok(maxDiff <= 1e-5, `the two modules differ by ${maxDiff}`);
+  assert.ok(maxDiff <= 3e-3, `the two modules differ by ${maxDiff}`);
   await context.close();
 });
