@@ -278,22 +278,10 @@ fn quantized_form(dat: &[u8], candidates: &[QuantizedMatrix]) -> Option<Quantize
     };
     let view = tensor.try_as_plain_ram().ok()?;
     let values = view.as_slice::<f32>().ok()?;
-    let equal = |m: &QuantizedMatrix, transposed: bool| {
-        (0..rows).all(|r| {
-            (0..cols).all(|c| {
-                let q = if transposed {
-                    m.value(c, r)
-                } else {
-                    m.value(r, c)
-                };
-                q.to_bits() == values[r * cols + c].to_bits()
-            })
-        })
-    };
     candidates.iter().find_map(|m| {
-        if (m.rows, m.cols) == (rows, cols) && equal(m, false) {
+        if (m.rows, m.cols) == (rows, cols) && m.matches(values, false) {
             Some(m.clone())
-        } else if (m.cols, m.rows) == (rows, cols) && equal(m, true) {
+        } else if (m.cols, m.rows) == (rows, cols) && m.matches(values, true) {
             Some(m.transposed())
         } else {
             None

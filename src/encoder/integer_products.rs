@@ -452,7 +452,7 @@ pub(crate) fn rewrite(model: &mut TypedModel, weights: &[QuantizedMatrix]) -> Tr
         };
         let Some(index) = weights
             .iter()
-            .position(|m| m.rows == k && m.cols == n && equals_bitwise(m, values))
+            .position(|m| m.rows == k && m.cols == n && m.matches(values, false))
         else {
             continue;
         };
@@ -498,15 +498,6 @@ fn summed_trailing_axes(expression: &str) -> Option<usize> {
     expected.push(n);
     (trailing == summed && output == expected && !kept.contains(&n) && !summed.contains(&n))
         .then_some(summed.len())
-}
-
-/// Whether `values` (row-major `rows × cols`) are `m` dequantized, bit for
-/// bit.
-fn equals_bitwise(m: &QuantizedMatrix, values: &[f32]) -> bool {
-    values.len() == m.rows * m.cols
-        && (0..m.rows).all(|r| {
-            (0..m.cols).all(|c| m.value(r, c).to_bits() == values[r * m.cols + c].to_bits())
-        })
 }
 
 #[cfg(test)]

@@ -339,10 +339,9 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
 /// Replaces every `Mul(Cast(Q), S)` whose operands are initializers — an
 /// int8/uint8 weight `Q` cast to f32, times an f32 scale `S` that broadcasts
 /// (scalar, per row `[rows, 1]` or per column `[1, cols]`/`[cols]`) — by one
-/// f32 initializer holding the product. With `keep_quantized`, returns the
-/// folded weights as int8 values and scales (a compiled encoder stores them
-/// in that form again); otherwise an empty list, so that the int8 copies do
-/// not add to the peak memory of a load.
+/// f32 initializer holding the product. Returns the folded weights as int8
+/// values and scales: a compiled encoder stores them in that form again, and
+/// the encoder computes with them as integers ([`super::integer_products`]).
 ///
 /// Why: tract would fold these too, but during its analysis, evaluating the
 /// cast and the multiplication of ~10 M weights in a few calls that a
@@ -351,10 +350,7 @@ pub(crate) fn gather_before_dequantize(graph: &mut GraphProto, min_elements: usi
 /// unifying facts: ~0.5 s of the cold start. Here each row is a call of its
 /// own, so the optimised code takes over after the first few. The values are
 /// bit-identical: the same cast and the same single multiplication.
-pub(crate) fn fold_constant_dequantization(
-    graph: &mut GraphProto,
-    keep_quantized: bool,
-) -> Vec<QuantizedMatrix> {
+pub(crate) fn fold_constant_dequantization(graph: &mut GraphProto) -> Vec<QuantizedMatrix> {
     let mut consumers = consumer_counts(graph);
     let initializer_ix: HashMap<String, usize> = graph
         .initializer
@@ -387,14 +383,7 @@ pub(crate) fn fold_constant_dequantization(
         let (q, scale) = (&graph.initializer[q_ix], &graph.initializer[s_ix]);
         if let Some(matrix) = QuantizedMatrix::from_initializers(q, scale) {
             let raw_data = matrix.dequantized_le_bytes();
-            plans.push((
-                m_ix,
-                c_ix,
-                q_ix,
-                s_ix,
-                keep_quantized.then_some(matrix),
-                raw_data,
-            ));
+            plans.push((m_ix, c_ix, q_ix, s_ix, matrix, raw_data));
         }
     }
 
@@ -403,7 +392,7 @@ pub(crate) fn fold_constant_dequantization(
     let mut unused = HashSet::new();
     let mut folded = Vec::new();
     for (m_ix, c_ix, q_ix, s_ix, matrix, raw_data) in plans {
-        folded.extend(matrix);
+        folded.push(matrix);
         new_initializers.push(TensorProto {
             name: graph.node[m_ix].output[0].clone(),
             dims: graph.initializer[q_ix].dims.clone(),
@@ -624,7 +613,7 @@ mod tests {
             .find(|t| t.name == "word_scale")
             .unwrap()
             .clone();
-        let kept = fold_constant_dequantization(&mut graph, true);
+        let kept = fold_constant_dequantization(&mut graph);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].values, q.raw_data);
         assert_eq!(
@@ -671,7 +660,7 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         // Nothing left to fold.
-        assert!(fold_constant_dequantization(&mut graph, true).is_empty());
+        assert!(fold_constant_dequantization(&mut graph).is_empty());
     }
 
     #[test]

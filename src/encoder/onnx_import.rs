@@ -29,7 +29,7 @@ struct OnnxFrontEnd {
 }
 
 impl OnnxFrontEnd {
-    fn read(model: &[u8], config: &EncoderConfig, keep_quantized: bool) -> Result<Self> {
+    fn read(model: &[u8], config: &EncoderConfig) -> Result<Self> {
         let onnx = tract_onnx::onnx().with_ignore_value_info(true);
         if model.is_empty() {
             return Err(Error::ModelFormat("the file is empty".into()));
@@ -61,7 +61,7 @@ impl OnnxFrontEnd {
         } else {
             0
         };
-        let folded = onnx_graph::fold_constant_dequantization(graph, keep_quantized);
+        let folded = onnx_graph::fold_constant_dequantization(graph);
 
         let mut inference = onnx
             .model_for_proto_model(&proto)
@@ -105,7 +105,7 @@ impl Encoder {
         run_static_constructors_once();
         check_max_seq_len(&config)?;
         let tokenizer = TextTokenizer::from_bytes(tokenizer_json, config.max_seq_len)?;
-        let front = OnnxFrontEnd::read(model, &config, true)?;
+        let front = OnnxFrontEnd::read(model, &config)?;
         let typed = front
             .inference
             .into_typed()
@@ -147,7 +147,7 @@ impl Encoder {
             word_embeddings_4bit,
             ..EncoderConfig::default()
         };
-        let front = OnnxFrontEnd::read(model, &config, true)?;
+        let front = OnnxFrontEnd::read(model, &config)?;
         let typed = front
             .inference
             .into_typed()

@@ -40,6 +40,22 @@ impl QuantizedMatrix {
         }
     }
 
+    /// Whether `values` (row-major, `rows × cols`; with `transposed`,
+    /// `cols × rows`) are this matrix dequantized, bit for bit.
+    pub fn matches(&self, values: &[f32], transposed: bool) -> bool {
+        values.len() == self.rows * self.cols
+            && (0..self.rows).all(|r| {
+                (0..self.cols).all(|c| {
+                    let at = if transposed {
+                        c * self.rows + r
+                    } else {
+                        r * self.cols + c
+                    };
+                    self.value(r, c).to_bits() == values[at].to_bits()
+                })
+            })
+    }
+
     /// The same matrix transposed (a per-row scale becomes per-column).
     #[cfg(feature = "onnx-import")]
     pub fn transposed(&self) -> Self {
