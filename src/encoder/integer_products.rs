@@ -14,8 +14,11 @@
 //! 12 bits keep cosine ≥ 0.99996 to the f32 encoder's vectors on 5,698
 //! sentences and move the head-quality benchmark by ≤ 0.08 points (8 bits
 //! failed the bound); the kernel takes 0.51–0.57× of the f32 kernel's time
-//! in every engine, with the weights as i16 in memory (widening int8 in the
-//! kernel cost Firefox and WebKit their lead).
+//! in every engine. The weights stay int8 in memory: each panel is widened
+//! to i16 by its first tile of rows, which the other tiles then read
+//! (widening in every tile's inner loop cost Firefox and WebKit their lead;
+//! i16 weights in memory cost a sentence that finds them out of the cache
+//! ~20% more time: twice the bytes).
 //!
 //! [`rewrite`] replaces each product of the decluttered model whose weight
 //! is, bit for bit, one of the int8 matrices the model was built from with
@@ -44,10 +47,10 @@ const MAX_DEPTH: usize = (i32::MAX as usize) / (2047 * 128);
 const MR: usize = 4;
 const NR: usize = 8;
 
-/// An int8 weight matrix `[k, n]` with one scale per column, as i16 panels
-/// of `NR` columns: for each pair of rows `(2p, 2p + 1)`, the columns'
-/// values interleaved `[Q[2p][c], Q[2p + 1][c]]` — the operand layout of
-/// `i32x4.dot_i16x8_s` against a broadcast pair of activations.
+/// An int8 weight matrix `[k, n]` with one scale per column, as panels of
+/// `NR` columns: for each pair of rows `(2p, 2p + 1)`, the columns' values
+/// interleaved `[Q[2p][c], Q[2p + 1][c]]` — once widened to i16, the operand
+/// layout of `i32x4.dot_i16x8_s` against a broadcast pair of activations.
 #[derive(Debug)]
 pub(crate) struct PackedWeights {
     k: usize,
@@ -55,7 +58,7 @@ pub(crate) struct PackedWeights {
     /// `k` rounded up to even (the rounded activations are padded with a 0).
     k_padded: usize,
     /// `ceil(n / NR)` panels of `k_padded * NR` values, zero beyond `n`.
-    panels: Vec<i16>,
+    panels: Vec<i8>,
     /// One per column, 0 beyond `n`.
     column_scales: Vec<f32>,
 }
@@ -76,7 +79,7 @@ impl PackedWeights {
         };
         let k_padded = k.next_multiple_of(2);
         let panel_count = n.div_ceil(NR);
-        let mut panels = vec![0i16; panel_count * k_padded * NR];
+        let mut panels = vec![0i8; panel_count * k_padded * NR];
         for panel in 0..panel_count {
             let out = &mut panels[panel * k_padded * NR..][..k_padded * NR];
             for row in 0..k {
@@ -84,7 +87,7 @@ impl PackedWeights {
                 for c in 0..NR {
                     let col = panel * NR + c;
                     if col < n {
-                        out[pair * 2 * NR + c * 2 + second] = m.values[row * n + col] as i8 as i16;
+                        out[pair * 2 * NR + c * 2 + second] = m.values[row * n + col] as i8;
                     }
                 }
             }
@@ -114,20 +117,26 @@ impl PackedWeights {
             );
         }
         let pairs = self.k_padded / 2;
+        // The panel being multiplied, widened to i16 by its first tile of
+        // rows and read as such by the others: the weights stay int8 in
+        // memory (half the bytes to bring in from memory for every
+        // sentence), and the kernel's inner loop stays the i16 one.
+        let mut widened = vec![0i16; self.k_padded * NR];
         for (panel_index, panel) in self.panels.chunks_exact(self.k_padded * NR).enumerate() {
             let first_col = panel_index * NR;
             let cols = NR.min(self.n - first_col);
             let scales = &self.column_scales[first_col..][..NR];
             for r0 in (0..rows).step_by(MR) {
+                let rows_from = rounded[r0 * self.k_padded..].as_ptr();
                 // SAFETY: `rounded` holds rows_padded ≥ r0 + MR rows of
-                // k_padded values, the panel `pairs` pairs of NR columns.
+                // k_padded values; `panel` and `widened` `pairs` pairs of NR
+                // columns.
                 let sums = unsafe {
-                    tile(
-                        rounded.as_ptr().add(r0 * self.k_padded),
-                        self.k_padded,
-                        panel.as_ptr(),
-                        pairs,
-                    )
+                    if r0 == 0 {
+                        widening_tile(rows_from, self.k_padded, panel, &mut widened, pairs)
+                    } else {
+                        tile(rows_from, self.k_padded, widened.as_ptr(), pairs)
+                    }
                 };
                 for (r, sums) in sums.iter().enumerate().take(rows - r0) {
                     let row_scale = row_scales[r0 + r];
@@ -142,17 +151,70 @@ impl PackedWeights {
     }
 }
 
+/// [`tile`] on an int8 panel, which it writes widened to i16 into
+/// `widened` as it goes (one `v128.load` and two `i16x8.extend` for the
+/// two `v128.load`s of the i16 kernel).
+///
+/// # Safety
+/// As [`tile`]; `panel` and `widened` hold `pairs * 2 * NR` values.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+unsafe fn widening_tile(
+    rows: *const i16,
+    row_stride: usize,
+    panel: &[i8],
+    widened: &mut [i16],
+    pairs: usize,
+) -> [[i32; NR]; MR] {
+    use std::arch::wasm32::*;
+    debug_assert!(panel.len() >= pairs * 2 * NR && widened.len() >= pairs * 2 * NR);
+    let (panel, widened) = (panel.as_ptr(), widened.as_mut_ptr());
+    let mut acc = [[i32x4_splat(0); 2]; MR];
+    for pair in 0..pairs {
+        let both = v128_load(panel.add(pair * 2 * NR) as *const v128);
+        let (w0, w1) = (i16x8_extend_low_i8x16(both), i16x8_extend_high_i8x16(both));
+        let w = widened.add(pair * 2 * NR);
+        v128_store(w as *mut v128, w0);
+        v128_store(w.add(8) as *mut v128, w1);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let a = v128_load32_splat(rows.add(r * row_stride + 2 * pair) as *const u32);
+            acc[0] = i32x4_add(acc[0], i32x4_dot_i16x8(a, w0));
+            acc[1] = i32x4_add(acc[1], i32x4_dot_i16x8(a, w1));
+        }
+    }
+    let mut sums = [[0i32; NR]; MR];
+    for (sums, acc) in sums.iter_mut().zip(acc) {
+        v128_store(sums.as_mut_ptr() as *mut v128, acc[0]);
+        v128_store(sums.as_mut_ptr().add(4) as *mut v128, acc[1]);
+    }
+    sums
+}
+
+/// Elsewhere: the panel widened, then [`tile`].
+///
+/// # Safety
+/// As the wasm form.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+#[inline(always)]
+unsafe fn widening_tile(
+    rows: *const i16,
+    row_stride: usize,
+    panel: &[i8],
+    widened: &mut [i16],
+    pairs: usize,
+) -> [[i32; NR]; MR] {
+    for (w, &q) in widened.iter_mut().zip(panel) {
+        *w = q as i16;
+    }
+    tile(rows, row_stride, widened.as_ptr(), pairs)
+}
+
 /// Rounds `x` to 12 bits into `out` and returns its scale (`x ≈ scale ·
 /// out`); a row with a NaN or an infinity gets a NaN scale, so its outputs
 /// are NaN as an f32 product's would be.
 fn round_row(x: &[f32], out: &mut [i16]) -> f32 {
-    let mut largest = 0f32;
-    let mut finite = true;
-    for &v in x {
-        largest = largest.max(v.abs());
-        finite &= v.is_finite();
-    }
-    if !finite {
+    let largest = largest_magnitude(x);
+    if !largest.is_finite() {
         out.fill(0);
         return f32::NAN;
     }
@@ -160,6 +222,45 @@ fn round_row(x: &[f32], out: &mut [i16]) -> f32 {
     let inverse = ACTIVATION_LEVELS / largest;
     round_scaled(x, inverse, out);
     largest / ACTIVATION_LEVELS
+}
+
+/// `max |x[i]|`, or a non-finite value when `x` holds a NaN or an infinity.
+/// The largest of finite values is exact in any order, so every form gives
+/// the same scale.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+fn largest_magnitude(x: &[f32]) -> f32 {
+    use std::arch::wasm32::*;
+    // `f32x4.max` keeps a NaN. (Rust's `f32::max` drops NaNs, which wasm
+    // has no instruction for: it was a call to `fmaxf` a value, ~5% of a
+    // sentence.)
+    let mut largest = f32x4_splat(0.0);
+    let mut chunks = x.chunks_exact(4);
+    for c in &mut chunks {
+        // SAFETY: 4 values, an unaligned load.
+        let v = unsafe { v128_load(c.as_ptr() as *const v128) };
+        largest = f32x4_max(largest, f32x4_abs(v));
+    }
+    for &v in chunks.remainder() {
+        largest = f32x4_max(largest, f32x4_splat(v.abs()));
+    }
+    let pairs = f32x4_max(largest, i32x4_shuffle::<2, 3, 0, 1>(largest, largest));
+    let all = f32x4_max(pairs, i32x4_shuffle::<1, 0, 3, 2>(pairs, pairs));
+    f32x4_extract_lane::<0>(all)
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+fn largest_magnitude(x: &[f32]) -> f32 {
+    let mut largest = 0f32;
+    let mut finite = true;
+    for &v in x {
+        largest = largest.max(v.abs());
+        finite &= v.is_finite();
+    }
+    if finite {
+        largest
+    } else {
+        f32::NAN
+    }
 }
 
 /// `out[i] = round_ties_even(x[i] · inverse)`: `f32x4.nearest` in wasm, the
@@ -395,7 +496,9 @@ impl EvalOp for IntegerProduct {
         shape.push(self.weights.n);
         let rows = input.len() / k;
         let x = input.try_as_plain_ram()?.as_slice::<f32>()?;
-        let mut output = Tensor::zero::<f32>(&shape)?;
+        // SAFETY: f32 has no invalid bit patterns, and `product` writes
+        // every output value (each row of every panel's columns).
+        let mut output = unsafe { Tensor::uninitialized::<f32>(&shape)? };
         self.weights.product(
             x,
             rows,
@@ -550,15 +653,26 @@ mod tests {
                 .map(|i| ((i * 37 % 4095) as i32 - 2047) as i16)
                 .collect();
             let pairs = packed.k_padded / 2;
-            for panel in packed.panels.chunks_exact(packed.k_padded * NR) {
+            for int8_panel in packed.panels.chunks_exact(packed.k_padded * NR) {
+                let panel: Vec<i16> = int8_panel.iter().map(|&q| q as i16).collect();
+                let mut widened = vec![0i16; panel.len()];
                 // SAFETY: MR rows of k_padded values, a whole panel.
-                let (fast, slow) = unsafe {
+                let (fast, widening, slow) = unsafe {
                     (
                         tile(rows.as_ptr(), packed.k_padded, panel.as_ptr(), pairs),
+                        widening_tile(
+                            rows.as_ptr(),
+                            packed.k_padded,
+                            int8_panel,
+                            &mut widened,
+                            pairs,
+                        ),
                         reference_tile(rows.as_ptr(), packed.k_padded, panel.as_ptr(), pairs),
                     )
                 };
                 assert_eq!(fast, slow, "k {k}, n {n}");
+                assert_eq!(widening, slow, "widening, k {k}, n {n}");
+                assert_eq!(widened, panel, "the panel as i16, k {k}, n {n}");
                 // Both x86-64 forms, whichever `tile` chose.
                 #[cfg(target_arch = "x86_64")]
                 {
