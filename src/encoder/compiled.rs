@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use tract_nnef::internal::{format_err, Nnef, Resource, ResourceLoader, StaticName};
 use tract_nnef::prelude::*;
 
+use super::integer_products::Int8Weight;
 use super::quantized::{QuantizedMatrix, Scale};
 use super::InputRole;
 use crate::error::{Error, Result};
@@ -163,7 +164,7 @@ pub fn read_header(compiled: &[u8]) -> Result<Header> {
 
 /// The decluttered model in a compiled encoder, and its `.q8` weights as
 /// int8 matrices (the model holds them dequantized to f32).
-pub(crate) fn read_model(compiled: &[u8]) -> Result<(TypedModel, Vec<QuantizedMatrix>)> {
+pub(crate) fn read_model(compiled: &[u8]) -> Result<(TypedModel, Vec<Int8Weight>)> {
     let loaded = Arc::new(Mutex::new(Vec::new()));
     let model = tract_nnef::nnef()
         .with_resource_loader(QuantizedLoader {
@@ -361,9 +362,9 @@ fn decode_quantized(bytes: &[u8]) -> std::result::Result<QuantizedMatrix, String
 /// files as the int8 tables they hold.
 #[derive(Debug, Clone)]
 struct QuantizedLoader {
-    /// Each `.q8` matrix as read (the encoder computes with them as
-    /// integers: [`super::integer_products`]).
-    loaded: Arc<Mutex<Vec<QuantizedMatrix>>>,
+    /// Each `.q8` matrix as read, with the tensor it became (the encoder
+    /// computes with them as integers: [`super::integer_products`]).
+    loaded: Arc<Mutex<Vec<Int8Weight>>>,
 }
 
 /// The table of a `.q4` file whose header gave `shape`, decoded straight
@@ -408,16 +409,22 @@ impl ResourceLoader for QuantizedLoader {
             } else {
                 four_bit_tensor(&bytes, &shape, |b| b)
             }
-            .map_err(failed)?
+            .map_err(failed)
+            .map(Arc::new)?
         } else {
             let matrix = decode_quantized(&bytes).map_err(|e| format_err!("{path:?}: {e}"))?;
             // Straight into the tensor: no second buffer to allocate and copy.
             let mut tensor = Tensor::zero::<f32>(&[matrix.rows, matrix.cols])?;
             matrix.dequantize_into(tensor.try_as_plain_ram_mut()?.as_slice_mut::<f32>()?);
+            // tract's `variable` puts this very Arc in the graph's constant.
+            let tensor = Arc::new(tensor);
             self.loaded
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(matrix);
+                .push(Int8Weight {
+                    matrix,
+                    dequantized: Arc::downgrade(&tensor),
+                });
             tensor
         };
         // The id tract's own loader gives `name.dat`: the path without extension.
@@ -426,7 +433,7 @@ impl ResourceLoader for QuantizedLoader {
             .to_str()
             .ok_or_else(|| format_err!("{path:?} is not UTF-8"))?
             .to_string();
-        Ok(Some((id, Arc::new(tensor))))
+        Ok(Some((id, tensor)))
     }
 }
 

@@ -27,7 +27,7 @@
 //! same order), so the bundle tool's vectors, computed natively, are the
 //! vectors a page computes.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use tract_nnef::prelude::*;
 use tract_nnef::tract_core::internal::*;
@@ -80,17 +80,8 @@ impl PackedWeights {
         let k_padded = k.next_multiple_of(2);
         let panel_count = n.div_ceil(NR);
         let mut panels = vec![0i8; panel_count * k_padded * NR];
-        for panel in 0..panel_count {
-            let out = &mut panels[panel * k_padded * NR..][..k_padded * NR];
-            for row in 0..k {
-                let (pair, second) = (row / 2, row % 2);
-                for c in 0..NR {
-                    let col = panel * NR + c;
-                    if col < n {
-                        out[pair * 2 * NR + c * 2 + second] = m.values[row * n + col] as i8;
-                    }
-                }
-            }
+        for (row, values) in m.values.chunks_exact(n).enumerate() {
+            pack_row(row, values, k_padded, &mut panels);
         }
         let mut column_scales = scales;
         column_scales.resize(panel_count * NR, 0.0);
@@ -147,6 +138,22 @@ impl PackedWeights {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Row `row` of a matrix into its place in each panel (see
+/// [`PackedWeights`]). A call per row on purpose, as
+/// `QuantizedMatrix::dequantize_row`: this runs on 10.6 M weights at every
+/// load, and a WebAssembly engine swaps in its optimised code only at a
+/// function's next call.
+#[inline(never)]
+fn pack_row(row: usize, values: &[u8], k_padded: usize, panels: &mut [i8]) {
+    let at = (row / 2) * 2 * NR + row % 2;
+    for (panel, columns) in values.chunks(NR).enumerate() {
+        let out = &mut panels[panel * k_padded * NR + at..];
+        for (c, &q) in columns.iter().enumerate() {
+            out[c * 2] = q as i8;
         }
     }
 }
@@ -522,9 +529,42 @@ impl TypedOp for IntegerProduct {
     as_op!();
 }
 
+/// An int8 matrix the model was built from and, when the loader made one,
+/// the f32 tensor it dequantized it into: a constant that is that very
+/// tensor needs no comparison.
+#[derive(Debug)]
+pub(crate) struct Int8Weight {
+    pub matrix: QuantizedMatrix,
+    /// Weak: the model's constant holds the tensor; once the rewrite has
+    /// replaced it, its 4 bytes a weight are freed.
+    pub dequantized: Weak<Tensor>,
+}
+
+impl Int8Weight {
+    /// A matrix known only by its values (the ONNX file's folded
+    /// dequantizations): found by comparing them.
+    #[cfg(any(test, feature = "onnx-import"))]
+    pub(crate) fn by_value(matrix: QuantizedMatrix) -> Self {
+        Int8Weight {
+            matrix,
+            dequantized: Weak::new(),
+        }
+    }
+
+    /// Whether `konst` holds this matrix's values: the same tensor, or a
+    /// `k × n` tensor equal to it bit for bit.
+    fn is(&self, konst: &Arc<Tensor>, k: usize, n: usize, values: &[f32]) -> bool {
+        let m = &self.matrix;
+        m.rows == k
+            && m.cols == n
+            && (std::ptr::eq(self.dequantized.as_ptr(), Arc::as_ptr(konst))
+                || m.matches(values, false))
+    }
+}
+
 /// Replaces each f32 product of `model` (decluttered) by a constant that is
 /// one of `weights` with an [`IntegerProduct`]; returns how many.
-pub(crate) fn rewrite(model: &mut TypedModel, weights: &[QuantizedMatrix]) -> TractResult<usize> {
+pub(crate) fn rewrite(model: &mut TypedModel, weights: &[Int8Weight]) -> TractResult<usize> {
     let mut packed: Vec<Option<Arc<PackedWeights>>> = vec![None; weights.len()];
     let mut rewritten = 0;
     for id in model.eval_order()? {
@@ -553,14 +593,11 @@ pub(crate) fn rewrite(model: &mut TypedModel, weights: &[QuantizedMatrix]) -> Tr
         let Ok(values) = weight.try_as_plain_ram().and_then(|v| v.as_slice::<f32>()) else {
             continue;
         };
-        let Some(index) = weights
-            .iter()
-            .position(|m| m.rows == k && m.cols == n && m.matches(values, false))
-        else {
+        let Some(index) = weights.iter().position(|w| w.is(&weight, k, n, values)) else {
             continue;
         };
         if packed[index].is_none() {
-            packed[index] = PackedWeights::new(&weights[index]).map(Arc::new);
+            packed[index] = PackedWeights::new(&weights[index].matrix).map(Arc::new);
         }
         let Some(packed) = packed[index].clone() else {
             continue;
@@ -786,6 +823,56 @@ mod tests {
         assert_eq!(summed_trailing_axes("amk,kn->am"), None, "n summed");
     }
 
+    /// The compiled encoder's loader hands over the tensor it dequantized
+    /// each matrix into; a constant that is that tensor is taken without
+    /// comparing 10 million values (most of MiniLM's 36), one that is not
+    /// is compared.
+    #[test]
+    fn the_loaders_own_tensor_is_matched_without_comparing_values() {
+        let (k, n) = (6, 8);
+        let m = matrix(k, n, 7);
+        let tensor = Arc::new(Tensor::from_shape(&[k, n], &m.dequantized()).unwrap());
+        let build = |konst: Arc<Tensor>| {
+            let mut model = TypedModel::default();
+            let x = model.add_source("x", f32::fact([2, k])).unwrap();
+            let w = model.add_const("w", konst).unwrap();
+            let y = model
+                .wire_node(
+                    "y",
+                    EinSum::new("mk,kn->mn".parse().unwrap(), f32::datum_type()),
+                    &[x, w],
+                )
+                .unwrap()[0];
+            model.select_output_outlets(&[y]).unwrap();
+            model
+        };
+        // Told it is the tensor of a matrix whose values it does not hold:
+        // the pointer decides (the loader made the tensor from the matrix).
+        let known = Int8Weight {
+            matrix: matrix(k, n, 8),
+            dequantized: Arc::downgrade(&tensor),
+        };
+        assert_eq!(
+            rewrite(&mut build(tensor.clone()), std::slice::from_ref(&known)).unwrap(),
+            1
+        );
+        // Another tensor with the same values is compared, and taken.
+        let copy = Arc::new(tensor.deep_clone());
+        let by_tensor = Int8Weight {
+            matrix: m,
+            dequantized: Arc::downgrade(&tensor),
+        };
+        assert_eq!(
+            rewrite(&mut build(copy.clone()), std::slice::from_ref(&by_tensor)).unwrap(),
+            1
+        );
+        assert_eq!(
+            rewrite(&mut build(copy), std::slice::from_ref(&known)).unwrap(),
+            0,
+            "other values, another tensor"
+        );
+    }
+
     #[test]
     fn an_einsum_by_one_of_the_int8_matrices_becomes_an_integer_product() {
         let (rows, k, n) = (3, 12, 10);
@@ -818,7 +905,10 @@ mod tests {
             .unwrap();
 
         // Only `m` is offered: `z`'s product stays f32.
-        assert_eq!(rewrite(&mut model, std::slice::from_ref(&m)).unwrap(), 1);
+        assert_eq!(
+            rewrite(&mut model, &[Int8Weight::by_value(m.clone())]).unwrap(),
+            1
+        );
         let names: Vec<String> = model
             .nodes
             .iter()

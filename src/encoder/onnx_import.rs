@@ -114,9 +114,12 @@ impl Encoder {
         let mut typed = typed
             .into_decluttered()
             .map_err(runtime_error("analysed"))?;
-        integer_products::rewrite(&mut typed, &front.folded)
+        let int8_weights: Vec<_> = (front.folded.into_iter())
+            .map(integer_products::Int8Weight::by_value)
+            .collect();
+        integer_products::rewrite(&mut typed, &int8_weights)
             .map_err(runtime_error("prepared to run"))?;
-        drop(front.folded);
+        drop(int8_weights);
         typed.optimize().map_err(runtime_error("optimized"))?;
         Self::ready(
             typed,
