@@ -173,28 +173,14 @@ unsafe fn widening_tile(
     widened: &mut [i16],
     pairs: usize,
 ) -> [[i32; NR]; MR] {
-    use std::arch::wasm32::*;
     debug_assert!(panel.len() >= pairs * 2 * NR && widened.len() >= pairs * 2 * NR);
-    let (panel, widened) = (panel.as_ptr(), widened.as_mut_ptr());
-    let mut acc = [[i32x4_splat(0); 2]; MR];
-    for pair in 0..pairs {
-        let both = v128_load(panel.add(pair * 2 * NR) as *const v128);
-        let (w0, w1) = (i16x8_extend_low_i8x16(both), i16x8_extend_high_i8x16(both));
-        let w = widened.add(pair * 2 * NR);
-        v128_store(w as *mut v128, w0);
-        v128_store(w.add(8) as *mut v128, w1);
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let a = v128_load32_splat(rows.add(r * row_stride + 2 * pair) as *const u32);
-            acc[0] = i32x4_add(acc[0], i32x4_dot_i16x8(a, w0));
-            acc[1] = i32x4_add(acc[1], i32x4_dot_i16x8(a, w1));
-        }
-    }
-    let mut sums = [[0i32; NR]; MR];
-    for (sums, acc) in sums.iter_mut().zip(acc) {
-        v128_store(sums.as_mut_ptr() as *mut v128, acc[0]);
-        v128_store(sums.as_mut_ptr().add(4) as *mut v128, acc[1]);
-    }
-    sums
+    wasm_tile::<true>(
+        rows,
+        row_stride,
+        panel.as_ptr(),
+        widened.as_mut_ptr(),
+        pairs,
+    )
 }
 
 /// Elsewhere: the panel widened, then [`tile`].
@@ -314,12 +300,43 @@ unsafe fn tile(
     panel: *const i16,
     pairs: usize,
 ) -> [[i32; NR]; MR] {
+    // Not WIDEN: the i16 panel is only read.
+    wasm_tile::<false>(rows, row_stride, std::ptr::null(), panel.cast_mut(), pairs)
+}
+
+/// The wasm tile: each row pair's weights read from the i16 panel
+/// `widened`, or with `WIDEN` from the int8 `panel`, widened, and written
+/// to `widened` for the panel's other tiles. A compile-time choice, so each
+/// form's inner loop is as if written alone.
+///
+/// # Safety
+/// As [`tile`]; `widened` (and with `WIDEN`, `panel`) holds `pairs * 2 * NR`
+/// values, and `widened` is written only with `WIDEN`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+#[inline(always)]
+unsafe fn wasm_tile<const WIDEN: bool>(
+    rows: *const i16,
+    row_stride: usize,
+    panel: *const i8,
+    widened: *mut i16,
+    pairs: usize,
+) -> [[i32; NR]; MR] {
     use std::arch::wasm32::*;
     let mut acc = [[i32x4_splat(0); 2]; MR];
     for pair in 0..pairs {
-        let w = panel.add(pair * 2 * NR);
-        let w0 = v128_load(w as *const v128);
-        let w1 = v128_load(w.add(8) as *const v128);
+        let w = widened.add(pair * 2 * NR);
+        let (w0, w1) = if WIDEN {
+            let both = v128_load(panel.add(pair * 2 * NR) as *const v128);
+            let (w0, w1) = (i16x8_extend_low_i8x16(both), i16x8_extend_high_i8x16(both));
+            v128_store(w as *mut v128, w0);
+            v128_store(w.add(8) as *mut v128, w1);
+            (w0, w1)
+        } else {
+            (
+                v128_load(w as *const v128),
+                v128_load(w.add(8) as *const v128),
+            )
+        };
         for (r, acc) in acc.iter_mut().enumerate() {
             // Both activations of the pair in every lane.
             let a = v128_load32_splat(rows.add(r * row_stride + 2 * pair) as *const u32);
