@@ -159,6 +159,10 @@ cat > pkg/package.json <<JSON
       "default": "./client.js"
     },
     "./worker": "./worker.js",
+    "./embedding-pool": {
+      "types": "./embedding-pool.d.ts",
+      "default": "./embedding-pool.js"
+    },
     "./bundle": {
       "types": "./bundle.d.ts",
       "default": "./bundle.js"
@@ -167,14 +171,16 @@ cat > pkg/package.json <<JSON
     "./localtune_relaxed_bg.wasm": "./localtune_relaxed_bg.wasm",
     "./localtune_onnx_bg.wasm": "./localtune_onnx_bg.wasm"
   },
-  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "localtune_onnx_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "localtune_onnx.js", "localtune_onnx.d.ts", "client.js", "client.d.ts", "worker.js", "bundle.js", "bundle-worker.js", "bundle.d.ts", "cli.js"],
+  "files": ["localtune_bg.wasm", "localtune_relaxed_bg.wasm", "localtune_onnx_bg.wasm", "wasm-variant.js", "trap-guard.js", "localtune.js", "localtune.d.ts", "localtune_bg.wasm.d.ts", "localtune_onnx.js", "localtune_onnx.d.ts", "client.js", "client.d.ts", "worker.js", "embedding-pool.js", "embedding-pool.d.ts", "embedding-worker.js", "bundle.js", "bundle-worker.js", "bundle.d.ts", "cli.js"],
   "bin": { "localtune": "./cli.js" },
-  "sideEffects": ["./worker.js", "./localtune.js", "./localtune_onnx.js", "./trap-guard.js"]
+  "sideEffects": ["./worker.js", "./embedding-worker.js", "./localtune.js", "./localtune_onnx.js", "./trap-guard.js"]
 }
 JSON
 # The Web Worker entry and its main-thread client (localtune/worker,
 # localtune/client): plain ES modules next to the glue they import.
 cp src/js/worker.js src/js/client.js src/js/client.d.ts pkg/
+# The embedding pool (localtune/embedding-pool) and its workers.
+cp src/js/embedding-pool.js src/js/embedding-pool.d.ts src/js/embedding-worker.js pkg/
 # The bundle tool for Node (localtune/bundle, and `npx localtune bundle`).
 cp src/js/bundle.js src/js/bundle-worker.js src/js/bundle.d.ts src/js/cli.js pkg/
 chmod +x pkg/cli.js

@@ -756,3 +756,246 @@ fn a_thousand_labels_and_ten_thousand_skewed_corrections_stay_bounded() {
     // A label it knows is still welcome.
     block_on(p.add_feedback("one more song", "music", 1e6)).unwrap();
 }
+
+/// A real pool natively: the runs split between two threads, each with its
+/// own encoder built from the bundle's bytes (as each Web Worker builds
+/// one), counting what it was asked.
+struct ThreadPool {
+    encoders: Vec<localtune::Encoder>,
+    /// After how many runs it fails (a worker that could not load), if set.
+    fail_after_runs: Option<usize>,
+    releases: std::cell::Cell<usize>,
+    failures: std::cell::Cell<usize>,
+    runs_embedded: std::cell::Cell<usize>,
+}
+
+impl ThreadPool {
+    fn new(fail_after_runs: Option<usize>) -> Self {
+        let encoders = (0..2)
+            .map(|_| load(bundle_files()).unwrap().encoder)
+            .collect();
+        ThreadPool {
+            encoders,
+            fail_after_runs,
+            releases: Default::default(),
+            failures: Default::default(),
+            runs_embedded: Default::default(),
+        }
+    }
+}
+
+impl localtune::classifier::embedding_pool::EmbeddingPool for ThreadPool {
+    fn workers(&self) -> usize {
+        self.encoders.len()
+    }
+
+    fn embed_runs<'a>(
+        &'a self,
+        runs: Vec<Vec<String>>,
+        progress: &'a mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> localtune::classifier::embedding_pool::PoolFuture<'a, localtune::Result<Vec<Vec<f32>>>>
+    {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(runs.len());
+            let mut done = 0;
+            for pair in runs.chunks(2) {
+                if self
+                    .fail_after_runs
+                    .is_some_and(|n| self.runs_embedded.get() >= n)
+                {
+                    return Err(localtune::Error::Config("a worker stopped".into()));
+                }
+                let vectors: Vec<localtune::Result<Vec<f32>>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = pair
+                        .iter()
+                        .zip(&self.encoders)
+                        .map(|(run, encoder)| {
+                            s.spawn(move || {
+                                let texts: Vec<&str> = run.iter().map(String::as_str).collect();
+                                Ok(encoder.embed(&texts)?.into_vec())
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap()).collect()
+                });
+                for (run, v) in pair.iter().zip(vectors) {
+                    out.push(v?);
+                    done += run.len();
+                    self.runs_embedded.set(self.runs_embedded.get() + 1);
+                    if progress(done).is_break() {
+                        return Err(localtune::Error::Cancelled);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn release(&self) {
+        self.releases.set(self.releases.get() + 1);
+    }
+
+    fn failed(&self, _error: &localtune::Error) {
+        self.failures.set(self.failures.get() + 1);
+    }
+}
+
+/// An export of `n` corrections of varied length (texts of 1 to 12 words).
+fn export_of(n: usize) -> Vec<u8> {
+    let p = open();
+    for i in 0..n {
+        let words = ["turn", "the", "music", "up", "a", "bit", "please", "now"];
+        let text: Vec<&str> = (0..1 + i % 12)
+            .map(|k| words[(i + k) % words.len()])
+            .collect();
+        let text = format!("{} {i}", text.join(" "));
+        let label = ["music", "lights", "Garden"][i % 3];
+        block_on(p.add_feedback(&text, label, i as f64)).unwrap();
+    }
+    block_on(p.store().export(1.0)).unwrap()
+}
+
+#[test]
+fn a_big_import_embeds_on_the_pool_with_the_same_vectors_and_says_how_far_it_is() {
+    use localtune::classifier::embedding_pool::{EmbeddingProgress, POOL_FROM_TEXTS};
+    let file = export_of(600);
+    let alone = open();
+    block_on(alone.import(&file, 2.0)).unwrap();
+    let expected = block_on(alone.store().training_data()).unwrap();
+
+    let pooled = open();
+    let pool = Rc::new(ThreadPool::new(None));
+    pooled.set_embedding_pool(Some(pool.clone()));
+    let mut seen: Vec<EmbeddingProgress> = Vec::new();
+    block_on(pooled.import_with_progress(&file, 2.0, &mut |p| {
+        seen.push(p);
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    let data = block_on(pooled.store().training_data()).unwrap();
+    assert!(data.missing.is_empty());
+    // Bit for bit the vectors the classifier's own encoder computed.
+    assert_eq!(data.features, expected.features);
+    assert_eq!(
+        pooled.remembered_corrections(),
+        alone.remembered_corrections()
+    );
+    // Runs of at most 32 texts, within each slice of 512 the store caches.
+    let slice = localtune::store::EMBED_MISSING_TEXTS;
+    let runs = slice.div_ceil(32) + (600 - slice).div_ceil(32);
+    assert_eq!(pool.runs_embedded.get(), runs);
+    assert_eq!(pool.releases.get(), 1, "the workers go when the job ends");
+    // Progress: from nothing to all, never backwards, on 2 workers.
+    assert_eq!(seen.first().map(|p| p.done), Some(0));
+    assert_eq!(seen.last().map(|p| p.done), Some(600));
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+    assert!(seen.iter().all(|p| p.total == 600 && p.workers == 2));
+
+    // A small job stays on this thread: starting workers would cost more.
+    let small = open();
+    small.set_embedding_pool(Some(pool.clone()));
+    let runs_before = pool.runs_embedded.get();
+    let mut workers = Vec::new();
+    block_on(
+        small.import_with_progress(&export_of(POOL_FROM_TEXTS - 1), 2.0, &mut |p| {
+            workers.push(p.workers);
+            ControlFlow::Continue(())
+        }),
+    )
+    .unwrap();
+    assert_eq!(pool.runs_embedded.get(), runs_before);
+    assert!(workers.iter().all(|&w| w == 0));
+}
+
+#[test]
+fn a_cancelled_import_changes_nothing_and_a_failing_pool_falls_back() {
+    let file = export_of(600);
+    // Cancelled after two runs: the texts are embedded before anything is
+    // stored, so the store and the instance are as they were, and work.
+    let p = open();
+    block_on(p.add_feedback("open the garage", "doors", 1.0)).unwrap();
+    let pool = Rc::new(ThreadPool::new(None));
+    p.set_embedding_pool(Some(pool.clone()));
+    let mut calls = 0;
+    let error = block_on(p.import_with_progress(&file, 2.0, &mut |_| {
+        calls += 1;
+        if calls == 3 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }))
+    .unwrap_err();
+    assert!(matches!(error, localtune::Error::Cancelled), "{error}");
+    assert_eq!(pool.runs_embedded.get(), 2);
+    assert_eq!(
+        pool.releases.get(),
+        1,
+        "a cancelled job lets its workers go"
+    );
+    assert_eq!(stored_texts(&p), ["open the garage"]);
+    assert_eq!(p.remembered_corrections(), 1);
+    assert_eq!(p.predict(&["open the garage"]).unwrap()[0].label, "doors");
+    // And the same import goes through afterwards.
+    block_on(p.import(&file, 3.0)).unwrap();
+    assert_eq!(block_on(p.store().samples()).unwrap().len(), 600);
+    assert_eq!(p.remembered_corrections(), 600);
+
+    // A pool that fails after 2 runs (a worker could not load the encoder):
+    // it is told once, the job finishes on this thread, same vectors.
+    let alone = open();
+    block_on(alone.import(&file, 2.0)).unwrap();
+    let failing = Rc::new(ThreadPool::new(Some(2)));
+    let q = open();
+    q.set_embedding_pool(Some(failing.clone()));
+    block_on(q.import(&file, 2.0)).unwrap();
+    assert_eq!(failing.failures.get(), 1);
+    assert_eq!(
+        failing.runs_embedded.get(),
+        2,
+        "not asked again in the same job"
+    );
+    assert_eq!(
+        block_on(q.store().training_data()).unwrap().features,
+        block_on(alone.store().training_data()).unwrap().features
+    );
+}
+
+#[test]
+fn an_update_says_how_far_the_embedding_of_vectorless_corrections_is() {
+    // 600 corrections without vectors under this encoder, as an encoder
+    // change leaves them: imported by the store alone.
+    let p = open();
+    block_on(p.store().import(&export_of(600), 2.0)).unwrap();
+    assert_eq!(
+        block_on(p.store().training_data()).unwrap().missing.len(),
+        600
+    );
+    p.set_embedding_pool(Some(Rc::new(ThreadPool::new(None))));
+    let mut embedding = Vec::new();
+    let mut kinds = Vec::new();
+    block_on(p.update(&UpdateConfig::default(), &|| 0.0, &mut |e| {
+        kinds.push(e.kind);
+        if let Some(progress) = e.embedding {
+            embedding.push((progress.done, progress.workers));
+        }
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
+    assert_eq!(kinds[0], localtune::head::train::UpdateEventKind::Embedding);
+    assert_eq!(embedding.first(), Some(&(0, 2)));
+    assert_eq!(embedding.last(), Some(&(600, 2)));
+    let began = kinds
+        .iter()
+        .position(|k| *k == localtune::head::train::UpdateEventKind::Began)
+        .unwrap();
+    assert_eq!(
+        began,
+        embedding.len(),
+        "the embedding comes before training"
+    );
+    assert!(block_on(p.store().training_data())
+        .unwrap()
+        .missing
+        .is_empty());
+}

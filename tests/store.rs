@@ -149,7 +149,7 @@ fn ids_from_javascript_are_whole_numbers_in_range_never_rounded() {
 
 #[test]
 fn missing_vectors_are_embedded_in_slices_of_512_and_each_slice_is_kept() {
-    use localtune::store::EMBED_MISSING_TEXTS;
+    use localtune::store::{MissingSoFar, EMBED_MISSING_TEXTS};
     let shipped =
         Head::new_seeded(8, HeadArchitecture::Linear, vec!["a".into(), "b".into()], 0).unwrap();
     let store = block_on(Store::open(
@@ -166,12 +166,23 @@ fn missing_vectors_are_embedded_in_slices_of_512_and_each_slice_is_kept() {
         block_on(store.add_sample(&format!("sample {i}"), "a", 0.0, None)).unwrap();
     }
     let mut calls = Vec::new();
-    let data = block_on(store.training_data_embedding_missing(&mut |texts| {
-        calls.push(texts.len());
-        Ok(vec![0.125; texts.len() * 8])
-    }))
+    let data = block_on(store.training_data_embedding_missing(
+        &mut async |texts: &[&str], so_far: MissingSoFar| {
+            calls.push((texts.len(), so_far.done, so_far.total));
+            Ok(vec![0.125; texts.len() * 8])
+        },
+    ))
     .unwrap();
-    assert_eq!(calls, [EMBED_MISSING_TEXTS, EMBED_MISSING_TEXTS, 76]);
+    // Each slice is told how far the job is.
+    let slice = EMBED_MISSING_TEXTS;
+    assert_eq!(
+        calls,
+        [
+            (slice, 0, 1_100),
+            (slice, slice, 1_100),
+            (76, 2 * slice, 1_100)
+        ]
+    );
     assert!(data.missing.is_empty() && data.labels.len() == 1_100);
 
     // An embedding that fails on the third slice keeps the first two.
@@ -179,13 +190,15 @@ fn missing_vectors_are_embedded_in_slices_of_512_and_each_slice_is_kept() {
         block_on(store.add_sample(&format!("more {i}"), "b", 0.0, None)).unwrap();
     }
     let mut slices = 0;
-    let error = block_on(store.training_data_embedding_missing(&mut |texts| {
-        slices += 1;
-        if slices == 3 {
-            return Err(localtune::Error::Cancelled);
-        }
-        Ok(vec![0.125; texts.len() * 8])
-    }))
+    let error = block_on(
+        store.training_data_embedding_missing(&mut async |texts: &[&str], _| {
+            slices += 1;
+            if slices == 3 {
+                return Err(localtune::Error::Cancelled);
+            }
+            Ok(vec![0.125; texts.len() * 8])
+        }),
+    )
     .unwrap_err();
     assert!(matches!(error, localtune::Error::Cancelled));
     assert_eq!(

@@ -175,6 +175,14 @@ $('new-label-form').addEventListener('submit', (event) => {
 
 // ---- updating --------------------------------------------------------------
 function onProgress(event) {
+  // Corrections without a vector under this bundle's encoder (after an
+  // encoder change) are embedded first, on the worker's embedding pool.
+  if (event.kind === 'embedding') {
+    const { done, total, workers } = event.embedding;
+    $('update-progress').value = done / total;
+    $('update-status').textContent = `Reading your ${total} corrections with the new model: ${done} so far${workers > 1 ? ` (${workers} workers)` : ''}…`;
+    return;
+  }
   if (event.kind === 'began') state.curve = [];
   if (event.kind === 'epochEnd' || event.kind === 'done') {
     state.curve.push([event.trainLoss, event.trainAccuracy]);

@@ -13,11 +13,14 @@
 //! - [`at_once`]: the working head, fine-tuned on those corrections after
 //!   each one, so a correction carries over to paraphrases at once;
 //! - [`recent_vectors`]: the last few texts' vectors, so correcting a text
-//!   just predicted, and predicting it again, skip the encoder.
+//!   just predicted, and predicting it again, skip the encoder;
+//! - [`embedding_pool`]: big embedding jobs (an import's, an update's after
+//!   an encoder change) on a pool of workers.
 
 pub mod at_once;
 pub mod auto_update;
 pub mod change_lock;
+pub mod embedding_pool;
 pub mod memory;
 pub mod options;
 pub mod recent_vectors;
@@ -25,6 +28,7 @@ pub mod recent_vectors;
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -39,13 +43,14 @@ use crate::head::personal::{
 use crate::head::train::split_validation;
 use crate::head::{Head, LabelProbability, MAX_LABELS};
 use crate::store::{
-    AddedSample, LoadedHead, Sample, SampleId, SaveDetails, Store, StoreBackend, StorePolicy,
-    StoreProblem, TrainingData, VersionInfo, VersionMetrics, VersionNumber,
+    AddedSample, LoadedHead, MissingSoFar, Sample, SampleId, SaveDetails, Store, StoreBackend,
+    StorePolicy, StoreProblem, TrainingData, VersionInfo, VersionMetrics, VersionNumber,
 };
 use crate::{UpdateConfig, UpdateEvent, UpdateOutcome};
 use at_once::{AtOnceSettings, RehearsalSimilarities, Relearning};
 use auto_update::{AutoUpdatePolicy, AutoUpdater};
 use change_lock::{Change, ChangeGuard, ChangeLock};
+use embedding_pool::{EmbeddingJob, EmbeddingPool, EmbeddingProgress};
 use memory::{CorrectionMemory, MemorySettings, ShippedExamples};
 use recent_vectors::RecentVectors;
 
@@ -161,6 +166,8 @@ pub struct Classifier<B> {
     at_once: AtOnceSettings,
     /// Borrowed only between awaits.
     recent_vectors: RefCell<RecentVectors>,
+    /// Where big embedding jobs run, if not on `bundle.encoder` alone.
+    embedding_pool: RefCell<Option<Rc<dyn EmbeddingPool>>>,
 }
 
 /// Where the working head is with the corrections in the memory.
@@ -235,6 +242,7 @@ impl<B: StoreBackend> Classifier<B> {
             auto_update,
             memory: RefCell::new(memory),
             at_once: AtOnceSettings::default(),
+            embedding_pool: RefCell::new(None),
         };
         classifier.relearn()?;
         Ok(classifier)
@@ -246,6 +254,13 @@ impl<B: StoreBackend> Classifier<B> {
         self.at_once = settings;
         self.relearn()?;
         Ok(self)
+    }
+
+    /// Lets big embedding jobs (from [`embedding_pool::POOL_FROM_TEXTS`]
+    /// texts: an import's, an update's after an encoder change) run on
+    /// `pool`; `None`: on the bundle's encoder, on this thread.
+    pub fn set_embedding_pool(&self, pool: Option<Rc<dyn EmbeddingPool>>) {
+        *self.embedding_pool.borrow_mut() = pool;
     }
 
     /// Fine-tunes the working head afresh from the current head on the
@@ -596,7 +611,9 @@ impl<B: StoreBackend> Classifier<B> {
                 || self.bundle.manifest.head.hidden_layer_frozen(),
             ..config.clone()
         };
-        let data = self.embed_missing().await?;
+        let data = self
+            .embed_missing(&mut |p| observer(&UpdateEvent::embedding(p)))
+            .await?;
         // Corrections without vectors have them now: predictions consult them
         // too. (The working head is retrained only if that changed the
         // memory: otherwise it would come out the same.)
@@ -800,12 +817,35 @@ impl<B: StoreBackend> Classifier<B> {
     /// corrections are embedded here, in batches, so that predictions
     /// honour them at once.
     pub async fn import(&self, file: &[u8], now_ms: f64) -> Result<(usize, usize)> {
+        self.import_with_progress(file, now_ms, &mut |_| ControlFlow::Continue(()))
+            .await
+    }
+
+    /// [`Classifier::import`], telling `progress` how far the embedding of
+    /// the imported corrections is (on the embedding pool if it is worth
+    /// one). They are embedded before anything is stored: `Break` stops
+    /// the import with [`Error::Cancelled`], and the store and this
+    /// instance are as they were.
+    pub async fn import_with_progress(
+        &self,
+        file: &[u8],
+        now_ms: f64,
+        progress: &mut dyn FnMut(EmbeddingProgress) -> ControlFlow<()>,
+    ) -> Result<(usize, usize)> {
         let _turn = self.changes.acquire(Change::Other)?.await;
-        let counts = self.store.import(file, now_ms).await?;
+        let pool = self.embedding_pool.borrow().clone();
+        let counts = self
+            .store
+            .import_embedding(file, now_ms, &mut async |texts: &[&str]| {
+                EmbeddingJob::new(&self.bundle.encoder, pool.as_deref(), progress)
+                    .embed_all(texts)
+                    .await
+            })
+            .await?;
         self.load_current().await?;
-        let data = self.embed_missing().await?;
-        self.remember(&data).await?;
-        self.relearn()?;
+        // Every imported correction has its vector now, unless caching them
+        // failed: those are embedded by the next update.
+        self.refresh_memory().await?;
         Ok(counts)
     }
 
@@ -871,10 +911,19 @@ impl<B: StoreBackend> Classifier<B> {
     /// Every sample with its vector, embedding (and caching) those that
     /// have none under this encoder: imported, or stored before an encoder
     /// change.
-    async fn embed_missing(&self) -> Result<TrainingData> {
-        let encoder = &self.bundle.encoder;
+    /// `progress` sees how far it is (first with nothing done yet) and may
+    /// stop it ([`Error::Cancelled`]; the slices embedded stay cached). On
+    /// the embedding pool if the job is worth one ([`EmbeddingJob`]).
+    async fn embed_missing(
+        &self,
+        progress: &mut dyn FnMut(EmbeddingProgress) -> ControlFlow<()>,
+    ) -> Result<TrainingData> {
+        let pool = self.embedding_pool.borrow().clone();
+        let mut job = EmbeddingJob::new(&self.bundle.encoder, pool.as_deref(), progress);
         self.store
-            .training_data_embedding_missing(&mut |texts| Ok(encoder.embed(texts)?.into_vec()))
+            .training_data_embedding_missing(&mut async |texts: &[&str], so_far: MissingSoFar| {
+                job.embed_slice(texts, so_far.done, so_far.total).await
+            })
             .await
     }
 

@@ -237,6 +237,11 @@ pub struct TrainingSet<'a> {
 #[serde(rename_all = "camelCase")]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum UpdateEventKind {
+    /// Before training: stored corrections without a vector under this
+    /// encoder (imported, or stored before an encoder change) are being
+    /// embedded; `embedding` says how far. Only a classifier's update has
+    /// them.
+    Embedding,
     Began,
     BatchEnd,
     EpochEnd,
@@ -263,6 +268,39 @@ pub struct UpdateEvent {
     pub train_accuracy: f32,
     pub validation_loss: Option<f32>,
     pub validation_accuracy: Option<f32>,
+    /// At `Embedding`: how far the embedding is (`None` at other kinds).
+    pub embedding: Option<EmbeddingProgress>,
+}
+
+impl UpdateEvent {
+    /// The event that says how far an update's embedding is.
+    pub fn embedding(progress: EmbeddingProgress) -> Self {
+        UpdateEvent {
+            kind: UpdateEventKind::Embedding,
+            epoch: 0,
+            batch: 0,
+            step: 0,
+            train_loss: 0.0,
+            train_accuracy: 0.0,
+            validation_loss: None,
+            validation_accuracy: None,
+            embedding: Some(progress),
+        }
+    }
+}
+
+/// How far a big embedding job is (an import's, or an update's before it
+/// trains: see `classifier::embedding_pool`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+pub struct EmbeddingProgress {
+    /// Texts embedded so far.
+    pub done: usize,
+    /// Texts the job embeds.
+    pub total: usize,
+    /// Workers of a pool embedding them (0: the classifier's own encoder).
+    pub workers: usize,
 }
 
 /// Why an update stopped.
@@ -717,6 +755,7 @@ impl<'a> Training<'a> {
             train_accuracy: train.accuracy(),
             validation_loss: validation.map(|t| t.mean_loss()),
             validation_accuracy: validation.map(|t| t.accuracy()),
+            embedding: None,
         }
     }
 

@@ -1,11 +1,17 @@
 // Types of localtune/client: the Classifier API, served by a Web Worker.
 import type {
-  AutoUpdateEvent, BundleSource, ClassifierOptions, ClassifierStats, Feedback, Prediction, Sample,
+  AutoUpdateEvent, BundleSource, ClassifierOptions, ClassifierStats, Feedback, ImportOptions, Prediction, Sample,
   StoreProblem, UpdateEvent, UpdateOptions, UpdateReport, VersionInfo,
 } from './localtune.js';
 
-export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAutoUpdate'> {
+export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAutoUpdate' | 'embeddingPool'> {
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
+  /**
+   * Workers of the embedding pool the worker starts for big embedding jobs
+   * (an import's, an update's after an encoder change; from 256 texts):
+   * default one per core, at most 4; 0 or 1: none, the worker embeds alone.
+   */
+  embeddingWorkers?: number;
   /**
    * A worker running localtune/worker, or a function that starts one
    * (default: started from next to this module). With a function (or the
@@ -31,7 +37,7 @@ export declare class WorkerClassifier {
   resetToShipped(): Promise<VersionInfo>;
   reload(): Promise<VersionInfo>;
   exportData(): Promise<Uint8Array>;
-  importData(bytes: Uint8Array): Promise<{ samples: number; versions: number }>;
+  importData(bytes: Uint8Array, options?: ImportOptions): Promise<{ samples: number; versions: number }>;
   stats(): Promise<ClassifierStats>;
   samples(): Promise<Sample[]>;
   deleteSample(id: number): Promise<void>;

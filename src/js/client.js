@@ -259,8 +259,10 @@ export class WorkerClassifier {
   async resetToShipped() { return this.#refresh(await this.#call('resetToShipped')); }
   async reload() { return this.#refresh(await this.#call('reload')); }
   exportData() { return this.#call('exportData'); }
-  async importData(bytes) {
-    const counts = await this.#call('importData', [bytes]);
+  /** As `Classifier.importData`; `options.onProgress` and `options.signal` work across the worker boundary. */
+  async importData(bytes, options = {}) {
+    const { onProgress, signal } = options;
+    const counts = await this.#call('importData', [bytes], { onProgress, signal });
     this.#described = await this.#call('describe');
     return counts;
   }

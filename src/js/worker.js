@@ -2,11 +2,12 @@
 // training never block the page. Started by the client (localtune/client);
 // speaks a small request/response protocol:
 //   → { id, method, args }            ← { id, result } | { id, error: { name, message } }
-//   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data } (update, load)
-//   → { cancel: id }                  (aborts that request's update; see update())
+//   ← { event: 'autoUpdate', data }   ← { id, event: 'progress', data } (update, load, importData)
+//   → { cancel: id }                  (aborts that request's update or import; see update())
 //   ← { event: 'trapped', data }      (the module trapped: this worker is done)
 // Results that hold big buffers (exports) are transferred, not copied.
 import init, { Classifier, moduleTrap } from './localtune.js';
+import { EmbeddingPool, defaultWorkers } from './embedding-pool.js';
 
 const ready = init();
 let classifier = null;
@@ -55,8 +56,13 @@ function autoUpdateData(event) {
 const methods = {
   async load(id, source, options = {}) {
     if (classifier) throw Object.assign(new Error('this worker already holds a classifier'), { name: 'InvalidStateError' });
+    // Big embedding jobs go to a pool of workers of its own (nested
+    // workers; they start only for such a job and stop after it).
+    const { embeddingWorkers = defaultWorkers(), ...rest } = options;
+    const embeddingPool = new EmbeddingPool(source, { workers: embeddingWorkers, bundleCache: rest.bundleCache !== false });
     classifier = await Classifier.load(source, {
-      ...options,
+      ...rest,
+      embeddingPool,
       onAutoUpdate: (event) => self.postMessage({ event: 'autoUpdate', data: autoUpdateData(event) }),
       onLoadProgress: (data) => self.postMessage({ id, event: 'progress', data }),
     });
@@ -95,7 +101,18 @@ const methods = {
   resetToShipped: () => classifier.resetToShipped(),
   reload: () => classifier.reload(),
   exportData: () => classifier.exportData(),
-  importData: (bytes) => classifier.importData(bytes),
+  async importData(id, bytes) {
+    const controller = new AbortController();
+    controllers.set(id, controller);
+    try {
+      return await classifier.importData(bytes, {
+        signal: controller.signal,
+        onProgress: (data) => self.postMessage({ id, event: 'progress', data }),
+      });
+    } finally {
+      controllers.delete(id);
+    }
+  },
   stats: () => classifier.stats(),
   samples: () => classifier.samples(),
   deleteSample: (id) => classifier.deleteSample(id),
@@ -120,8 +137,9 @@ self.onmessage = async ({ data }) => {
     if (method !== 'load' && !classifier) {
       throw Object.assign(new Error('load a bundle first'), { name: 'InvalidStateError' });
     }
-    // update and load report progress under the request's id.
-    const result = method === 'update' || method === 'load' ? await methods[method](id, ...args) : await methods[method](...args);
+    // update, load and importData report progress under the request's id.
+    const withId = method === 'update' || method === 'load' || method === 'importData';
+    const result = withId ? await methods[method](id, ...args) : await methods[method](...args);
     const transfer = result instanceof Uint8Array ? [result.buffer] : [];
     self.postMessage({ id, result }, transfer);
   } catch (e) {

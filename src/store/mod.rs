@@ -56,6 +56,14 @@ pub fn id_from_number(what: &str, value: f64) -> Result<u64> {
 /// re-embedding keeps what it did).
 pub const EMBED_MISSING_TEXTS: usize = 512;
 
+/// Where [`Store::training_data_embedding_missing`] is when it hands
+/// `embed` a slice: samples embedded before it, of all it embeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissingSoFar {
+    pub done: usize,
+    pub total: usize,
+}
+
 /// Limits a store keeps to.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -380,19 +388,25 @@ impl<B: StoreBackend> Store<B> {
 
     /// [`Store::training_data`] with no sample missing: samples without a
     /// vector under this encoder (imported, or stored before an encoder
-    /// change) are embedded by `embed` (texts → `texts.len() × dim` floats)
-    /// [`EMBED_MISSING_TEXTS`] at a time, and cached.
+    /// change) are embedded by `embed` (texts and how far the job is →
+    /// `texts.len() × dim` floats) [`EMBED_MISSING_TEXTS`] at a time, and
+    /// cached: an error or a cancel keeps the slices done.
     pub async fn training_data_embedding_missing(
         &self,
-        embed: &mut dyn FnMut(&[&str]) -> Result<Vec<f32>>,
+        embed: &mut impl AsyncFnMut(&[&str], MissingSoFar) -> Result<Vec<f32>>,
     ) -> Result<TrainingData> {
         let data = self.training_data().await?;
         if data.missing.is_empty() {
             return Ok(data);
         }
-        for chunk in data.missing.chunks(EMBED_MISSING_TEXTS) {
+        let total = data.missing.len();
+        for (n, chunk) in data.missing.chunks(EMBED_MISSING_TEXTS).enumerate() {
             let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
-            let vectors = embed(&texts)?;
+            let so_far = MissingSoFar {
+                done: n * EMBED_MISSING_TEXTS,
+                total,
+            };
+            let vectors = embed(&texts, so_far).await?;
             self.check_vectors(&vectors, texts.len())?;
             let rows: Vec<CachedFeatures> = chunk
                 .iter()
@@ -689,7 +703,9 @@ impl<B: StoreBackend> Store<B> {
         now_ms: &dyn Fn() -> f64,
         observer: &mut dyn FnMut(&UpdateEvent) -> ControlFlow<()>,
     ) -> Result<Option<(VersionInfo, UpdateOutcome)>> {
-        let data = self.training_data_embedding_missing(embed).await?;
+        let data = self
+            .training_data_embedding_missing(&mut async |texts: &[&str], _| embed(texts))
+            .await?;
         if data.labels.is_empty() {
             return Ok(None);
         }
@@ -740,6 +756,44 @@ impl<B: StoreBackend> Store<B> {
         let snapshot = export::read(file, &self.import_limits())?;
         self.backend.replace_all(&snapshot).await?;
         self.restore_shipped(now_ms).await?;
+        Ok((snapshot.samples.len(), snapshot.versions.len()))
+    }
+
+    /// [`Store::import`] with the imported samples' vectors: `embed` gets
+    /// every text of the (checked) file before anything is written, so an
+    /// error or a cancel there changes nothing. The vectors are cached
+    /// after the import, in a second operation: if that one fails (a full
+    /// disk), the import stands and the samples are embedded again when an
+    /// update needs them (see [`Store::training_data_embedding_missing`]).
+    pub async fn import_embedding(
+        &self,
+        file: &[u8],
+        now_ms: f64,
+        embed: &mut impl AsyncFnMut(&[&str]) -> Result<Vec<f32>>,
+    ) -> Result<(usize, usize)> {
+        let snapshot = export::read(file, &self.import_limits())?;
+        let texts: Vec<&str> = snapshot.samples.iter().map(|s| s.text.as_str()).collect();
+        let vectors = if texts.is_empty() {
+            Vec::new()
+        } else {
+            embed(&texts).await?
+        };
+        self.check_vectors(&vectors, texts.len())?;
+        self.backend.replace_all(&snapshot).await?;
+        self.restore_shipped(now_ms).await?;
+        let rows: Vec<CachedFeatures> = snapshot
+            .samples
+            .iter()
+            .zip(vectors.chunks_exact(self.input_dim))
+            .map(|(s, v)| CachedFeatures {
+                sample_id: s.id,
+                values: v.to_vec(),
+            })
+            .collect();
+        if !rows.is_empty() {
+            // Not an error of the import's: it is stored (see above).
+            let _ = self.backend.put_features(&self.encoder_sha256, &rows).await;
+        }
         Ok((snapshot.samples.len(), snapshot.versions.len()))
     }
 

@@ -15,11 +15,13 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, spawn_local, JsFuture};
 
-use super::head::{observer, to_js, UpdateEventCallback, UpdateOptionsArg};
+use super::embedding_pool::JsEmbeddingPool;
+use super::head::{observer, observer_in_options, to_js, UpdateEventCallback, UpdateOptionsArg};
 use super::store::StorageStatus;
 use super::{js_error, options_json, performance_now};
 use crate::bundle::{self, Bundle, BundleFile, MANIFEST_FILE};
 use crate::checksum::lowercase_hex;
+use crate::classifier::embedding_pool::EmbeddingPool;
 use crate::classifier::options::{update_config_over, ClassifierOptions};
 use crate::classifier::{Classifier, Feedback, Stats};
 use crate::error::Error;
@@ -38,6 +40,16 @@ export interface ClassifierOptions extends ClassifierConfig {
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
   /** Sees a bundle loaded by URL arrive: bytes so far, of the files started so far (from the cache at once). */
   onLoadProgress?: (progress: LoadProgress) => void;
+  /** Where big embedding jobs run (an import's, an update's after an encoder change): an `EmbeddingPool` (localtune/embedding-pool). Without one, on this thread. */
+  embeddingPool?: EmbeddingPoolLike;
+}
+
+/** `importData`'s options. */
+export interface ImportOptions {
+  /** Stops the import while its corrections are embedded (an `AbortError`; nothing was changed). */
+  signal?: AbortSignal;
+  /** Sees the embedding of the imported corrections: texts done, of how many, on how many workers (0: this thread). Return `false` to cancel. */
+  onProgress?: (progress: EmbeddingProgress) => boolean | void;
 }
 
 export type AutoUpdateEvent =
@@ -54,6 +66,8 @@ extern "C" {
     pub type BundleSourceArg;
     #[wasm_bindgen(typescript_type = "ClassifierOptions")]
     pub type ClassifierOptionsArg;
+    #[wasm_bindgen(typescript_type = "ImportOptions")]
+    pub type ImportOptionsArg;
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
 }
@@ -153,7 +167,7 @@ fn describe(e: &JsValue) -> String {
 /// Every file a bundle names, read from its source; with `use_cache`, a
 /// bundle given by URL is kept in the Cache API (see [`bundle::cache`]).
 /// Also returns the bytes the cache holds for it.
-async fn read_bundle(
+pub(super) async fn read_bundle(
     source: JsValue,
     use_cache: bool,
     progress: &LoadProgress,
@@ -472,11 +486,18 @@ struct LoadProgressEvent<'a> {
 /// `onLoadProgress`: the bytes of a bundle's files as they arrive, summed
 /// over the files so far (the total grows as each file's response says its
 /// length; files from the cache count at once).
-struct LoadProgress {
+pub(super) struct LoadProgress {
     callback: Option<Function>,
     /// Bytes of the files finished, and the lengths of those started.
     done: Cell<f64>,
     total: Cell<f64>,
+}
+
+impl Default for LoadProgress {
+    /// Reporting to no one.
+    fn default() -> Self {
+        LoadProgress::new(None)
+    }
 }
 
 impl LoadProgress {
@@ -673,9 +694,10 @@ impl JsClassifier {
         };
         let listener = callback("onAutoUpdate")?;
         let progress = LoadProgress::new(callback("onLoadProgress")?);
+        let pool = JsEmbeddingPool::from_options(&options)?;
         let options = ClassifierOptions::from_json(options_json(
             &options,
-            &["onAutoUpdate", "onLoadProgress"],
+            &["onAutoUpdate", "onLoadProgress", "embeddingPool"],
         )?)
         .map_err(err)?;
         Ok(future_to_promise(async move {
@@ -690,6 +712,7 @@ impl JsClassifier {
                 .await
                 .map_err(err)?
                 .with_auto_update(settings.auto_update);
+            classifier.set_embedding_pool(pool.map(|p| p as Rc<dyn EmbeddingPool>));
             let inner = Rc::new(Inner {
                 classifier,
                 listener,
@@ -837,21 +860,32 @@ impl JsClassifier {
 
     /// Replaces everything with an export file's contents (checked first).
     #[wasm_bindgen(js_name = importData, unchecked_return_type = "Promise<{ samples: number; versions: number }>")]
-    pub fn import_data(&self, file: &Uint8Array) -> Promise {
+    pub fn import_data(
+        &self,
+        file: &Uint8Array,
+        options: Option<ImportOptionsArg>,
+    ) -> Result<Promise, JsValue> {
         // Sized before it is copied into the module's memory.
         let limits = self.inner.classifier.store().import_limits();
         let file = limits
             .check_file_size(file.length().into())
             .map(|()| file.to_vec());
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+        let mut observer = observer_in_options(&options)?;
         let inner = self.inner.clone();
-        future_to_promise(async move {
+        Ok(future_to_promise(async move {
             let file = file.map_err(err)?;
-            let (samples, versions) = inner.classifier.import(&file, now()).await.map_err(err)?;
+            let imported = inner
+                .classifier
+                .import_with_progress(&file, now(), &mut |p| observer.observe(&p))
+                .await;
+            observer.rethrow()?;
+            let (samples, versions) = imported.map_err(err)?;
             let out = Object::new();
             Reflect::set(&out, &"samples".into(), &(samples as f64).into())?;
             Reflect::set(&out, &"versions".into(), &(versions as f64).into())?;
             Ok(out.into())
-        })
+        }))
     }
 
     /// Counts for a status line, and the origin's storage use.

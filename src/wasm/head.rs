@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 use super::{config_error, js_error, options_json, performance_now};
 use crate::classifier::options::update_config_over;
 use crate::error::Error;
-use crate::head::train::{run_update, TrainingSet, UpdateConfig, UpdateEvent};
+use crate::head::train::{run_update, TrainingSet, UpdateConfig};
 use crate::head::{Head, HeadArchitecture};
 
 #[wasm_bindgen(typescript_custom_section)]
@@ -194,9 +194,27 @@ pub(crate) fn observer(
     })
 }
 
-/// Passes update events to a JS callback and checks an `AbortSignal`:
-/// `false` from the callback, an exception in it, or an aborted signal
-/// stops the update between mini-batches.
+/// The observer of `options.onProgress` and `options.signal`.
+pub(crate) fn observer_in_options(options: &JsValue) -> Result<JsObserver, JsValue> {
+    let callback = if options.is_object() {
+        Reflect::get(options, &"onProgress".into())?
+    } else {
+        JsValue::UNDEFINED
+    };
+    let callback = match callback.is_undefined() {
+        true => None,
+        false => Some(
+            callback
+                .dyn_into::<Function>()
+                .map_err(|_| js_error(Error::Config("onProgress must be a function".into())))?,
+        ),
+    };
+    observer(options, callback.map(JsCast::unchecked_into))
+}
+
+/// Passes update events (or an import's progress) to a JS callback and
+/// checks an `AbortSignal`: `false` from the callback, an exception in it,
+/// or an aborted signal stops the update between mini-batches.
 pub(crate) struct JsObserver {
     callback: Option<Function>,
     signal: JsValue,
@@ -204,7 +222,7 @@ pub(crate) struct JsObserver {
 }
 
 impl JsObserver {
-    pub(crate) fn observe(&mut self, event: &UpdateEvent) -> ControlFlow<()> {
+    pub(crate) fn observe(&mut self, event: &impl Serialize) -> ControlFlow<()> {
         if let Some(callback) = &self.callback {
             let answer = to_js(event).and_then(|event| callback.call1(&JsValue::NULL, &event));
             match answer {

@@ -11,6 +11,7 @@
 
 mod bundle_tool;
 mod classifier;
+mod embedding_pool;
 mod encoder;
 mod head;
 mod store;

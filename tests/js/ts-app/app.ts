@@ -7,6 +7,7 @@ import init, {
   type ClassifierStats, type Prediction, type Sample, type VersionInfo,
 } from 'localtune';
 import { WorkerClassifier } from 'localtune/client';
+import { EmbeddingPool, defaultWorkers } from 'localtune/embedding-pool';
 import { buildBundle, buildBundleOnWorkers, runBundleCli } from 'localtune/bundle';
 
 export async function mainThread(): Promise<string> {
@@ -50,14 +51,31 @@ export async function mainThread(): Promise<string> {
   await Classifier.load('/bundles/default/', { autoUpdate: { treshold: 20 } });
   // @ts-expect-error: an update option of the wrong type
   await Classifier.load('/bundles/default/', { autoUpdate: { options: { epochs: 'ten' } } });
-  return `${relaxed} ${many.length} ${pending} ${shipped.version} ${cached} ${usage} ${trap?.name}`;
+  // Big embedding jobs on a pool of Web Workers: an import says how far it is.
+  const pooled = await Classifier.load('/bundles/default/', {
+    embeddingPool: new EmbeddingPool('/bundles/default/', { workers: defaultWorkers() }),
+  });
+  const imported = await pooled.importData(new Uint8Array(), {
+    signal: new AbortController().signal,
+    onProgress: (p) => console.log(p.done / p.total, p.workers),
+  });
+  await pooled.update({}, (event) => {
+    if (event.kind === 'embedding') console.log(event.embedding?.done);
+  });
+  // @ts-expect-error: a pool is an object with embedRun and release, not a number
+  await Classifier.load('/bundles/default/', { embeddingPool: 2 });
+  return `${relaxed} ${many.length} ${pending} ${shipped.version} ${cached} ${usage} ${trap?.name} ${imported.samples}`;
 }
 
 export async function inAWorker(): Promise<number> {
   const classifier = await WorkerClassifier.load('/bundles/default/', {
     worker: () => new Worker('/assets/worker.js', { type: 'module' }),
     onLoadProgress: ({ loadedBytes }) => console.log(loadedBytes.toFixed(0)),
+    embeddingWorkers: 2,
   });
+  await classifier.importData(new Uint8Array(), { onProgress: ({ done }) => console.log(done) });
+  // @ts-expect-error: a WorkerClassifier's pool is started in its worker: a count, not an object
+  await WorkerClassifier.load('/bundles/default/', { embeddingPool: new EmbeddingPool('/bundles/default/') });
   const prediction: Prediction = await classifier.predict('pause the music');
   const labels: string[] = classifier.labels;
   const samples: Sample[] = await classifier.samples();

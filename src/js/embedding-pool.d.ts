@@ -1,0 +1,24 @@
+// Types of localtune/embedding-pool: Web Workers for a Classifier's big embedding jobs.
+import type { BundleSource, EmbeddingPoolLike } from './localtune.js';
+
+/** Workers by default: one per core the browser reports, at most 4. */
+export declare function defaultWorkers(): number;
+
+export interface EmbeddingPoolOptions {
+  /** Workers (default `defaultWorkers()`); fewer than 2: the classifier embeds alone. */
+  workers?: number;
+  /** Read the bundle's files from the bundle cache (default true), as `Classifier.load` does. */
+  bundleCache?: boolean;
+}
+
+/**
+ * Give it to `Classifier.load(source, { embeddingPool: new EmbeddingPool(source) })`:
+ * the classifier hands it the runs of a big job (from 256 texts) and releases
+ * it when the job ends. `WorkerClassifier` starts one by itself.
+ */
+export declare class EmbeddingPool implements EmbeddingPoolLike {
+  constructor(source: BundleSource, options?: EmbeddingPoolOptions);
+  readonly workers: number;
+  embedRun(texts: string[]): Promise<Float32Array>;
+  release(): void;
+}

@@ -1,0 +1,128 @@
+// localtune/embedding-pool: a pool of Web Workers (embedding-worker.js),
+// each with the bundle's encoder, for a Classifier's big embedding jobs —
+// an import's corrections, or every stored correction after the bundle's
+// encoder changed: thousands of texts at ~5 ms each on one core.
+//
+//   import { EmbeddingPool } from 'localtune/embedding-pool';
+//   const classifier = await Classifier.load(url, { embeddingPool: new EmbeddingPool(url) });
+//
+// The classifier decides when a job is worth the pool (the core's
+// `classifier::embedding_pool`: from 256 texts) and which texts go
+// together (runs of similar length, as its own encoder groups them); this
+// file only hands the runs to whichever worker is free. Workers start on
+// the first run (each loads the encoder, ~0.5 s and ~90 MB of memory) and
+// are stopped by `release()`, which the classifier calls when its job ends.
+// `WorkerClassifier` gives its worker one by itself.
+
+/** Workers by default: one per core the browser reports, at most 4 (each holds an encoder). */
+export function defaultWorkers() {
+  const cores = globalThis.navigator?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(4, cores));
+}
+
+/** The structured-clone-safe form of a bundle source: a URL made absolute here (a worker would resolve it against its own script). */
+function portableSource(source) {
+  if (typeof source !== 'string') return source;
+  const base = globalThis.location?.href;
+  return base ? new URL(source, base).href : source;
+}
+
+function rebuildError({ name, message }) {
+  const error = new Error(message);
+  error.name = name;
+  return error;
+}
+
+export class EmbeddingPool {
+  #source;
+  #options;
+  #workers = [];
+  /** Runs not handed out yet: { texts, resolve, reject }. */
+  #queue = [];
+  /** The pool's size. */
+  workers;
+
+  /**
+   * `source`: the bundle the classifier loads (its manifest URL, or its
+   * files' bytes by name). `workers` (default: `defaultWorkers()`) and
+   * `bundleCache` (default true: the workers read the bundle's files from
+   * the cache `Classifier.load` filled).
+   */
+  constructor(source, { workers = defaultWorkers(), bundleCache = true } = {}) {
+    if (!Number.isInteger(workers) || workers < 0) {
+      throw Object.assign(new Error('workers must be a whole number, 0 or more'), { name: 'ConfigError' });
+    }
+    this.#source = portableSource(source);
+    this.#options = { bundleCache };
+    this.workers = workers;
+  }
+
+  /** One run's vectors (row-major) from whichever worker is free; runs are handed out in the order asked. */
+  embedRun(texts) {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ texts, resolve, reject });
+      if (this.#workers.length === 0) this.#start();
+      for (const worker of this.#workers) this.#handOut(worker);
+    });
+  }
+
+  /** Stops every worker (runs still pending reject with an `AbortError`). */
+  release() {
+    const workers = this.#workers;
+    this.#workers = [];
+    for (const worker of workers) {
+      worker.thread.terminate();
+      worker.run?.reject(rebuildError({ name: 'AbortError', message: 'the embedding pool was released' }));
+    }
+    const queue = this.#queue;
+    this.#queue = [];
+    for (const run of queue) run.reject(rebuildError({ name: 'AbortError', message: 'the embedding pool was released' }));
+  }
+
+  #start() {
+    for (let i = 0; i < this.workers; i++) {
+      const thread = new Worker(new URL('./embedding-worker.js', import.meta.url), { type: 'module' });
+      const worker = { thread, ready: false, run: null };
+      thread.onmessage = ({ data }) => this.#answer(worker, data);
+      // A worker that cannot start (its script, its module) fails the job:
+      // the classifier then embeds on its own thread.
+      thread.onerror = (event) => {
+        event.preventDefault?.();
+        this.#fail(rebuildError({ name: 'EmbeddingPoolError', message: `a worker of the embedding pool stopped: ${event.message ?? 'error'}` }));
+      };
+      thread.postMessage({ source: this.#source, options: this.#options });
+      this.#workers.push(worker);
+    }
+  }
+
+  #answer(worker, data) {
+    if (!this.#workers.includes(worker)) return;
+    if (data.error) {
+      this.#fail(rebuildError(data.error));
+      return;
+    }
+    if (data.ready) {
+      worker.ready = true;
+    } else {
+      const run = worker.run;
+      worker.run = null;
+      run.resolve(data.vectors);
+    }
+    this.#handOut(worker);
+  }
+
+  #handOut(worker) {
+    if (!worker.ready || worker.run || this.#queue.length === 0) return;
+    worker.run = this.#queue.shift();
+    worker.thread.postMessage({ texts: worker.run.texts });
+  }
+
+  /** Every pending run fails with `error`, and the workers stop. */
+  #fail(error) {
+    const runs = [...this.#workers.map((w) => w.run).filter(Boolean), ...this.#queue];
+    for (const worker of this.#workers) worker.run = null;
+    this.#queue = [];
+    this.release();
+    for (const run of runs) run.reject(error);
+  }
+}

@@ -1,0 +1,26 @@
+// One worker of an EmbeddingPool (embedding-pool.js): loads the bundle's
+// encoder with the module `init()` picks (the same one the classifier's
+// thread runs, so a run's vectors are the ones it would compute, bit for
+// bit), then embeds each run it is handed as one batch.
+//   → { source, options }   ← { ready: true } | { error: { name, message } }
+//   → { texts }             ← { vectors }     | { error: { name, message } }
+import init, { Encoder } from './localtune.js';
+
+let encoder = null;
+let loading = null;
+
+self.onmessage = async ({ data }) => {
+  try {
+    if (data.source !== undefined) {
+      loading = init().then(() => Encoder.fromBundle(data.source, data.options));
+      encoder = await loading;
+      self.postMessage({ ready: true });
+      return;
+    }
+    await loading;
+    const vectors = encoder.embed(data.texts);
+    self.postMessage({ vectors }, [vectors.buffer]);
+  } catch (e) {
+    self.postMessage({ error: { name: e?.name ?? 'Error', message: e?.message ?? String(e) } });
+  }
+};

@@ -1,0 +1,177 @@
+//! The core's [`EmbeddingPool`] over a JavaScript object — the package's
+//! `EmbeddingPool` (src/js/embedding-pool.js: Web Workers, each with the
+//! bundle's encoder), or anything of its shape — and `Encoder.fromBundle`,
+//! which builds such a worker's encoder. The rules (when a job is worth
+//! the pool, which texts go together, what a failure means) are the core's
+//! (`crate::classifier::embedding_pool`).
+
+use std::ops::ControlFlow;
+use std::rc::Rc;
+
+use js_sys::{Array, Float32Array, Function, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+
+use super::classifier::{read_bundle, BundleSourceArg};
+use super::encoder::JsEncoder;
+use super::js_error;
+use crate::classifier::embedding_pool::{EmbeddingPool, PoolFuture};
+use crate::error::{Error, Result};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Where a Classifier's big embedding jobs run (an import's, an update's after an encoder change): `EmbeddingPool` from `localtune/embedding-pool`, or any object of this shape. */
+export interface EmbeddingPoolLike {
+  /** Runs it embeds at once (its workers). */
+  readonly workers: number;
+  /** One run of texts' vectors (row-major), each as `Encoder.embed` on the bundle's encoder gives them, from whichever worker is free; runs are handed out in the order asked. */
+  embedRun(texts: string[]): Promise<Float32Array>;
+  /** Stops the workers (runs still pending reject); the next `embedRun` starts them again. */
+  release(): void;
+}
+"#;
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+}
+
+pub(crate) struct JsEmbeddingPool {
+    pool: JsValue,
+    workers: usize,
+    embed_run: Function,
+    release: Function,
+}
+
+impl JsEmbeddingPool {
+    /// `options.embeddingPool` if there is one, checked for the shape.
+    pub(crate) fn from_options(options: &JsValue) -> Result<Option<Rc<Self>>, JsValue> {
+        if !options.is_object() {
+            return Ok(None);
+        }
+        let pool = Reflect::get(options, &"embeddingPool".into())?;
+        if pool.is_undefined() || pool.is_null() {
+            return Ok(None);
+        }
+        let method = |name: &str| -> Result<Function, JsValue> {
+            Reflect::get(&pool, &name.into())?
+                .dyn_into::<Function>()
+                .map_err(|_| {
+                    js_error(Error::Config(format!(
+                        "embeddingPool.{name} must be a function (an EmbeddingPool from \
+                         localtune/embedding-pool)"
+                    )))
+                })
+        };
+        let workers = Reflect::get(&pool, &"workers".into())?
+            .as_f64()
+            .filter(|w| w.fract() == 0.0 && (0.0..=1024.0).contains(w))
+            .ok_or_else(|| {
+                js_error(Error::Config(
+                    "embeddingPool.workers must be a whole number from 0 to 1024".into(),
+                ))
+            })?;
+        Ok(Some(Rc::new(JsEmbeddingPool {
+            embed_run: method("embedRun")?,
+            release: method("release")?,
+            workers: workers as usize,
+            pool,
+        })))
+    }
+}
+
+/// A rejection of the pool's, as the core's error.
+fn pool_error(e: JsValue) -> Error {
+    let message = e
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
+        .unwrap_or_else(|| format!("{e:?}"));
+    Error::ModelRuntime {
+        stage: "run in the embedding pool",
+        message,
+    }
+}
+
+impl EmbeddingPool for JsEmbeddingPool {
+    fn workers(&self) -> usize {
+        self.workers
+    }
+
+    fn embed_runs<'a>(
+        &'a self,
+        runs: Vec<Vec<String>>,
+        progress: &'a mut dyn FnMut(usize) -> ControlFlow<()>,
+    ) -> PoolFuture<'a, Result<Vec<Vec<f32>>>> {
+        Box::pin(async move {
+            // Every run asked for at once: the pool hands them out as its
+            // workers free up, so a long run holds up no one.
+            let mut pending = Vec::with_capacity(runs.len());
+            for run in &runs {
+                let texts: Array = run.iter().map(|t| JsValue::from_str(t)).collect();
+                let answer = self
+                    .embed_run
+                    .call1(&self.pool, &texts)
+                    .map_err(pool_error)?;
+                pending.push(JsFuture::from(Promise::resolve(&answer)));
+            }
+            let mut vectors = Vec::with_capacity(runs.len());
+            let mut done = 0;
+            for (run, answer) in runs.iter().zip(pending) {
+                let run_vectors: Float32Array = answer
+                    .await
+                    .map_err(pool_error)?
+                    .dyn_into()
+                    .map_err(|_| pool_error("a run's vectors are not a Float32Array".into()))?;
+                vectors.push(run_vectors.to_vec());
+                done += run.len();
+                if progress(done).is_break() {
+                    return Err(Error::Cancelled);
+                }
+            }
+            Ok(vectors)
+        })
+    }
+
+    fn release(&self) {
+        let _ = self.release.call0(&self.pool);
+    }
+
+    fn failed(&self, error: &Error) {
+        console_warn(&format!(
+            "localtune: the embedding pool failed ({error}); embedding on this thread instead"
+        ));
+    }
+}
+
+#[wasm_bindgen(js_class = Encoder)]
+impl JsEncoder {
+    /// The encoder of a bundle (a manifest URL, or its files' bytes by
+    /// name), every file checked as `Classifier.load` checks it, and read
+    /// from the bundle cache when it holds them (`options.bundleCache:
+    /// false` reads the network only): what each worker of an
+    /// `EmbeddingPool` embeds with.
+    #[wasm_bindgen(js_name = fromBundle, unchecked_return_type = "Promise<Encoder>")]
+    pub fn from_bundle(
+        source: BundleSourceArg,
+        options: Option<EncoderFromBundleOptionsArg>,
+    ) -> Result<Promise, JsValue> {
+        let options: JsValue = options.map_or(JsValue::UNDEFINED, Into::into);
+        let use_cache = !options.is_object()
+            || Reflect::get(&options, &"bundleCache".into())? != JsValue::FALSE;
+        Ok(future_to_promise(async move {
+            let (bundle, _) = read_bundle(source.into(), use_cache, &Default::default()).await?;
+            Ok(JsEncoder {
+                inner: Rc::new(bundle.encoder),
+            }
+            .into())
+        }))
+    }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(typescript_type = "{ bundleCache?: boolean }")]
+    pub type EncoderFromBundleOptionsArg;
+}
