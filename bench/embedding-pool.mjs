@@ -1,6 +1,7 @@
 // The embedding pool's speedup: a WorkerClassifier's import of 2,000 real
-// queries embedded on its pool of 2 Web Workers against its own thread
-// alone, alternating, in headless Chromium and Firefox
+// queries embedded with its pool (one Web Worker beside its own thread on
+// 2 cores) against its own thread alone, alternating, in headless
+// Chromium and Firefox
 // (bench/embedding-pool.html). Prints a Markdown table; --update-readme
 // writes it into README.md between the embedding-pool markers.
 //
@@ -19,18 +20,18 @@ for (const engine of engines) {
   texts = r.texts;
   const pairs = (key) => r.pool.map((p, i) => r.alone[i][key] / p[key]);
   const s = (ms) => (ms / 1000).toFixed(1);
-  rows.push(`| ${engine} ${r.version} | ${r.cores} | ${s(median(r.alone.map((x) => x.embeddingMs)))} s | ${s(median(r.pool.map((x) => x.embeddingMs)))} s \
+  rows.push(`| ${engine} ${r.version} | ${r.cores} | ${r.workers} | ${s(median(r.alone.map((x) => x.embeddingMs)))} s | ${s(median(r.pool.map((x) => x.embeddingMs)))} s \
 | **${median(pairs('embeddingMs')).toFixed(2)}×** (${Math.min(...pairs('embeddingMs')).toFixed(2)}–${Math.max(...pairs('embeddingMs')).toFixed(2)}) \
 | ${s(median(r.alone.map((x) => x.importMs)))} s / ${s(median(r.pool.map((x) => x.importMs)))} s |`);
 }
 const report = `Measured ${new Date().toISOString().slice(0, 10)} by \`bash bench/embedding-pool.sh\` (headless, through \`WorkerClassifier\`): \
-an import of ${texts.toLocaleString('en')} real queries (the intents' training split as a person's corrections), its texts embedded on the \
-embedding pool's 2 Web Workers or on the classifier's worker alone, alternating; medians of the rounds, the speedup the median of the \
+an import of ${texts.toLocaleString('en')} real queries (the intents' training split as a person's corrections), its texts embedded by the \
+classifier's worker with its embedding pool (the default: one fewer Web Worker than the cores, beside its own thread) or by the classifier's worker alone, alternating; medians of the rounds, the speedup the median of the \
 per-round ratios (lowest–highest). The embedding is timed from the import's first progress event to its last, the pool's start (each worker \
 loads the encoder from the bundle cache) included; the import from \`importData\` to its answer (checking the file, storing, the working head).
 
-| browser | cores | embedding, one thread | embedding, pool of 2 | pool speedup | import, one thread / pool |
-|---|---:|---:|---:|---:|---:|
+| browser | cores | pool workers | embedding, one thread | embedding, with the pool | speedup | import, one thread / with the pool |
+|---|---:|---:|---:|---:|---:|---:|
 ${rows.join('\n')}`;
 console.log(report);
 if (process.argv.includes('--update-readme')) {

@@ -1,7 +1,8 @@
 // Makes wasm-bindgen's glue load the package's best module by default:
 // `init()` without arguments fetches defaultWasmUrl() (src/js/wasm-variant.js)
 // instead of the fixed localtune_bg.wasm, and the glue re-exports the probe;
-// and puts every exported class behind the trap guard (src/js/trap-guard.js).
+// and puts every exported class behind the trap guard (src/js/trap-guard.js);
+// and exports the compiled module (`loadedModule()`).
 // With `onnx`, the glue of the module with the ONNX importer: its
 // defaultWasmUrl() is that module, whatever the engine.
 // Fails if wasm-bindgen's output no longer has the one line it replaces.
@@ -24,6 +25,14 @@ if (!classes.includes('Classifier')) {
   console.error(`patch-glue: expected \`export class Classifier\` in ${input}; found classes ${classes.join(', ') || 'none'}`);
   process.exit(1);
 }
+// The compiled module `init()` instantiated, for workers that run the same
+// code (src/js/embedding-pool.js): a WebAssembly.Module crosses to a
+// worker without being compiled again, and V8 shares its optimised code.
+if (!/^let wasmModule\b/m.test(glue) || !/^\s*wasmModule = module;/m.test(glue)) {
+  console.error(`patch-glue: expected the glue's \`wasmModule\` variable in ${input}`);
+  process.exit(1);
+}
+const loadedModule = '\n/** The WebAssembly.Module `init()` instantiated (undefined before it has). */\nexport function loadedModule() {\n  return wasmModule;\n}\n';
 // The ONNX glue keeps a literal `new URL(…, import.meta.url)` of its module
 // so that bundlers ship it with an app that imports localtune/onnx.
 const defaultUrl = variant === 'onnx'
@@ -32,5 +41,6 @@ const defaultUrl = variant === 'onnx'
 const patched =
   glue.replace(fixedUrl, 'module_or_path = defaultWasmUrl();') +
   defaultUrl +
+  loadedModule +
   `import { guardAgainstTraps } from './trap-guard.js';\nexport { moduleTrap } from './trap-guard.js';\nguardAgainstTraps({ ${classes.join(', ')} });\n`;
 await writeFile(output, patched);

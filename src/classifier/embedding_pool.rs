@@ -1,14 +1,16 @@
 //! Big embedding jobs on every core: the corrections an import brings, or
 //! every stored correction after the bundle's encoder changed, are texts
 //! without a vector under this encoder — thousands, at ~5 ms each on one
-//! core. An [`EmbeddingPool`] embeds them elsewhere (in the browser, Web
-//! Workers that each load the same encoder: `src/js/embedding-pool.js`);
-//! the rules about when it is worth it, which texts go together and what
-//! happens when it fails are here.
+//! core. An [`EmbeddingPool`] embeds runs of them on other threads (in the
+//! browser, Web Workers that each load the same encoder:
+//! `src/js/embedding-pool.js`) while the classifier's own thread embeds
+//! runs too; the rules about when it is worth it, which texts go together,
+//! who takes which run and what a failure means are here.
 
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
+use std::task::Poll;
 
 use crate::encoder::Encoder;
 use crate::error::{Error, Result};
@@ -16,29 +18,30 @@ pub use crate::head::train::EmbeddingProgress;
 
 /// A future an [`EmbeddingPool`] returns (single-threaded: wasm's promises
 /// are not `Send`).
-pub type PoolFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+pub type PoolFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
 /// Embeds runs of texts on other threads, each with an encoder built from
 /// the same bytes as the classifier's, so each run's vectors are the ones
 /// the classifier's own encoder computes, bit for bit.
 pub trait EmbeddingPool {
-    /// Runs it embeds at once (its workers).
+    /// Threads it embeds on besides the classifier's (its workers).
     fn workers(&self) -> usize;
 
-    /// Each run's vectors, row-major, in the order of `runs`: a run is
-    /// texts [`Encoder::embedding_runs`] grouped (similar lengths, at most
-    /// 32), so a worker embeds it as one batch padded as the classifier
-    /// would. `progress(texts done)` after each run; the pool stops at
-    /// once when it answers `Break` (the future then fails with
-    /// [`Error::Cancelled`]).
-    fn embed_runs<'a>(
-        &'a self,
-        runs: Vec<Vec<String>>,
-        progress: &'a mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) -> PoolFuture<'a, Result<Vec<Vec<f32>>>>;
+    /// One run's vectors, row-major: a run is texts
+    /// [`Encoder::embedding_runs`] grouped (similar lengths, at most 32),
+    /// which a worker embeds as one batch padded as the classifier would.
+    /// Runs are handed to the workers in the order asked, each to the
+    /// first one free; the workers start with the first run of a job.
+    fn embed_run(&self, texts: Vec<String>) -> PoolFuture<Result<Vec<f32>>>;
+
+    /// Lets the pool's answers in after the classifier's thread embedded a
+    /// run itself (in the browser they arrive as messages, which a busy
+    /// thread does not receive).
+    fn breathe(&self) -> PoolFuture<()>;
 
     /// The job is over: the workers (each holding an encoder, ~90 MB in
-    /// wasm) may go. The next job starts them again.
+    /// wasm) may go, and runs still asked for are dropped. The next job
+    /// starts them again.
     fn release(&self);
 
     /// The pool failed with `error` and its job's texts are being embedded
@@ -46,23 +49,31 @@ pub trait EmbeddingPool {
     fn failed(&self, error: &Error);
 }
 
-/// Fewer texts than this are embedded on the classifier's own encoder: a
-/// pool's workers must each load the encoder first (0.5–0.8 s on a laptop,
-/// together on its cores), which 256 texts (~1.3 s on one core) barely pay
-/// for (`bench/embedding-pool.mjs`).
+/// Fewer texts than this are embedded on the classifier's thread alone: a
+/// pool's worker must load the encoder first (~0.3 s in Chromium on a
+/// laptop, while the classifier's thread already embeds, and each holds
+/// ~90 MB while it works), which a smaller job (~1 s on one thread) barely
+/// pays for; the page test's 600 texts gain 0.1–0.5 s
+/// (`tests/js/embedding-pool.test.mjs`).
 pub const POOL_FROM_TEXTS: usize = 256;
 
 /// Whether `texts` texts are worth a pool of `workers` workers.
 pub fn worth_a_pool(texts: usize, workers: usize) -> bool {
-    workers >= 2 && texts >= POOL_FROM_TEXTS
+    workers >= 1 && texts >= POOL_FROM_TEXTS
 }
 
-/// Embeds `texts` on `pool` (when there is one: [`EmbeddingJob`] decides,
-/// by [`worth_a_pool`] on the whole job), else on `encoder`; `progress(texts
-/// done)` after each run of texts on the pool, or once at the end on the
-/// encoder. If the pool fails for any reason but a cancel (a worker could
-/// not load the encoder, the browser stopped one), it is told, set to
-/// `None` for the rest of the job, and the texts are embedded here
+/// Runs asked of the pool ahead, per worker: while the classifier's thread
+/// embeds a run of its own it hears nothing, so each worker has the next
+/// run waiting when it finishes one.
+const RUNS_AHEAD_PER_WORKER: usize = 2;
+
+/// Embeds `texts` on `pool` and this thread together (when there is a
+/// pool: [`EmbeddingJob`] decides, by [`worth_a_pool`] on the whole job),
+/// else on this thread alone, in the runs [`Encoder::embed`] makes, so the
+/// vectors are its own either way, bit for bit; `progress(texts done)`
+/// after each run. If the pool fails for any reason but a cancel (a worker
+/// could not load the encoder, the browser stopped one), it is told, set
+/// to `None` for the rest of the job, and the texts are embedded here
 /// instead: slower, the same vectors.
 async fn embed_texts(
     encoder: &Encoder,
@@ -71,16 +82,7 @@ async fn embed_texts(
     progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
 ) -> Result<Vec<f32>> {
     if let Some(on) = *pool {
-        // Longest runs first: the last run handed out is a short one, so
-        // the workers finish together instead of one waiting on the other.
-        let mut runs = encoder.embedding_runs(texts)?;
-        runs.reverse();
-        let run_texts: Vec<Vec<String>> = runs
-            .iter()
-            .map(|run| run.iter().map(|&i| texts[i].to_owned()).collect())
-            .collect();
-        let answer = on.embed_runs(run_texts, progress).await;
-        match answer.and_then(|vectors| scatter_runs(&runs, vectors, texts.len(), encoder.dim())) {
+        match embed_runs(encoder, Some(on), texts, progress).await {
             Ok(vectors) => return Ok(vectors),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => {
@@ -89,11 +91,101 @@ async fn embed_texts(
             }
         }
     }
-    let vectors = encoder.embed(texts)?.into_vec();
-    if progress(texts.len()).is_break() {
-        return Err(Error::Cancelled);
+    embed_runs(encoder, None, texts, progress).await
+}
+
+/// With a pool: the pool takes the longest runs first and this thread the
+/// shortest first, so they meet in the middle and finish together; this
+/// thread embeds while the workers load the encoder, so the pool's start
+/// costs the job little, and takes back what the pool has not answered at
+/// the end, so a slow worker costs it nothing.
+async fn embed_runs(
+    encoder: &Encoder,
+    pool: Option<&dyn EmbeddingPool>,
+    texts: &[&str],
+    progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
+) -> Result<Vec<f32>> {
+    let runs = encoder.embedding_runs(texts)?; // shortest first
+    let dim = encoder.dim();
+    let mut vectors = vec![0.0; texts.len() * dim];
+    let mut place = |run: &[usize], values: Vec<f32>| -> Result<usize> {
+        if values.len() != run.len() * dim {
+            return Err(Error::ShapeMismatch {
+                what: "the embedding pool's answer".into(),
+                expected: format!(
+                    "{} floats for a run of {} texts",
+                    run.len() * dim,
+                    run.len()
+                ),
+                found: format!("{} floats", values.len()),
+            });
+        }
+        for (&i, v) in run.iter().zip(values.chunks_exact(dim)) {
+            vectors[i * dim..(i + 1) * dim].copy_from_slice(v);
+        }
+        Ok(run.len())
+    };
+    let ahead = pool.map_or(0, |p| RUNS_AHEAD_PER_WORKER * p.workers());
+    // The pool's next run is `runs[longest]`, going down; this thread's
+    // `runs[shortest]`, going up.
+    let mut longest = runs.len();
+    let mut shortest = 0;
+    let mut asked: Vec<(usize, PoolFuture<Result<Vec<f32>>>)> = Vec::new();
+    let mut done = 0;
+    loop {
+        if let Some(pool) = pool {
+            while asked.len() < ahead && shortest < longest {
+                longest -= 1;
+                let run_texts = runs[longest].iter().map(|&i| texts[i].to_owned()).collect();
+                asked.push((longest, pool.embed_run(run_texts)));
+            }
+        }
+        // The pool's answers so far, without waiting for the others.
+        let mut k = 0;
+        while k < asked.len() {
+            match poll_now(&mut asked[k].1).await {
+                Some(answer) => {
+                    let (run, _) = asked.remove(k);
+                    done += place(&runs[run], answer?)?;
+                    if progress(done).is_break() {
+                        return Err(Error::Cancelled);
+                    }
+                }
+                None => k += 1,
+            }
+        }
+        // This thread's next run: the shortest not handed out; once all
+        // are, the newest run asked of the pool and not answered (the one
+        // least likely to have started: a worker still loading the
+        // encoder, as JavaScriptCore's take seconds to, never holds the
+        // job up; an answer that comes later is dropped).
+        let run = if shortest < longest {
+            shortest += 1;
+            shortest - 1
+        } else if let Some((run, _)) = asked.pop() {
+            run
+        } else {
+            break;
+        };
+        let run_texts: Vec<&str> = runs[run].iter().map(|&i| texts[i]).collect();
+        done += place(&runs[run], encoder.embed(&run_texts)?.into_vec())?;
+        if progress(done).is_break() {
+            return Err(Error::Cancelled);
+        }
+        if let Some(pool) = pool {
+            pool.breathe().await;
+        }
     }
     Ok(vectors)
+}
+
+/// `future`'s output if it is ready now (its waker registered if not).
+async fn poll_now<T>(future: &mut PoolFuture<T>) -> Option<T> {
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
 /// One big embedding job: its texts embedded a slice at a time, on the
@@ -136,7 +228,11 @@ impl<'a> EmbeddingJob<'a> {
         done: usize,
         total: usize,
     ) -> Result<Vec<f32>> {
-        self.decide(total);
+        if !self.decided {
+            self.decided = true;
+            self.pool = self.pool.filter(|p| worth_a_pool(total, p.workers()));
+            self.started = self.pool;
+        }
         let workers = self.pool.map_or(0, |p| p.workers());
         let at = move |n: usize| EmbeddingProgress {
             done: done + n,
@@ -153,30 +249,9 @@ impl<'a> EmbeddingJob<'a> {
         .await
     }
 
-    /// Whether a job of `total` texts goes to the pool (decided once).
-    fn decide(&mut self, total: usize) {
-        if !self.decided {
-            self.decided = true;
-            self.pool = self.pool.filter(|p| worth_a_pool(total, p.workers()));
-            self.started = self.pool;
-        }
-    }
-
-    /// The vectors of all of `texts` (the whole job), row-major: on the
-    /// pool all at once (its workers never wait for a slice's last run),
-    /// on this thread in slices of [`crate::store::EMBED_MISSING_TEXTS`]
-    /// (so that progress moves).
+    /// The vectors of all of `texts` (the whole job), row-major.
     pub async fn embed_all(&mut self, texts: &[&str]) -> Result<Vec<f32>> {
-        self.decide(texts.len());
-        if self.pool.is_some() {
-            return self.embed_slice(texts, 0, texts.len()).await;
-        }
-        let slice = crate::store::EMBED_MISSING_TEXTS;
-        let mut vectors = Vec::with_capacity(texts.len() * self.encoder.dim());
-        for (n, part) in texts.chunks(slice).enumerate() {
-            vectors.extend(self.embed_slice(part, n * slice, texts.len()).await?);
-        }
-        Ok(vectors)
+        self.embed_slice(texts, 0, texts.len()).await
     }
 }
 
@@ -188,57 +263,14 @@ impl Drop for EmbeddingJob<'_> {
     }
 }
 
-/// The runs' vectors put back in the texts' order; a pool that answered
-/// with a wrong count or length is an error, not a silent misalignment.
-fn scatter_runs(
-    runs: &[Vec<usize>],
-    vectors: Vec<Vec<f32>>,
-    count: usize,
-    dim: usize,
-) -> Result<Vec<f32>> {
-    let wrong = |what: String| Error::ShapeMismatch {
-        what: "the embedding pool's answer".into(),
-        expected: what,
-        found: format!("{} runs", vectors.len()),
-    };
-    if vectors.len() != runs.len() {
-        return Err(wrong(format!("{} runs", runs.len())));
-    }
-    let mut out = vec![0.0; count * dim];
-    for (run, run_vectors) in runs.iter().zip(&vectors) {
-        if run_vectors.len() != run.len() * dim {
-            return Err(wrong(format!("{} floats in a run", run.len() * dim)));
-        }
-        for (&i, v) in run.iter().zip(run_vectors.chunks_exact(dim)) {
-            out[i * dim..(i + 1) * dim].copy_from_slice(v);
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn a_pool_pays_only_for_a_big_job_on_two_workers_or_more() {
+    fn a_pool_pays_only_for_a_big_job() {
         assert!(!worth_a_pool(POOL_FROM_TEXTS - 1, 8));
-        assert!(!worth_a_pool(10_000, 1));
-        assert!(worth_a_pool(POOL_FROM_TEXTS, 2));
-    }
-
-    #[test]
-    fn runs_go_back_to_their_texts_places() {
-        let runs = vec![vec![2, 0], vec![1]];
-        let vectors = vec![vec![2.0, 2.5, 0.0, 0.5], vec![1.0, 1.5]];
-        let out = scatter_runs(&runs, vectors, 3, 2).unwrap();
-        assert_eq!(out, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
-    }
-
-    #[test]
-    fn a_pool_answer_of_the_wrong_shape_is_refused() {
-        let runs = vec![vec![0, 1]];
-        assert!(scatter_runs(&runs, vec![vec![0.0; 3]], 2, 2).is_err());
-        assert!(scatter_runs(&runs, vec![], 2, 2).is_err());
+        assert!(!worth_a_pool(10_000, 0));
+        assert!(worth_a_pool(POOL_FROM_TEXTS, 1));
     }
 }

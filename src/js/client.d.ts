@@ -8,8 +8,9 @@ export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAuto
   onAutoUpdate?: (event: AutoUpdateEvent) => void;
   /**
    * Workers of the embedding pool the worker starts for big embedding jobs
-   * (an import's, an update's after an encoder change; from 256 texts):
-   * default one per core, at most 4; 0 or 1: none, the worker embeds alone.
+   * (an import's, an update's after an encoder change; from 256 texts),
+   * besides its own thread: default one fewer than the cores, at least 1,
+   * at most 3; 0: none, the worker embeds alone.
    */
   embeddingWorkers?: number;
   /**

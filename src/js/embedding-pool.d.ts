@@ -1,11 +1,11 @@
 // Types of localtune/embedding-pool: Web Workers for a Classifier's big embedding jobs.
 import type { BundleSource, EmbeddingPoolLike } from './localtune.js';
 
-/** Workers by default: one per core the browser reports, at most 4. */
+/** Workers by default: one fewer than the cores the browser reports (the classifier's thread embeds too), at least 1, at most 3. */
 export declare function defaultWorkers(): number;
 
 export interface EmbeddingPoolOptions {
-  /** Workers (default `defaultWorkers()`); fewer than 2: the classifier embeds alone. */
+  /** Workers besides the classifier's own thread (default `defaultWorkers()`); 0: the classifier embeds alone. */
   workers?: number;
   /** Read the bundle's files from the bundle cache (default true), as `Classifier.load` does. */
   bundleCache?: boolean;
@@ -18,6 +18,7 @@ export interface EmbeddingPoolOptions {
  */
 export declare class EmbeddingPool implements EmbeddingPoolLike {
   constructor(source: BundleSource, options?: EmbeddingPoolOptions);
+  /** Threads it embeds on besides the classifier's. */
   readonly workers: number;
   embedRun(texts: string[]): Promise<Float32Array>;
   release(): void;

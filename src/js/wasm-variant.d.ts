@@ -10,3 +10,6 @@ export function supportsRelaxedSimd(): boolean;
  * `initSync` to make the same choice synchronously.
  */
 export function defaultWasmUrl(): URL;
+
+/** The WebAssembly.Module `init()` instantiated (undefined before it has): what an EmbeddingPool hands its workers, compiled. */
+export function loadedModule(): WebAssembly.Module | undefined;

@@ -56,8 +56,9 @@ function autoUpdateData(event) {
 const methods = {
   async load(id, source, options = {}) {
     if (classifier) throw Object.assign(new Error('this worker already holds a classifier'), { name: 'InvalidStateError' });
-    // Big embedding jobs go to a pool of workers of its own (nested
-    // workers; they start only for such a job and stop after it).
+    // Big embedding jobs go to a pool of workers of its own besides this
+    // thread (nested workers; they start only for such a job and stop
+    // after it).
     const { embeddingWorkers = defaultWorkers(), ...rest } = options;
     const embeddingPool = new EmbeddingPool(source, { workers: embeddingWorkers, bundleCache: rest.bundleCache !== false });
     classifier = await Classifier.load(source, {

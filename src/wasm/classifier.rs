@@ -1083,7 +1083,7 @@ fn phase(name: &str, key: &str, value: &JsValue) -> JsValue {
 }
 
 /// Resolves on the event loop's next task (after pending messages).
-async fn next_task() {
+pub(super) async fn next_task() {
     let Ok(set_timeout) = Reflect::get(&js_sys::global(), &"setTimeout".into())
         .and_then(|f| f.dyn_into::<Function>())
     else {

@@ -5,14 +5,13 @@
 //! the pool, which texts go together, what a failure means) are the core's
 //! (`crate::classifier::embedding_pool`).
 
-use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use js_sys::{Array, Float32Array, Function, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use super::classifier::{read_bundle, BundleSourceArg};
+use super::classifier::{next_task, read_bundle, BundleSourceArg};
 use super::encoder::JsEncoder;
 use super::js_error;
 use crate::classifier::embedding_pool::{EmbeddingPool, PoolFuture};
@@ -22,7 +21,7 @@ use crate::error::{Error, Result};
 const TS_TYPES: &'static str = r#"
 /** Where a Classifier's big embedding jobs run (an import's, an update's after an encoder change): `EmbeddingPool` from `localtune/embedding-pool`, or any object of this shape. */
 export interface EmbeddingPoolLike {
-  /** Runs it embeds at once (its workers). */
+  /** Threads it embeds on besides the classifier's (its workers). */
   readonly workers: number;
   /** One run of texts' vectors (row-major), each as `Encoder.embed` on the bundle's encoder gives them, from whichever worker is free; runs are handed out in the order asked. */
   embedRun(texts: string[]): Promise<Float32Array>;
@@ -99,39 +98,22 @@ impl EmbeddingPool for JsEmbeddingPool {
         self.workers
     }
 
-    fn embed_runs<'a>(
-        &'a self,
-        runs: Vec<Vec<String>>,
-        progress: &'a mut dyn FnMut(usize) -> ControlFlow<()>,
-    ) -> PoolFuture<'a, Result<Vec<Vec<f32>>>> {
+    fn embed_run(&self, texts: Vec<String>) -> PoolFuture<Result<Vec<f32>>> {
+        let texts: Array = texts.iter().map(|t| JsValue::from_str(t)).collect();
+        let answer = self.embed_run.call1(&self.pool, &texts);
         Box::pin(async move {
-            // Every run asked for at once: the pool hands them out as its
-            // workers free up, so a long run holds up no one.
-            let mut pending = Vec::with_capacity(runs.len());
-            for run in &runs {
-                let texts: Array = run.iter().map(|t| JsValue::from_str(t)).collect();
-                let answer = self
-                    .embed_run
-                    .call1(&self.pool, &texts)
-                    .map_err(pool_error)?;
-                pending.push(JsFuture::from(Promise::resolve(&answer)));
-            }
-            let mut vectors = Vec::with_capacity(runs.len());
-            let mut done = 0;
-            for (run, answer) in runs.iter().zip(pending) {
-                let run_vectors: Float32Array = answer
-                    .await
-                    .map_err(pool_error)?
-                    .dyn_into()
-                    .map_err(|_| pool_error("a run's vectors are not a Float32Array".into()))?;
-                vectors.push(run_vectors.to_vec());
-                done += run.len();
-                if progress(done).is_break() {
-                    return Err(Error::Cancelled);
-                }
-            }
-            Ok(vectors)
+            let answer = JsFuture::from(Promise::resolve(&answer.map_err(pool_error)?));
+            let vectors: Float32Array = answer
+                .await
+                .map_err(pool_error)?
+                .dyn_into()
+                .map_err(|_| pool_error("a run's vectors are not a Float32Array".into()))?;
+            Ok(vectors.to_vec())
         })
+    }
+
+    fn breathe(&self) -> PoolFuture<()> {
+        Box::pin(next_task())
     }
 
     fn release(&self) {
