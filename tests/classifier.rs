@@ -938,8 +938,16 @@ fn a_cancelled_import_changes_nothing_and_a_failing_pool_falls_back() {
     let failing = Rc::new(ThreadPool::new(Some(2)));
     let q = open();
     q.set_embedding_pool(Some(failing.clone()));
-    block_on(q.import(&file, 2.0)).unwrap();
+    let mut seen = Vec::new();
+    block_on(q.import_with_progress(&file, 2.0, &mut |p| {
+        seen.push(p.done);
+        ControlFlow::Continue(())
+    }))
+    .unwrap();
     assert_eq!(failing.failures.get(), 1);
+    // Progress never went back, though the texts started over.
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&600));
     assert!(failing.runs_asked.get() >= 3);
     assert_eq!(
         block_on(q.store().training_data()).unwrap().features,

@@ -81,8 +81,15 @@ async fn embed_texts(
     texts: &[&str],
     progress: &mut dyn FnMut(usize) -> ControlFlow<()>,
 ) -> Result<Vec<f32>> {
+    // Progress never goes back, though the texts start over here after a
+    // pool that failed midway.
+    let mut reported = 0;
+    let mut progress = |done: usize| {
+        reported = reported.max(done);
+        progress(reported)
+    };
     if let Some(on) = *pool {
-        match embed_runs(encoder, Some(on), texts, progress).await {
+        match embed_runs(encoder, Some(on), texts, &mut progress).await {
             Ok(vectors) => return Ok(vectors),
             Err(Error::Cancelled) => return Err(Error::Cancelled),
             Err(e) => {
@@ -91,7 +98,7 @@ async fn embed_texts(
             }
         }
     }
-    embed_runs(encoder, None, texts, progress).await
+    embed_runs(encoder, None, texts, &mut progress).await
 }
 
 /// With a pool: the pool takes the longest runs first and this thread the
@@ -188,8 +195,8 @@ async fn poll_now<T>(future: &mut PoolFuture<T>) -> Option<T> {
     .await
 }
 
-/// One big embedding job: its texts embedded a slice at a time, on the
-/// pool if the whole job is worth one ([`worth_a_pool`]), telling
+/// One big embedding job, embedded in one slice or in several (the
+/// store's, cached as they come), on the pool if the whole job is worth one ([`worth_a_pool`]), telling
 /// `progress` how far it is (first with nothing done) and stopping when it
 /// answers `Break` ([`Error::Cancelled`]). The pool is released when the
 /// job ends, however it ends.
