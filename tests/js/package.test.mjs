@@ -218,10 +218,11 @@ test('errors are Error objects with a stable name', () => {
   encoder.free();
 });
 
-test('package.json exports the main module, the worker client, the worker and the bundle tool, with types', async () => {
+test('package.json exports the main module, the worker client, the worker, the embedding pool and the bundle tool, with types', async () => {
   const pkg = JSON.parse(await read('pkg/package.json'));
   assert.equal(pkg.name, 'localtune');
-  assert.deepEqual(Object.keys(pkg.exports), ['.', './onnx', './client', './worker', './bundle', './localtune_bg.wasm', './localtune_relaxed_bg.wasm', './localtune_onnx_bg.wasm']);
+  assert.deepEqual(Object.keys(pkg.exports), ['.', './onnx', './client', './worker', './embedding-pool', './bundle', './localtune_bg.wasm', './localtune_relaxed_bg.wasm', './localtune_onnx_bg.wasm']);
+  assert.deepEqual(pkg.exports['./embedding-pool'], { types: './embedding-pool.d.ts', default: './embedding-pool.js' });
   assert.deepEqual(pkg.exports['.'], { types: './localtune.d.ts', node: './localtune_onnx.js', default: './localtune.js' });
   // One API, two glues (up to the hashed names of wasm-bindgen's internal closure exports).
   const api = async (file) => String(await read(file)).replace(/__invoke__h[0-9a-f]{16}/g, '__invoke__h');
@@ -229,10 +230,11 @@ test('package.json exports the main module, the worker client, the worker and th
   assert.deepEqual(pkg.bin, { localtune: './cli.js' });
   for (const file of pkg.files) await read(`pkg/${file}`); // every listed file is there
   const types = String(await read('pkg/localtune.d.ts'));
-  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource', 'function supportsRelaxedSimd', 'function defaultWasmUrl', 'function relaxedSimdEnabled', 'function runBundleTool', 'interface BundleToolIo']) {
+  for (const name of ['class Classifier', 'class Store', 'class Head', 'class Encoder', 'interface UpdateReport', 'type BundleSource', 'function supportsRelaxedSimd', 'function defaultWasmUrl', 'function relaxedSimdEnabled', 'function runBundleTool', 'interface BundleToolIo', 'function loadedModule', 'interface EmbeddingPoolLike', 'interface ImportOptions']) {
     assert.ok(types.includes(name), `localtune.d.ts declares ${name}`);
   }
   assert.match(String(await read('pkg/client.d.ts')), /export declare class WorkerClassifier/);
+  assert.match(String(await read('pkg/embedding-pool.d.ts')), /export declare class EmbeddingPool implements EmbeddingPoolLike/);
   // The package's README is the one for package users, not the repository's.
   assert.equal(String(await read('pkg/README.md')), String(await read('src/js/README.md')));
 });
