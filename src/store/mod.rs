@@ -408,14 +408,7 @@ impl<B: StoreBackend> Store<B> {
             };
             let vectors = embed(&texts, so_far).await?;
             self.check_vectors(&vectors, texts.len())?;
-            let rows: Vec<CachedFeatures> = chunk
-                .iter()
-                .zip(vectors.chunks_exact(self.input_dim))
-                .map(|(s, v)| CachedFeatures {
-                    sample_id: s.id,
-                    values: v.to_vec(),
-                })
-                .collect();
+            let rows = self.feature_rows(chunk, &vectors);
             self.backend
                 .put_features(&self.encoder_sha256, &rows)
                 .await?;
@@ -781,20 +774,25 @@ impl<B: StoreBackend> Store<B> {
         self.check_vectors(&vectors, texts.len())?;
         self.backend.replace_all(&snapshot).await?;
         self.restore_shipped(now_ms).await?;
-        let rows: Vec<CachedFeatures> = snapshot
-            .samples
+        let rows = self.feature_rows(&snapshot.samples, &vectors);
+        if !rows.is_empty() {
+            // Not an error of the import's: it is stored (see above).
+            let _ = self.backend.put_features(&self.encoder_sha256, &rows).await;
+        }
+        Ok((snapshot.samples.len(), snapshot.versions.len()))
+    }
+
+    /// Each sample's vector (`vectors`: row-major, one row per sample, in
+    /// order) as the record the backend caches.
+    fn feature_rows(&self, samples: &[Sample], vectors: &[f32]) -> Vec<CachedFeatures> {
+        samples
             .iter()
             .zip(vectors.chunks_exact(self.input_dim))
             .map(|(s, v)| CachedFeatures {
                 sample_id: s.id,
                 values: v.to_vec(),
             })
-            .collect();
-        if !rows.is_empty() {
-            // Not an error of the import's: it is stored (see above).
-            let _ = self.backend.put_features(&self.encoder_sha256, &rows).await;
-        }
-        Ok((snapshot.samples.len(), snapshot.versions.len()))
+            .collect()
     }
 
     /// What an import into this store must fit.
