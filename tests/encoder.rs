@@ -487,3 +487,20 @@ fn the_compiled_tiny_encoder_fixture_is_current() {
     );
     assert_eq!(from_compiled.sha256(), from_onnx.sha256());
 }
+
+/// Format 1 (before the weight products were stored as the encoder runs
+/// them) still loads: `encoder.compiled.format1.tar` is the tiny fixture
+/// as builds before format 2 wrote it.
+#[test]
+fn a_compiled_encoder_of_format_1_still_loads() {
+    let format1 = include_bytes!("fixtures/tiny/encoder.compiled.format1.tar");
+    let header = localtune::encoder::compiled::read_header(format1).unwrap();
+    assert_eq!(header.format_version, 1);
+    let from_compiled = Encoder::from_compiled(format1, TINY_TOKENIZER, config(128)).unwrap();
+    let from_onnx = tiny_encoder(config(128));
+    let texts = ["turn on the lights", "what is the weather"];
+    assert_eq!(
+        from_compiled.embed(&texts).unwrap(),
+        from_onnx.embed(&texts).unwrap()
+    );
+}

@@ -11,8 +11,8 @@
 //! | file | what |
 //! |---|---|
 //! | `localtune-encoder.json` (first) | [`Header`]: the ONNX file's sha256 (the encoder's identity), the tract version, the inputs' roles |
-//! | `graph.nnef` and `*.dat` | tract's NNEF of the decluttered model |
-//! | `*.q8` | int8 weights with their scales, in place of the f32 `.dat` tract would write |
+//! | `graph.nnef` and `*.dat` | tract's NNEF of the decluttered model, its weight products already the encoder's integer products ([`super::integer_products::nnef_registry`]: their int8 weights packed, as `*.panels.dat` and `*.scales.dat`) |
+//! | `*.q8` | other int8 weights (the position embeddings) with their scales, in place of the f32 `.dat` tract would write |
 //! | `*.q4` | with 4-bit word embeddings: the int8 lookup table in 4 bits ([`super::four_bit`]), in place of its `.dat` |
 //!
 //! The `.q8` files keep the file as small as the ONNX one: tract writes every
@@ -40,7 +40,11 @@ use crate::error::{Error, Result};
 pub const TRACT_VERSION: &str = "0.23.9";
 
 const FORMAT: &str = "localtune compiled encoder";
-const FORMAT_VERSION: u32 = 1;
+/// Format 2 stores the weight products as the encoder runs them
+/// ([`super::integer_products::nnef_registry`]); format 1 stored them as
+/// f32 einsums over `.q8` weights, which a load rewrote (still read).
+const FORMAT_VERSION: u32 = 2;
+const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER_FILE: &str = "localtune-encoder.json";
 const QUANTIZED_EXTENSION: &str = "q8";
 const QUANTIZED_MAGIC: &[u8; 8] = b"LTQ8\0\0\0\x01";
@@ -107,10 +111,11 @@ impl Header {
     /// Whether this build can load the file: same format version, same
     /// tract. A bundle falls back to its ONNX file when it cannot.
     pub fn check_loadable(&self) -> Result<()> {
-        if self.format_version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(Error::ModelFormat(format!(
                 "compiled encoder format version {} is not supported; this build reads \
-                 version {FORMAT_VERSION}: compile the ONNX file again with this build",
+                 versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}: compile the ONNX file \
+                 again with this build",
                 self.format_version
             )));
         }
@@ -167,6 +172,7 @@ pub fn read_header(compiled: &[u8]) -> Result<Header> {
 pub(crate) fn read_model(compiled: &[u8]) -> Result<(TypedModel, Vec<Int8Weight>)> {
     let loaded = Arc::new(Mutex::new(Vec::new()));
     let model = tract_nnef::nnef()
+        .with_registry(super::integer_products::nnef_registry())
         .with_resource_loader(QuantizedLoader {
             loaded: loaded.clone(),
         })
@@ -191,10 +197,12 @@ pub(crate) fn write(
             message: e.to_string(),
         }
     };
-    // tract's core operators only (no `tract_onnx` extension): a module
-    // without the ONNX importer reads every compiled encoder, and a graph
-    // that needs more fails to compile here rather than to load in a page.
+    // tract's core operators and our integer products only (no
+    // `tract_onnx` extension): a module without the ONNX importer reads
+    // every compiled encoder, and a graph that needs more fails to compile
+    // here rather than to load in a page.
     let nnef = tract_nnef::nnef()
+        .with_registry(super::integer_products::nnef_registry())
         .write_to_tar_with_config(typed, Vec::new(), false, true)
         .map_err(|e| Error::ModelRuntime {
             stage: "serialised",

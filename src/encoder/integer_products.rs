@@ -94,6 +94,41 @@ impl PackedWeights {
         })
     }
 
+    /// Weights as a compiled encoder stores them ([`nnef_registry`]): the
+    /// panels and column scales [`PackedWeights::new`] made, checked
+    /// against `k` and `n` (a file can say anything), so a load does not
+    /// pack 10.6 M weights again.
+    fn from_parts(
+        k: usize,
+        n: usize,
+        panels: Vec<i8>,
+        column_scales: Vec<f32>,
+    ) -> Result<Self, String> {
+        if k == 0 || n == 0 || k > MAX_DEPTH {
+            return Err(format!(
+                "a {k} × {n} integer weight is not one this encoder makes"
+            ));
+        }
+        let k_padded = k.next_multiple_of(2);
+        let panel_count = n.div_ceil(NR);
+        if panels.len() != panel_count * k_padded * NR || column_scales.len() != panel_count * NR {
+            return Err(format!(
+                "{} packed values and {} scales for a {k} × {n} weight ({} and {} expected)",
+                panels.len(),
+                column_scales.len(),
+                panel_count * k_padded * NR,
+                panel_count * NR
+            ));
+        }
+        Ok(PackedWeights {
+            k,
+            n,
+            k_padded,
+            panels,
+            column_scales,
+        })
+    }
+
     /// `out = x · W` for `rows` rows of `k` values (`out`: `rows × n`).
     pub(crate) fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         debug_assert_eq!(x.len(), rows * self.k);
@@ -145,7 +180,8 @@ impl PackedWeights {
 /// Row `row` of a matrix into its place in each panel (see
 /// [`PackedWeights`]). A call per row on purpose, as
 /// `QuantizedMatrix::dequantize_row`: this runs on 10.6 M weights at every
-/// load, and a WebAssembly engine swaps in its optimised code only at a
+/// load from ONNX or from a format 1 compiled file (format 2 stores the
+/// panels), and a WebAssembly engine swaps in its optimised code only at a
 /// function's next call.
 #[inline(never)]
 fn pack_row(row: usize, values: &[u8], k_padded: usize, panels: &mut [i8]) {
@@ -544,6 +580,96 @@ impl TypedOp for IntegerProduct {
     }
 
     as_op!();
+}
+
+/// The NNEF registry a compiled encoder names for its integer products
+/// (`extension tract_registry localtune;` in its `graph.nnef`).
+pub(crate) const NNEF_REGISTRY: &str = "localtune";
+const NNEF_PRIMITIVE: &str = "localtune_integer_product";
+
+/// How a compiled encoder stores an [`IntegerProduct`]: the op with its
+/// weights packed as [`PackedWeights`] holds them (int8 panels, f32 column
+/// scales), so a load reads them as they are. Storing the products as f32
+/// einsums instead (compiled encoder format 1) made every load dequantize
+/// 10.6 M weights into 42 MB of f32 that [`rewrite`] then threw away, and
+/// pack them again: a fifth of a page's cold start, and the top of its
+/// memory.
+pub(crate) fn nnef_registry() -> tract_nnef::internal::Registry {
+    use tract_nnef::internal::{Registry, TypeName};
+    let mut registry = Registry::new(NNEF_REGISTRY);
+    registry.register_primitive(
+        NNEF_PRIMITIVE,
+        &[
+            TypeName::Scalar.tensor().named("input"),
+            TypeName::Integer.tensor().named("panels"),
+            TypeName::Scalar.tensor().named("column_scales"),
+            TypeName::Integer.named("k"),
+            TypeName::Integer.named("n"),
+            TypeName::Integer.named("summed_axes"),
+        ],
+        &[("output", TypeName::Scalar.tensor())],
+        load_integer_product,
+    );
+    registry.register_dumper(dump_integer_product);
+    registry
+}
+
+fn dump_integer_product(
+    ast: &mut tract_nnef::internal::IntoAst,
+    node: &TypedNode,
+    op: &IntegerProduct,
+) -> TractResult<Option<Arc<tract_nnef::internal::RValue>>> {
+    use tract_nnef::ser::{invocation, numeric};
+    let input = ast.mapping[&node.inputs[0]].clone();
+    let weights = &op.weights;
+    let panels = Tensor::from_shape(
+        &[
+            weights.panels.len() / (weights.k_padded * NR),
+            weights.k_padded * NR,
+        ],
+        &weights.panels,
+    )?;
+    let scales = Tensor::from_shape(&[weights.column_scales.len()], &weights.column_scales)?;
+    let panels = ast.konst_variable(format!("{}.panels", node.name), &panels.into_arc_tensor())?;
+    let scales = ast.konst_variable(format!("{}.scales", node.name), &scales.into_arc_tensor())?;
+    Ok(Some(invocation(
+        NNEF_PRIMITIVE,
+        &[input, panels, scales],
+        &[
+            ("k", numeric(weights.k)),
+            ("n", numeric(weights.n)),
+            ("summed_axes", numeric(op.summed_axes)),
+        ],
+    )))
+}
+
+fn load_integer_product(
+    builder: &mut tract_nnef::internal::ModelBuilder,
+    invocation: &tract_nnef::internal::ResolvedInvocation,
+) -> TractResult<tract_nnef::internal::Value> {
+    let input: OutletId = invocation.named_arg_as(builder, "input")?;
+    let panels: Arc<Tensor> = invocation.named_arg_as(builder, "panels")?;
+    let scales: Arc<Tensor> = invocation.named_arg_as(builder, "column_scales")?;
+    let mut size = |name: &str| -> TractResult<usize> {
+        let value = invocation.named_arg_as::<i64>(builder, name)?;
+        usize::try_from(value).map_err(|_| format_err!("{NNEF_PRIMITIVE}: {name} is {value}"))
+    };
+    let (k, n, summed_axes) = (size("k")?, size("n")?, size("summed_axes")?);
+    ensure!(
+        summed_axes >= 1,
+        "{NNEF_PRIMITIVE}: summed_axes is {summed_axes}"
+    );
+    let panels = panels.try_as_plain_ram()?.as_slice::<i8>()?.to_vec();
+    let scales = scales.try_as_plain_ram()?.as_slice::<f32>()?.to_vec();
+    let weights = PackedWeights::from_parts(k, n, panels, scales)
+        .map_err(|e| format_err!("{NNEF_PRIMITIVE}: {e}"))?;
+    builder.wire(
+        IntegerProduct {
+            weights: Arc::new(weights),
+            summed_axes,
+        },
+        &[input],
+    )
 }
 
 /// An int8 matrix the model was built from and, when the loader made one,
@@ -949,5 +1075,82 @@ mod tests {
             after[1], before[1],
             "the product by an unknown matrix is untouched"
         );
+    }
+
+    /// A one-product model written with [`nnef_registry`] as a compiled
+    /// encoder writes it, read back as a load reads it.
+    fn nnef_round_trip(graph_edit: impl Fn(String) -> String) -> TractResult<TypedModel> {
+        use std::io::Read;
+        let (k, n) = (7, 10); // an odd depth and a partial panel
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([2, k]))?;
+        let weights = Arc::new(PackedWeights::new(&matrix(k, n, 9)).unwrap());
+        let op = IntegerProduct {
+            weights,
+            summed_axes: 1,
+        };
+        let y = model.wire_node("y", op, &[x])?[0];
+        model.select_output_outlets(&[y])?;
+        let nnef = || tract_nnef::nnef().with_registry(nnef_registry());
+        let tar = nnef().write_to_tar_with_config(&model, Vec::new(), false, true)?;
+        // Edit graph.nnef as an attacker who knows the format would.
+        let mut archive = tar::Archive::new(&tar[..]);
+        let mut out = tar::Builder::new(Vec::new());
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            let path = entry.path()?.into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data)?;
+            if path.ends_with("graph.nnef") {
+                data = graph_edit(String::from_utf8(data)?).into_bytes();
+            }
+            let mut header = entry.header().clone();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            out.append(&header, &data[..])?;
+        }
+        nnef().model_for_read(&mut &out.into_inner()?[..])
+    }
+
+    #[test]
+    fn an_integer_product_is_stored_packed_and_reads_back_the_same() {
+        let model = nnef_round_trip(|graph| {
+            assert!(
+                graph.contains("extension tract_registry localtune;"),
+                "{graph}"
+            );
+            graph
+        })
+        .unwrap();
+        let read: Vec<&IntegerProduct> = model
+            .nodes
+            .iter()
+            .filter_map(|node| node.op_as::<IntegerProduct>())
+            .collect();
+        let packed = PackedWeights::new(&matrix(7, 10, 9)).unwrap();
+        let [op] = read[..] else {
+            panic!("one integer product: {model}")
+        };
+        assert_eq!((op.weights.k, op.weights.n, op.summed_axes), (7, 10, 1));
+        assert_eq!(op.weights.panels, packed.panels);
+        assert_eq!(op.weights.column_scales, packed.column_scales);
+    }
+
+    #[test]
+    fn a_stored_product_whose_sizes_disagree_is_refused() {
+        for (from, to, says) in [
+            ("k = 7", "k = 9", "packed values"),
+            ("n = 10", "n = 17", "packed values"),
+            ("k = 7", "k = 0", "is not one this encoder makes"),
+            ("k = 7", "k = -7", "k is -7"),
+            ("summed_axes = 1", "summed_axes = 0", "summed_axes is 0"),
+        ] {
+            let err = nnef_round_trip(|graph| {
+                assert!(graph.contains(from), "{graph}");
+                graph.replace(from, to)
+            })
+            .expect_err(to);
+            assert!(format!("{err:#}").contains(says), "{to}: {err:#}");
+        }
     }
 }

@@ -156,10 +156,18 @@ impl Encoder {
             .into_typed()
             .map_err(runtime_error("analysed"))?;
         bound_input_dimensions(&typed)?;
-        let typed = typed
+        let mut typed = typed
             .into_decluttered()
             .map_err(runtime_error("analysed"))?;
         let hidden_size = hidden_size(&typed)?;
+        // The weight products go in the file as the encoder runs them, int8
+        // and packed: a load then neither dequantizes nor packs them.
+        let int8_weights: Vec<_> = (front.folded.iter().cloned())
+            .map(integer_products::Int8Weight::by_value)
+            .collect();
+        integer_products::rewrite(&mut typed, &int8_weights)
+            .map_err(runtime_error("prepared to run"))?;
+        drop(int8_weights);
         compiled::write(
             &typed,
             &compiled::Header::new(
