@@ -108,8 +108,8 @@ impl Header {
         super::four_bit::describe(self.word_embeddings_4bit)
     }
 
-    /// Whether this build can load the file: same format version, same
-    /// tract. A bundle falls back to its ONNX file when it cannot.
+    /// Whether this build can load the file: a format version it reads,
+    /// the same tract. A bundle falls back to its ONNX file when it cannot.
     pub fn check_loadable(&self) -> Result<()> {
         if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&self.format_version) {
             return Err(Error::ModelFormat(format!(

@@ -121,7 +121,7 @@ inEveryEngine((env) => {
           const x = enc.embed(['probe']);
           if (String(head.probabilities(x)) !== String(expected.probabilities(x))) broken.push([v.version, 'different weights']);
         } catch (e) {
-          broken.push([v.version, e.name]);
+          broken.push([v.version, e.name, e.message]);
         }
       }
       const loaded = await store.loadCurrent();
