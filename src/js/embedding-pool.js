@@ -12,9 +12,11 @@
 // its own thread embeds meanwhile; this file only hands the runs it is
 // asked for to whichever worker is free. Workers start on a job's first
 // run (each loads the encoder: ~0.3 s in Chromium, handed this thread's
-// compiled module; ~90 MB of memory) and are stopped by `release()`,
-// which the classifier calls when its job ends. `WorkerClassifier` gives
-// its worker one by itself.
+// compiled module; ~60 MB of memory) and are stopped by `release()`,
+// which the classifier calls when its job ends — except a worker still
+// loading the encoder, which is stopped once it has loaded, or taken back
+// by the next job (see `release()`). `WorkerClassifier` gives its worker
+// one by itself.
 import { loadedModule } from './localtune.js';
 
 /**
@@ -44,6 +46,8 @@ export class EmbeddingPool {
   #source;
   #options;
   #workers = [];
+  /** Workers let go of while still loading the encoder (see `release()`). */
+  #retiring = [];
   /** Runs not handed out yet: { texts, resolve, reject }. */
   #queue = [];
   /** The pool's size. */
@@ -73,13 +77,23 @@ export class EmbeddingPool {
     });
   }
 
-  /** Stops every worker (runs still pending reject with an `AbortError`). */
+  /**
+   * Stops every worker (runs still pending reject with an `AbortError`).
+   * A worker still loading the encoder is not stopped in the middle of it:
+   * it stops once it has loaded, unless the next job takes it back first.
+   * (In Firefox, a worker stopped while it loads — fetching the bundle,
+   * reading the cache, compiling — could make the next `new Worker` on
+   * this thread block forever: a job cancelled early, then another, hung
+   * the classifier's worker about one time in eight.)
+   */
   release() {
     const workers = this.#workers;
     this.#workers = [];
     for (const worker of workers) {
-      worker.thread.terminate();
       worker.run?.reject(rebuildError({ name: 'AbortError', message: 'the embedding pool was released' }));
+      worker.run = null;
+      if (worker.ready) worker.thread.terminate();
+      else this.#retiring.push(worker);
     }
     const queue = this.#queue;
     this.#queue = [];
@@ -88,6 +102,13 @@ export class EmbeddingPool {
 
   #start() {
     for (let i = 0; i < this.workers; i++) {
+      // A worker of an earlier job still loading the encoder is one fewer
+      // to start (and to stop while it loads).
+      const retired = this.#retiring.shift();
+      if (retired) {
+        this.#workers.push(retired);
+        continue;
+      }
       const thread = new Worker(new URL('./embedding-worker.js', import.meta.url), { type: 'module' });
       const worker = { thread, ready: false, run: null };
       thread.onmessage = ({ data }) => this.#answer(worker, data);
@@ -95,7 +116,8 @@ export class EmbeddingPool {
       // the classifier then embeds on its own thread.
       thread.onerror = (event) => {
         event.preventDefault?.();
-        this.#fail(rebuildError({ name: 'EmbeddingPoolError', message: `a worker of the embedding pool stopped: ${event.message ?? 'error'}` }));
+        const error = rebuildError({ name: 'EmbeddingPoolError', message: `a worker of the embedding pool stopped: ${event.message ?? 'error'}` });
+        if (!this.#retired(worker)) this.#fail(worker, error);
       };
       // The module this thread runs, compiled (and, in V8, optimised)
       // already: the worker instantiates it instead of compiling its own.
@@ -111,9 +133,9 @@ export class EmbeddingPool {
   }
 
   #answer(worker, data) {
-    if (!this.#workers.includes(worker)) return;
+    if (this.#retired(worker) || !this.#workers.includes(worker)) return;
     if (data.error) {
-      this.#fail(rebuildError(data.error));
+      this.#fail(worker, rebuildError(data.error));
       return;
     }
     if (data.ready) {
@@ -132,11 +154,25 @@ export class EmbeddingPool {
     worker.thread.postMessage({ texts: worker.run.texts });
   }
 
-  /** Every pending run fails with `error`, and the workers stop. */
-  #fail(error) {
+  /**
+   * Whether `worker` was let go of while it loaded (`release()`): if so,
+   * now that it has loaded (or failed to, or stopped) it is stopped.
+   */
+  #retired(worker) {
+    const at = this.#retiring.indexOf(worker);
+    if (at < 0) return false;
+    this.#retiring.splice(at, 1);
+    worker.thread.terminate();
+    return true;
+  }
+
+  /** `culprit` failed: it stops, every pending run fails with `error`, and the other workers are released. */
+  #fail(culprit, error) {
     const runs = [...this.#workers.map((w) => w.run).filter(Boolean), ...this.#queue];
     for (const worker of this.#workers) worker.run = null;
     this.#queue = [];
+    this.#workers = this.#workers.filter((w) => w !== culprit);
+    culprit.thread.terminate();
     this.release();
     for (const run of runs) run.reject(error);
   }
