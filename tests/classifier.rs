@@ -764,9 +764,12 @@ struct ThreadPool {
     encoders: std::sync::Arc<Vec<localtune::Encoder>>,
     /// After how many runs it fails (a worker that could not load), if set.
     fail_after_runs: Option<usize>,
+    /// After how many runs it never answers (a worker the browser froze), if set.
+    silent_after_runs: Option<usize>,
     releases: std::cell::Cell<usize>,
     failures: std::cell::Cell<usize>,
     runs_asked: std::cell::Cell<usize>,
+    started: std::time::Instant,
 }
 
 impl ThreadPool {
@@ -777,9 +780,11 @@ impl ThreadPool {
         ThreadPool {
             encoders: std::sync::Arc::new(encoders),
             fail_after_runs,
+            silent_after_runs: None,
             releases: Default::default(),
             failures: Default::default(),
             runs_asked: Default::default(),
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -797,6 +802,9 @@ impl localtune::classifier::embedding_pool::EmbeddingPool for ThreadPool {
         self.runs_asked.set(n + 1);
         if self.fail_after_runs.is_some_and(|after| n >= after) {
             return Box::pin(async { Err(localtune::Error::Config("a worker stopped".into())) });
+        }
+        if self.silent_after_runs.is_some_and(|after| n >= after) {
+            return Box::pin(std::future::pending());
         }
         let encoders = self.encoders.clone();
         let thread = std::thread::spawn(move || {
@@ -817,6 +825,10 @@ impl localtune::classifier::embedding_pool::EmbeddingPool for ThreadPool {
 
     fn breathe(&self) -> localtune::classifier::embedding_pool::PoolFuture<()> {
         Box::pin(async {})
+    }
+
+    fn now_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1000.0
     }
 
     fn release(&self) {
@@ -956,6 +968,25 @@ fn a_cancelled_import_changes_nothing_and_a_failing_pool_falls_back() {
     // The next job tries the pool again, and is told again.
     block_on(q.import(&file, 3.0)).unwrap();
     assert_eq!(failing.failures.get(), 2);
+
+    // A pool that answers its first 2 runs and then never again: this
+    // thread waits for its last runs only so long (twice its own time for
+    // as many texts), then embeds them itself. The job ends, same vectors,
+    // and nothing failed.
+    let silent = Rc::new(ThreadPool {
+        silent_after_runs: Some(2),
+        ..ThreadPool::new(None)
+    });
+    let r = open();
+    r.set_embedding_pool(Some(silent.clone()));
+    block_on(r.import(&file, 2.0)).unwrap();
+    assert!(silent.runs_asked.get() > 2);
+    assert_eq!(silent.failures.get(), 0);
+    assert_eq!(silent.releases.get(), 1);
+    assert_eq!(
+        block_on(r.store().training_data()).unwrap().features,
+        block_on(alone.store().training_data()).unwrap().features
+    );
 }
 
 #[test]

@@ -39,6 +39,10 @@ pub trait EmbeddingPool {
     /// thread does not receive).
     fn breathe(&self) -> PoolFuture<()>;
 
+    /// A clock in milliseconds (any origin): how long the classifier's
+    /// thread waits for a worker's last run before taking it back.
+    fn now_ms(&self) -> f64;
+
     /// The job is over: the workers (each holding an encoder, ~90 MB in
     /// wasm) may go, and runs still asked for are dropped. The next job
     /// starts them again.
@@ -63,8 +67,8 @@ pub fn worth_a_pool(texts: usize, workers: usize) -> bool {
 }
 
 /// Runs asked of the pool ahead, per worker: while the classifier's thread
-/// embeds a run of its own it hears nothing, so each worker has the next
-/// run waiting when it finishes one.
+/// embeds a run of its own it hears nothing, so each worker holds the next
+/// run when it finishes one (the JS pool hands a worker two at once).
 const RUNS_AHEAD_PER_WORKER: usize = 2;
 
 /// Embeds `texts` on `pool` and this thread together (when there is a
@@ -104,8 +108,11 @@ async fn embed_texts(
 /// With a pool: the pool takes the longest runs first and this thread the
 /// shortest first, so they meet in the middle and finish together; this
 /// thread embeds while the workers load the encoder, so the pool's start
-/// costs the job little, and takes back what the pool has not answered at
-/// the end, so a slow worker costs it nothing.
+/// costs the job little, and at the end takes back the runs the pool has
+/// not answered, so a slow worker costs it little: those still waiting
+/// behind a worker's current run at once, and a working pool's current
+/// runs once they have taken longer than this thread would (which a
+/// worker that has answered before, and started them first, rarely does).
 async fn embed_runs(
     encoder: &Encoder,
     pool: Option<&dyn EmbeddingPool>,
@@ -139,21 +146,22 @@ async fn embed_runs(
     let mut shortest = 0;
     let mut asked: Vec<(usize, PoolFuture<Result<Vec<f32>>>)> = Vec::new();
     let mut done = 0;
+    // Runs the pool answered; this thread's own time and texts embedded.
+    let mut answered = 0;
+    let (mut own_ms, mut own_texts) = (0.0, 0);
+    // Until when this thread waits for the pool's current runs.
+    let mut waiting_until: Option<f64> = None;
     loop {
-        if let Some(pool) = pool {
-            while asked.len() < ahead && shortest < longest {
-                longest -= 1;
-                let run_texts = runs[longest].iter().map(|&i| texts[i].to_owned()).collect();
-                asked.push((longest, pool.embed_run(run_texts)));
-            }
-        }
-        // The pool's answers so far, without waiting for the others.
+        // The pool's answers so far, without waiting for the others; then
+        // as many runs asked as answered, before this thread's next run
+        // (during which it hears nothing), so no worker runs out.
         let mut k = 0;
         while k < asked.len() {
             match poll_now(&mut asked[k].1).await {
                 Some(answer) => {
                     let (run, _) = asked.remove(k);
                     done += place(&runs[run], answer?)?;
+                    answered += 1;
                     if progress(done).is_break() {
                         return Err(Error::Cancelled);
                     }
@@ -161,21 +169,54 @@ async fn embed_runs(
                 None => k += 1,
             }
         }
+        if let Some(pool) = pool {
+            while asked.len() < ahead && shortest < longest {
+                longest -= 1;
+                let run_texts = runs[longest].iter().map(|&i| texts[i].to_owned()).collect();
+                asked.push((longest, pool.embed_run(run_texts)));
+            }
+        }
         // This thread's next run: the shortest not handed out; once all
         // are, the newest run asked of the pool and not answered (the one
         // least likely to have started: a worker still loading the
         // encoder, as JavaScriptCore's take seconds to, never holds the
-        // job up; an answer that comes later is dropped).
+        // job up; an answer that comes later is dropped) — but not a
+        // working pool's current runs (as many as it has workers) until
+        // they have taken twice what this thread would for as many texts:
+        // a worker began them before this thread's last run, and embedding
+        // one again from the start would end the job later.
         let run = if shortest < longest {
             shortest += 1;
             shortest - 1
-        } else if let Some((run, _)) = asked.pop() {
-            run
-        } else {
+        } else if asked.is_empty() {
             break;
+        } else {
+            let current =
+                pool.filter(|p| answered > 0 && own_texts > 0 && asked.len() <= p.workers());
+            if let Some(pool) = current {
+                let now = pool.now_ms();
+                let texts_asked = asked
+                    .iter()
+                    .map(|(run, _)| runs[*run].len())
+                    .max()
+                    .unwrap_or(0);
+                let until = *waiting_until
+                    .get_or_insert(now + 2.0 * own_ms / own_texts as f64 * texts_asked as f64);
+                if now < until {
+                    pool.breathe().await;
+                    continue;
+                }
+            }
+            waiting_until = None;
+            asked.pop().map(|(run, _)| run).unwrap_or_default()
         };
         let run_texts: Vec<&str> = runs[run].iter().map(|&i| texts[i]).collect();
+        let started = pool.map(|p| p.now_ms());
         done += place(&runs[run], encoder.embed(&run_texts)?.into_vec())?;
+        if let (Some(pool), Some(started)) = (pool, started) {
+            own_ms += pool.now_ms() - started;
+            own_texts += run_texts.len();
+        }
         if progress(done).is_break() {
             return Err(Error::Cancelled);
         }

@@ -116,6 +116,10 @@ impl EmbeddingPool for JsEmbeddingPool {
         Box::pin(next_task())
     }
 
+    fn now_ms(&self) -> f64 {
+        js_sys::Date::now()
+    }
+
     fn release(&self) {
         let _ = self.release.call0(&self.pool);
     }
