@@ -80,6 +80,26 @@ impl JsEmbeddingPool {
     }
 }
 
+/// Resolves once the messages already waiting for this thread (the
+/// pool's answers) have been delivered: a message to itself on a fresh
+/// `MessageChannel`, queued behind them. `setTimeout(0)` did the same, but
+/// after the browser's 4 ms minimum for nested timers — after every run the
+/// classifier's thread embeds, ~4% of a pool job in Chromium.
+async fn after_pending_messages() {
+    let Ok(channel) = web_sys::MessageChannel::new() else {
+        return next_task().await;
+    };
+    let (inbox, outbox) = (channel.port1(), channel.port2());
+    let delivered = Promise::new(&mut |resolve, _| inbox.set_onmessage(Some(&resolve)));
+    if outbox.post_message(&JsValue::NULL).is_ok() {
+        let _ = JsFuture::from(delivered).await;
+    } else {
+        next_task().await;
+    }
+    inbox.close();
+    outbox.close();
+}
+
 /// A rejection of the pool's, as the core's error.
 fn pool_error(e: JsValue) -> Error {
     let message = e
@@ -113,7 +133,7 @@ impl EmbeddingPool for JsEmbeddingPool {
     }
 
     fn breathe(&self) -> PoolFuture<()> {
-        Box::pin(next_task())
+        Box::pin(after_pending_messages())
     }
 
     fn now_ms(&self) -> f64 {
