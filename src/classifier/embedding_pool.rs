@@ -43,7 +43,7 @@ pub trait EmbeddingPool {
     /// thread waits for a worker's last run before taking it back.
     fn now_ms(&self) -> f64;
 
-    /// The job is over: the workers (each holding an encoder, ~90 MB in
+    /// The job is over: the workers (each holding an encoder, ~60 MB in
     /// wasm) may go, and runs still asked for are dropped. The next job
     /// starts them again.
     fn release(&self);
@@ -56,7 +56,7 @@ pub trait EmbeddingPool {
 /// Fewer texts than this are embedded on the classifier's thread alone: a
 /// pool's worker must load the encoder first (~0.3 s in Chromium on a
 /// laptop, while the classifier's thread already embeds, and each holds
-/// ~90 MB while it works), which a smaller job (~1 s on one thread) barely
+/// ~60 MB while it works), which a smaller job (~1 s on one thread) barely
 /// pays for; the page test's 600 texts gain 0.1–0.5 s
 /// (`tests/js/embedding-pool.test.mjs`).
 pub const POOL_FROM_TEXTS: usize = 256;
