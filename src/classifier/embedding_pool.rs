@@ -188,9 +188,10 @@ async fn embed_runs(
         let run = if shortest < longest {
             shortest += 1;
             shortest - 1
-        } else if asked.is_empty() {
-            break;
         } else {
+            let Some(newest) = asked.last().map(|(run, _)| *run) else {
+                break;
+            };
             let current =
                 pool.filter(|p| answered > 0 && own_texts > 0 && asked.len() <= p.workers());
             if let Some(pool) = current {
@@ -208,7 +209,8 @@ async fn embed_runs(
                 }
             }
             waiting_until = None;
-            asked.pop().map(|(run, _)| run).unwrap_or_default()
+            asked.pop();
+            newest
         };
         let run_texts: Vec<&str> = runs[run].iter().map(|&i| texts[i]).collect();
         let started = pool.map(|p| p.now_ms());
