@@ -1082,7 +1082,15 @@ fn phase(name: &str, key: &str, value: &JsValue) -> JsValue {
     event.into()
 }
 
-/// Resolves on the event loop's next task (after pending messages).
+/// Resolves on the event loop's next task, a timer's: the worker's
+/// requests and the store's events waiting meanwhile go first. The working
+/// head's relearning yields here between slices, as background work should.
+/// A message to itself on a `MessageChannel` instead (as the embedding
+/// pool's job yields, `embedding_pool::after_pending_messages`) made the
+/// relearning no faster and a correction sent while the one before was
+/// still being learned 4–5 ms slower to resolve, in Chromium, Firefox and
+/// WebKit alike (`bench/correction-latency.sh`, 2026-12-07): its slices
+/// then take turns with each of the correction's storage steps.
 pub(super) async fn next_task() {
     let Ok(set_timeout) = Reflect::get(&js_sys::global(), &"setTimeout".into())
         .and_then(|f| f.dyn_into::<Function>())

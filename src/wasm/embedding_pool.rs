@@ -84,7 +84,9 @@ impl JsEmbeddingPool {
 /// pool's answers) have been delivered: a message to itself on a fresh
 /// `MessageChannel`, queued behind them. `setTimeout(0)` did the same, but
 /// after the browser's 4 ms minimum for nested timers — after every run the
-/// classifier's thread embeds, ~4% of a pool job in Chromium.
+/// classifier's thread embeds, ~4% of a pool job in Chromium. Not for
+/// background work: the working head's relearning yields to the worker's
+/// requests on a timer (`classifier::next_task` says what this cost it).
 async fn after_pending_messages() {
     let Ok(channel) = web_sys::MessageChannel::new() else {
         return next_task().await;
