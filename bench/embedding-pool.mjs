@@ -6,21 +6,23 @@
 // writes it into README.md between the embedding-pool markers.
 //
 // Run: bash bench/embedding-pool.sh   (builds pkg/ and the default bundle first)
-import { runBenchPage, updateBenchmarks } from './report.mjs';
+import { ENGINE_NAMES, benchEngines, runBenchPage, updateBenchmarks } from './report.mjs';
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const engines = (process.env.LOCALTUNE_BENCH_ENGINES ?? 'chromium,firefox').split(',');
+const engines = benchEngines(['chromium', 'firefox']);
+// `--query '?rounds=8'` (or `workers=2`): passed to the page.
+const query = process.argv.includes('--query') ? process.argv[process.argv.indexOf('--query') + 1] : '';
 const rows = [];
 let texts;
 for (const engine of engines) {
-  const r = await runBenchPage(`bench/embedding-pool.html${process.env.LOCALTUNE_BENCH_QUERY ?? ''}`, { engine, timeoutMs: 1_800_000 });
+  const r = await runBenchPage(`bench/embedding-pool.html${query}`, { engine, timeoutMs: 1_800_000 });
   texts = r.texts;
   const pairs = (key) => r.pool.map((p, i) => r.alone[i][key] / p[key]);
   const s = (ms) => (ms / 1000).toFixed(1);
-  rows.push(`| ${engine} ${r.version} | ${r.cores} | ${r.workers} | ${s(median(r.alone.map((x) => x.embeddingMs)))} s | ${s(median(r.pool.map((x) => x.embeddingMs)))} s \
+  rows.push(`| ${ENGINE_NAMES[engine]} ${r.version} | ${r.cores} | ${r.workers} | ${s(median(r.alone.map((x) => x.embeddingMs)))} s | ${s(median(r.pool.map((x) => x.embeddingMs)))} s \
 | **${median(pairs('embeddingMs')).toFixed(2)}×** (${Math.min(...pairs('embeddingMs')).toFixed(2)}–${Math.max(...pairs('embeddingMs')).toFixed(2)}) \
 | ${s(median(r.alone.map((x) => x.importMs)))} s / ${s(median(r.pool.map((x) => x.importMs)))} s |`);
 }
