@@ -218,6 +218,15 @@ fn variants() -> Vec<Variant> {
             ..shipped
         },
         Variant {
+            name: "memory 0.80",
+            memory: MemorySettings {
+                lower: 0.80,
+                upper: 0.92,
+                ..MemorySettings::default()
+            },
+            ..shipped
+        },
+        Variant {
             name: "memory 0.90",
             memory: MemorySettings {
                 lower: 0.90,
