@@ -1088,9 +1088,10 @@ fn phase(name: &str, key: &str, value: &JsValue) -> JsValue {
 /// A message to itself on a `MessageChannel` instead (as the embedding
 /// pool's job yields, `embedding_pool::after_pending_messages`) made the
 /// relearning no faster and a correction sent while the one before was
-/// still being learned 4–5 ms slower to resolve, in Chromium, Firefox and
-/// WebKit alike (`bench/correction-latency.sh`, 2026-12-07): its slices
-/// then take turns with each of the correction's storage steps.
+/// still being learned 4–5 ms slower to resolve with 50 stored, in
+/// Chromium, Firefox and WebKit alike (`bench/correction-latency.sh`,
+/// 2026-12-07): its slices then take turns with each of the correction's
+/// storage steps.
 pub(super) async fn next_task() {
     let Ok(set_timeout) = Reflect::get(&js_sys::global(), &"setTimeout".into())
         .and_then(|f| f.dyn_into::<Function>())
