@@ -17,7 +17,9 @@ export interface WorkerClassifierOptions extends Omit<ClassifierOptions, 'onAuto
    * A worker running localtune/worker, or a function that starts one
    * (default: started from next to this module). With a function (or the
    * default) and a bundle URL, a worker whose module traps is replaced by a
-   * new one that reloads the bundle and the store.
+   * new one that reloads the bundle and the store; the calls in flight that
+   * only read are sent to it once more, those that write fail with
+   * `ModuleTrappedError`.
    */
   worker?: Worker | (() => Worker);
 }

@@ -14,6 +14,14 @@ function toError({ name, message }) {
   return error;
 }
 
+/**
+ * The calls that change nothing, in the worker or the store: after a trap
+ * the client sends them again, once, to the new worker instead of failing
+ * them (see #trapped). A call that writes is not repeated: whether its
+ * write happened before the trap is for the caller to find out.
+ */
+const READ_ONLY = new Set(['predict', 'predictMany', 'whenIdle', 'versions', 'exportData', 'stats', 'samples', 'describe']);
+
 /** Transfers the buffers of a bundle given as bytes instead of copying them. */
 function transferables(value) {
   if (value instanceof Uint8Array) return [value.buffer];
@@ -97,6 +105,9 @@ export class WorkerClassifier {
   #attach(worker) {
     this.#worker = worker;
     worker.onmessage = ({ data }) => {
+      // A message a terminated worker posted before it went: its calls are
+      // settled (failed or sent again) already.
+      if (worker !== this.#worker) return;
       if (data.event === 'trapped') {
         this.#trapped(toError(data.data));
         return;
@@ -119,10 +130,14 @@ export class WorkerClassifier {
         if (!call.cancelled && call.onProgress?.(data.data) === false) this.#cancel(data.id);
         return;
       }
+      if (data.error?.name === 'ModuleTrappedError') {
+        // Still pending: #trapped fails it or sends it again.
+        this.#trapped(toError(data.error));
+        return;
+      }
       this.#pending.delete(data.id);
       if (data.error) call.reject(toError(data.error));
       else call.resolve(data.result);
-      if (data.error?.name === 'ModuleTrappedError') this.#trapped(toError(data.error));
     };
     worker.onerror = (e) => {
       for (const call of this.#pending.values()) call.reject(toError({ name: 'WorkerError', message: e.message }));
@@ -131,16 +146,32 @@ export class WorkerClassifier {
   }
 
   /**
-   * The worker's module trapped: every call in flight fails with `error`,
-   * the worker goes, and a new one loads the same bundle and reads the
-   * store again (what was stored before the trap is all there); calls made
-   * meanwhile wait for it. Without a way to start one (a bundle given as
-   * bytes, which were transferred; a worker given as an object), every
-   * later call fails with `error`.
+   * The worker's module trapped: the worker goes, and a new one loads the
+   * same bundle and reads the store again (what was stored before the trap
+   * is all there); calls made meanwhile wait for it. The calls in flight
+   * that change nothing (READ_ONLY) are sent to the new worker, once each,
+   * so a prediction does not fail because something else trapped (a trap
+   * is an engine's or our bug, and an instance's memory after one cannot be
+   * trusted, but the stored state can); every other call in flight fails
+   * with `error`, as does a read-only one whose second try traps too.
+   * Without a way to start a worker (a bundle given as bytes, which were
+   * transferred; a worker given as an object), every call fails with
+   * `error`, now and later.
    */
   #trapped(error) {
-    if (this.#restarting || this.#dead) return;
-    for (const call of this.#pending.values()) call.reject(error);
+    if (this.#dead) return;
+    if (this.#restarting) {
+      // The new worker trapped while loading: its `load` fails, and with
+      // it the restart (every call waiting for it fails with `error`).
+      for (const call of this.#pending.values()) call.reject(error);
+      this.#pending.clear();
+      return;
+    }
+    const again = [];
+    for (const call of this.#pending.values()) {
+      if (READ_ONLY.has(call.method) && !call.retried && this.#restart) again.push(call);
+      else call.reject(error);
+    }
     this.#pending.clear();
     this.#worker.terminate();
     if (!this.#restart) {
@@ -151,6 +182,9 @@ export class WorkerClassifier {
       return;
     }
     this.#startAgain({ afterTrap: true });
+    for (const call of again) {
+      this.#call(call.method, call.args, { retried: true }).then(call.resolve, call.reject);
+    }
   }
 
   /** A new worker loads the same bundle and reads the store; calls wait for it. */
@@ -173,10 +207,10 @@ export class WorkerClassifier {
     return this.#send(method, args, options);
   }
 
-  #send(method, args = [], { onProgress, signal, flag, transfer = [] } = {}) {
+  #send(method, args = [], { onProgress, signal, flag, transfer = [], retried = false } = {}) {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onProgress, flag });
+      this.#pending.set(id, { resolve, reject, onProgress, flag, method, args, retried });
       if (signal) {
         if (signal.aborted) this.#cancel(id);
         signal.addEventListener('abort', () => this.#cancel(id), { once: true });

@@ -259,7 +259,7 @@ inEveryEngine((env) => {
     await context.close();
   });
 
-  test('a trapped module: a named error, the calls in flight rejected, a new worker with the stored state', async () => {
+  test('a trapped module: a named error, the reads in flight sent again and the writes rejected, a new worker with the stored state', async () => {
     const context = await env.browser.newContext();
     const page = await openPage(context);
     const text = 'how many steps did I walk today';
@@ -272,11 +272,19 @@ inEveryEngine((env) => {
       const atOnce = await settle(c.forceTrapForTests(false));
       // The next call waits for the new worker, which read the store again.
       const afterFirst = await c.predict(text);
-      // Inside an async task, where no caller sees the trap, with another
-      // call queued behind it: both are rejected instead of hanging.
-      const [later, queued] = await Promise.all([settle(c.forceTrapForTests(true)), settle(c.whenIdle())]);
+      // Inside an async task, where no caller sees the trap, with a read
+      // and a write queued behind it: the read is answered by the new
+      // worker, the write is rejected (neither hangs).
+      const [later, queuedRead, queuedWrite] = await Promise.all([
+        settle(c.forceTrapForTests(true)),
+        settle(c.predict(text)),
+        settle(c.addFeedback('turn the porch light green', 'PorchColour')),
+      ]);
       const afterSecond = await c.predict(text);
-      return { atOnce, afterFirst: afterFirst.label, later, queued, afterSecond: afterSecond.label, restarts: c.restarts, labels: c.labels };
+      return {
+        atOnce, afterFirst: afterFirst.label, later, queuedRead: queuedRead.ok?.label ?? queuedRead,
+        queuedWrite, afterSecond: afterSecond.label, restarts: c.restarts, labels: c.labels,
+      };
     }, text);
     assert.equal(outcome.atOnce.name, 'ModuleTrappedError', JSON.stringify(outcome.atOnce));
     // The engine's own words: "unreachable" (V8, SpiderMonkey), "Unreachable
@@ -284,10 +292,12 @@ inEveryEngine((env) => {
     assert.match(outcome.atOnce.message, /trapped in Classifier\.forceTrapForTests \(unreachable/i);
     assert.equal(outcome.afterFirst, 'Fitness', 'the correction stored before the trap counts in the new worker');
     assert.equal(outcome.later.name, 'ModuleTrappedError', JSON.stringify(outcome.later));
-    assert.equal(outcome.queued.name, 'ModuleTrappedError', JSON.stringify(outcome.queued));
+    assert.equal(outcome.queuedRead, 'Fitness', 'a read in flight is sent again to the new worker');
+    assert.equal(outcome.queuedWrite.name, 'ModuleTrappedError', JSON.stringify(outcome.queuedWrite));
     assert.equal(outcome.afterSecond, 'Fitness');
     assert.equal(outcome.restarts, 2);
     assert.ok(outcome.labels.includes('Fitness'));
+    assert.ok(!outcome.labels.includes('PorchColour'), 'the write reached the old worker after the trap, which refused it');
     await context.close();
   });
 
