@@ -134,6 +134,15 @@ fn variants() -> Vec<Variant> {
         },
         ..shipped
     };
+    let coverage_share = |name, relabelled_coverage, relabelled_share| Variant {
+        name,
+        rules: PersonalRules {
+            relabelled_coverage,
+            relabelled_share,
+            ..PersonalRules::default()
+        },
+        ..shipped
+    };
     let at_once = |name, steps, recent| Variant {
         name,
         at_once: AtOnceSettings {
@@ -156,6 +165,7 @@ fn variants() -> Vec<Variant> {
                 imprint_new_labels: false,
                 relabelled_share: 0.0,
                 keep_displaced_labels: false,
+                relabelled_coverage: None,
             },
             ..shipped
         },
@@ -174,6 +184,15 @@ fn variants() -> Vec<Variant> {
         relabelled_share("relabelled share 0.5", 0.5),
         relabelled_share("relabelled share 0.75", 0.75),
         relabelled_share("keep every row", 2.0),
+        // A relabelled label's covered rows go too, with this factor and
+        // share (docs/benchmarks.md, 2026-12-07: measured, not the default).
+        coverage_share("coverage 1 share 0.25", Some(1.0), 0.25),
+        coverage_share("coverage 1.5 share 0.25", Some(1.5), 0.25),
+        coverage_share("coverage 2 share 0.25", Some(2.0), 0.25),
+        coverage_share("coverage 4 share 0.25", Some(4.0), 0.25),
+        coverage_share("coverage 1 share 0.15", Some(1.0), 0.15),
+        coverage_share("coverage 1 share 0.1", Some(1.0), 0.1),
+        coverage_share("coverage 1.5 share 0.1", Some(1.5), 0.1),
         Variant {
             name: "displaced labels kept",
             rules: PersonalRules {
