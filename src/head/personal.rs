@@ -381,12 +381,13 @@ pub fn untouched_labels(
 /// this label's rows) is at least as near as their `k`-th nearest row of
 /// the same label, where `k` is the label's rows per landing correction
 /// (the factor × rows ÷ corrections): where the corrections are as dense
-/// as the label's own examples. A user who renames an intent corrects across all of it, and
-/// its rows far from any one correction but within the corrections' spread
-/// stop arguing with the new name; a user who splits one corrects in the
-/// part carved out, and the rows of the rest, nearer their own neighbours
-/// than any correction, stay — when the two are told apart, which the
-/// benchmark's split streams show is not always. Every other row is kept.
+/// as the label's own examples. A user who renames an intent corrects
+/// across all of it, and its rows far from any one correction but within
+/// the corrections' spread stop arguing with the new name; a user who
+/// splits one corrects in the part carved out, and the rows of the rest,
+/// nearer their own neighbours than any correction, stay — when the two
+/// can be told apart, which the benchmark's split streams show is not
+/// always. Every other row is kept.
 pub fn rehearsal_rows_to_keep(
     features: &[f32],
     labels: &[u32],
