@@ -126,14 +126,6 @@ fn variants() -> Vec<Variant> {
         rules: PersonalRules::default(),
         class_balanced: None,
     };
-    let relabelled_share = |name, relabelled_share| Variant {
-        name,
-        rules: PersonalRules {
-            relabelled_share,
-            ..PersonalRules::default()
-        },
-        ..shipped
-    };
     let coverage_share = |name, relabelled_coverage, relabelled_share| Variant {
         name,
         rules: PersonalRules {
@@ -143,6 +135,7 @@ fn variants() -> Vec<Variant> {
         },
         ..shipped
     };
+    let relabelled_share = |name, share| coverage_share(name, None, share);
     let at_once = |name, steps, recent| Variant {
         name,
         at_once: AtOnceSettings {

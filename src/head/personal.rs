@@ -715,16 +715,19 @@ mod tests {
         }
     }
 
+    /// The unit vector in the plane at `degrees`.
+    fn on_circle(degrees: f32) -> [f32; 2] {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        [cos, sin]
+    }
+
     /// Label 0's 16 rows every 10° from 0° to 150°, label 1's 8 from 200°
     /// to 270°; unit vectors in a plane.
     fn one_long_arc() -> (Vec<f32>, Vec<u32>) {
         let rows: Vec<[f32; 2]> = (0..16)
             .map(|r| r as f32 * 10.0)
             .chain((0..8).map(|r| 200.0 + r as f32 * 10.0))
-            .map(|degrees: f32| {
-                let (sin, cos) = degrees.to_radians().sin_cos();
-                [cos, sin]
-            })
+            .map(on_circle)
             .collect();
         let labels = (0..24).map(|r| u32::from(r >= 16)).collect();
         (rows.concat(), labels)
@@ -734,12 +737,8 @@ mod tests {
     fn a_relabelled_labels_rows_go_where_the_corrections_cover_it() {
         let (features, labels) = one_long_arc();
         let nearest = nearest_rehearsal_similarity(&features, 2);
-        let at = |degrees: f32| {
-            let (sin, cos) = degrees.to_radians().sin_cos();
-            [cos, sin]
-        };
         let keep = |corrections: &[f32], label: usize, coverage: Option<f32>| {
-            let vectors: Vec<[f32; 2]> = corrections.iter().map(|&d| at(d)).collect();
+            let vectors: Vec<[f32; 2]> = corrections.iter().map(|&d| on_circle(d)).collect();
             let user: Vec<(&[f32], usize)> = vectors.iter().map(|v| (&v[..], label)).collect();
             keep_rehearsal_rows(
                 &labels,
