@@ -140,6 +140,9 @@ export class WorkerClassifier {
       else call.resolve(data.result);
     };
     worker.onerror = (e) => {
+      // As for messages: a terminated worker's error concerns calls that
+      // are settled already, not the new worker's.
+      if (worker !== this.#worker) return;
       for (const call of this.#pending.values()) call.reject(toError({ name: 'WorkerError', message: e.message }));
       this.#pending.clear();
     };

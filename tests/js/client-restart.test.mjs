@@ -11,7 +11,7 @@ const TRAP = { name: 'ModuleTrappedError', message: 'the WebAssembly module trap
 const DESCRIBED = { labels: ['A', 'B'], currentVersion: 1, problems: [], manifest: {} };
 
 /**
- * A stand-in for the worker script: `answer(method, args, worker)` returns
+ * A stand-in for the worker script: `answer(method, args, worker, id)` returns
  * the reply ({ result } or { error }) to each request, null to leave it
  * unanswered, or 'trap' for what the worker script sends when a call traps
  * the module (the call's error, then the `trapped` event). Replies arrive
@@ -29,7 +29,7 @@ class ScriptedWorker {
   postMessage({ id, method, args, cancel }) {
     if (cancel !== undefined) return;
     this.log.calls.push({ worker: this.log.workers.indexOf(this), method });
-    const reply = method === 'load' ? { result: DESCRIBED } : this.answer(method, args, this);
+    const reply = method === 'load' ? { result: DESCRIBED } : this.answer(method, args, this, id);
     if (reply === 'trap') {
       this.send({ id, error: TRAP });
       this.send({ event: 'trapped', data: TRAP });
@@ -140,4 +140,26 @@ test('messages a terminated worker sent before it went are ignored', async () =>
   stale.onmessage({ data: { id: 2, result: { label: 'stale' } } });
   assert.equal(client.restarts, 1, 'a late "trapped" from the old worker starts no other one');
   assert.deepEqual(await client.predict('y'), { label: 'B' });
+});
+
+test("a terminated worker's late error event fails none of the new worker's calls", async () => {
+  let stale;
+  let answerHeld;
+  const { client } = await scripted((method, args, worker, id) => {
+    if (method !== 'predict') return { result: method };
+    if (!stale) {
+      stale = worker;
+      return 'trap';
+    }
+    // The new worker answers the predict sent again only when told.
+    answerHeld = () => worker.send({ id, result: { label: 'B' } });
+    return null;
+  });
+  const predicted = settle(client.predict('x'));
+  while (!answerHeld) await new Promise((r) => setTimeout(r, 5));
+  // An error event the old worker raised before `terminate()`, delivered
+  // after it.
+  stale.onerror({ message: 'a late error of the old worker', preventDefault() {} });
+  answerHeld();
+  assert.deepEqual(await predicted, { ok: { label: 'B' } }, "the new worker's call is not failed by the old worker's error");
 });
