@@ -156,7 +156,8 @@ test("a terminated worker's late error event fails none of the new worker's call
     return null;
   });
   const predicted = settle(client.predict('x'));
-  while (!answerHeld) await new Promise((r) => setTimeout(r, 5));
+  for (let i = 0; !answerHeld && i < 200; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(answerHeld, 'the predict in flight was sent to the new worker');
   // An error event the old worker raised before `terminate()`, delivered
   // after it.
   stale.onerror({ message: 'a late error of the old worker', preventDefault() {} });
