@@ -462,19 +462,22 @@ fn keep_rehearsal_rows(
     rules: PersonalRules,
 ) -> Vec<usize> {
     let (relabelled_share, coverage) = (rules.relabelled_share, rules.relabelled_coverage);
+    let row = |r: usize| &features[r * dim..(r + 1) * dim];
+    // User sample `u`'s similarity to row `r`: the caller's, or computed.
+    let similarity = |u: usize, r: usize| match user_similarity {
+        Some(known) => known[u][r],
+        None => dot(row(r), user[u].0),
+    };
     // Each row's most similar user sample and its label (of equally
     // similar ones, the last); each user sample's most similar row.
     let mut nearest_user: Vec<Option<(f32, usize)>> = vec![None; labels.len()];
     let mut user_lands_on: Vec<Option<usize>> = vec![None; user.len()];
-    for (k, (u, label)) in user.iter().enumerate() {
+    for (k, &(_, label)) in user.iter().enumerate() {
         let mut best_row: Option<(f32, usize)> = None;
         for (r, best) in nearest_user.iter_mut().enumerate() {
-            let similarity = match user_similarity {
-                Some(known) => known[k][r],
-                None => dot(&features[r * dim..(r + 1) * dim], u),
-            };
+            let similarity = similarity(k, r);
             if best.is_none_or(|(b, _)| similarity.total_cmp(&b).is_ge()) {
-                *best = Some((similarity, *label));
+                *best = Some((similarity, label));
             }
             if best_row.is_none_or(|(b, _)| similarity > b) {
                 best_row = Some((similarity, r));
@@ -504,11 +507,6 @@ fn keep_rehearsal_rows(
         .map(|r| overridden[r] && relabelled(labels[r] as usize))
         .collect();
     if let Some(factor) = coverage {
-        let row = |r: usize| &features[r * dim..(r + 1) * dim];
-        let similarity = |u: usize, r: usize| match user_similarity {
-            Some(known) => known[u][r],
-            None => dot(row(r), user[u].0),
-        };
         for label in (0..label_count).filter(|&l| rows_of[l] > 1 && relabelled(l)) {
             let landed: Vec<usize> = (0..user.len())
                 .filter(|&u| {
