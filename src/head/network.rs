@@ -33,6 +33,47 @@ pub struct Penalties {
     pub l2_sp: f32,
 }
 
+/// Distillation targets (`head::personal::distillation_targets`): row
+/// `from_row + i`'s loss is `(1 − w)·CE(label) + w·T²·KL(q ‖ softmax(z/T))`
+/// with `w = weights[i]` and `q` the `i`-th row of `probabilities` (already
+/// at temperature `T`); a row with weight 0, or before `from_row`, trains on
+/// its label alone. Cross-entropy only: with the squared error every row
+/// trains on its label.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SoftTargets {
+    pub from_row: usize,
+    /// Row-major, a row of the head's labels per row from `from_row` on.
+    pub probabilities: Vec<f32>,
+    pub temperature: f32,
+    pub weights: Vec<f32>,
+}
+
+/// What each row of a training pass is fitted to: its label under `loss`,
+/// and for the rows `distillation` weights, its soft target too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DataLoss<'a> {
+    pub loss: Loss,
+    pub distillation: Option<&'a SoftTargets>,
+}
+
+impl From<Loss> for DataLoss<'_> {
+    fn from(loss: Loss) -> Self {
+        DataLoss {
+            loss,
+            distillation: None,
+        }
+    }
+}
+
+impl SoftTargets {
+    /// Row `row`'s target and weight, if it has a weight above 0.
+    fn of(&self, row: usize, classes: usize) -> Option<(&[f32], f32)> {
+        let i = row.checked_sub(self.from_row)?;
+        let weight = *self.weights.get(i)?;
+        (weight > 0.0).then(|| (&self.probabilities[i * classes..(i + 1) * classes], weight))
+    }
+}
+
 /// Gradients with the same shape as the head's layers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gradients {
@@ -219,6 +260,8 @@ struct BlockScratch {
     hidden_pre: Vec<f32>,
     hidden: Vec<f32>,
     probabilities: Vec<f32>,
+    /// One sample's `softmax(z/T)`, for distillation.
+    tempered: Vec<f32>,
     d_logits: Vec<f32>,
     d_hidden: Vec<f32>,
 }
@@ -297,10 +340,14 @@ pub fn accumulate_gradients(
     features: &[f32],
     labels: &[usize],
     rows: &[usize],
-    loss: Loss,
+    data_loss: DataLoss<'_>,
     grads: &mut Gradients,
     scratch: &mut Scratch,
 ) -> PassTotals {
+    let DataLoss {
+        loss,
+        distillation: soft,
+    } = data_loss;
     let dim = layers[0].inputs;
     let scale = 1.0 / rows.len().max(1) as f32;
     let (hidden_layer, out_layer) = match layers {
@@ -319,6 +366,7 @@ pub fn accumulate_gradients(
     b.hidden_pre.resize(BLOCK * units, 0.0);
     b.hidden.resize(BLOCK * units, 0.0);
     b.probabilities.resize(BLOCK * classes, 0.0);
+    b.tempered.resize(classes, 0.0);
     b.d_logits.resize(BLOCK * classes, 0.0);
     b.d_hidden.resize(BLOCK * units, 0.0);
 
@@ -361,6 +409,15 @@ pub fn accumulate_gradients(
                 continue;
             }
             let p = &mut b.probabilities[k * classes..(k + 1) * classes];
+            let distilled = soft.and_then(|s| {
+                let (target, weight) = s.of(block[k], classes)?;
+                // Still logits here.
+                for (t, z) in b.tempered.iter_mut().zip(p.iter()) {
+                    *t = z / s.temperature;
+                }
+                softmax_in_place(&mut b.tempered);
+                Some((target, weight, s.temperature))
+            });
             softmax_in_place(p);
             let label = labels[block[k]];
             let (value, correct) = sample_loss(loss, p, label);
@@ -369,11 +426,21 @@ pub fn accumulate_gradients(
             totals.samples += 1;
             let y = |c: usize| if c == label { 1.0 } else { 0.0 };
             match loss {
-                Loss::CrossEntropy => {
-                    for c in 0..classes {
-                        d[c] = (p[c] - y(c)) * scale;
+                Loss::CrossEntropy => match distilled {
+                    None => {
+                        for c in 0..classes {
+                            d[c] = (p[c] - y(c)) * scale;
+                        }
                     }
-                }
+                    // ∂/∂z of T²·KL(q ‖ softmax(z/T)) is T·(softmax(z/T) − q).
+                    Some((q, w, temperature)) => {
+                        let t = &b.tempered;
+                        for c in 0..classes {
+                            d[c] = ((1.0 - w) * (p[c] - y(c)) + w * temperature * (t[c] - q[c]))
+                                * scale;
+                        }
+                    }
+                },
                 Loss::MeanSquaredError => {
                     // g = ∂L/∂p = 2(p − y)/C; through the softmax Jacobian:
                     // ∂L/∂z_i = p_i (g_i − Σ_k p_k g_k).
@@ -479,7 +546,7 @@ pub fn objective(
         features,
         labels,
         &all,
-        loss,
+        loss.into(),
         &mut grads,
         &mut Scratch::default(),
     );

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::kernels::{self, AdamStep};
-use super::network::{self, Gradients, Loss, PassTotals, Penalties, Scratch};
+use super::network::{self, DataLoss, Gradients, Loss, PassTotals, Penalties, Scratch};
 use super::personal::PersonalRules;
 use super::{DenseLayer, Head};
 use crate::error::{Error, Result};
@@ -137,6 +137,11 @@ pub struct UpdateConfig {
     /// the rules do (the personalization benchmark's variants).
     #[serde(skip)]
     pub personal: PersonalRules,
+    /// The soft targets a personal update distils toward
+    /// (`PersonalRules::distillation`, off by default). Not an app option:
+    /// set per update, like `frozen_labels`.
+    #[serde(skip)]
+    pub soft_targets: Option<std::sync::Arc<super::network::SoftTargets>>,
 }
 
 impl Default for UpdateConfig {
@@ -160,6 +165,7 @@ impl Default for UpdateConfig {
             freeze_hidden_layer: false,
             frozen_labels: Vec::new(),
             personal: PersonalRules::default(),
+            soft_targets: None,
         }
     }
 }
@@ -665,7 +671,10 @@ impl<'a> Training<'a> {
             &self.features,
             &self.labels,
             rows,
-            config.loss,
+            DataLoss {
+                loss: config.loss,
+                distillation: config.soft_targets.as_deref(),
+            },
             &mut self.grads,
             &mut self.scratch,
         );

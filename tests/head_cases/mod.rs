@@ -9,7 +9,9 @@ use std::cell::Cell;
 use std::ops::ControlFlow;
 
 use localtune::head::kernels::{self, scalar, AdamStep};
-use localtune::head::network::{objective, Penalties};
+use localtune::head::network::{
+    accumulate_gradients, objective, DataLoss, Gradients, Penalties, Scratch, SoftTargets,
+};
 use localtune::head::train::{SteppedUpdate, StopReason, UpdateEventKind};
 use localtune::head::DenseLayer;
 use localtune::{
@@ -338,12 +340,23 @@ fn check_gradients(architecture: HeadArchitecture, loss: Loss, penalties: Penalt
     }
 
     let (_, grads) = objective(&head, &anchor, &features, &targets, loss, penalties).unwrap();
-    let h = 1e-3f32;
     let value = |head: &Head| {
         objective(head, &anchor, &features, &targets, loss, penalties)
             .unwrap()
             .0
     };
+    assert_gradients_match(&head, &grads, value, &format!("{architecture:?} {loss:?}"));
+}
+
+/// Every weight's and bias's entry of `grads` against central finite
+/// differences of `value` at `head`.
+fn assert_gradients_match(
+    head: &Head,
+    grads: &Gradients,
+    value: impl Fn(&Head) -> f64,
+    what: &str,
+) {
+    let h = 1e-3f32;
     let mut checked = 0;
     for (l, layer) in head.layers().iter().enumerate() {
         for (is_bias, len) in [(false, layer.weights.len()), (true, layer.bias.len())] {
@@ -366,7 +379,7 @@ fn check_gradients(architecture: HeadArchitecture, loss: Loss, penalties: Penalt
                 } as f64;
                 assert!(
                     (numeric - analytic).abs() <= 2e-3 + 2e-2 * analytic.abs(),
-                    "{architecture:?} {loss:?} layer {l} {} {i}: numeric {numeric}, analytic {analytic}",
+                    "{what} layer {l} {} {i}: numeric {numeric}, analytic {analytic}",
                     if is_bias { "bias" } else { "weight" }
                 );
                 checked += 1;
@@ -424,6 +437,118 @@ fn gradients_match_finite_differences_with_weight_decay_and_l2_sp() {
         Loss::MeanSquaredError,
         penalties,
     );
+}
+
+/// Distillation's gradient (`SoftTargets`) against central finite
+/// differences of its loss, computed here independently: rows before
+/// `from_row` and rows of weight 0 on their labels alone, the others
+/// `(1 − w)·CE + w·T²·KL(q ‖ softmax(z/T))`.
+fn check_distillation_gradients(architecture: HeadArchitecture) {
+    let (dim, classes, rows) = (6, 4, 9);
+    let mut rng = TestRng(23);
+    let features = rng.vec(dim * rows);
+    let targets: Vec<usize> = (0..rows).map(|i| i % classes).collect();
+    let head = Head::new_seeded(dim, architecture, labels(&["a", "b", "c", "d"]), 5).unwrap();
+    let from_row = 2;
+    let mut probabilities = Vec::new();
+    for _ in from_row..rows {
+        let raw: Vec<f32> = (0..classes).map(|_| rng.next().abs() + 0.05).collect();
+        let sum: f32 = raw.iter().sum();
+        probabilities.extend(raw.iter().map(|r| r / sum));
+    }
+    let weights = vec![0.5, 0.0, 0.3, 1.0, 0.5, 0.5, 0.8];
+    assert_eq!(weights.len(), rows - from_row);
+    let soft = SoftTargets {
+        from_row,
+        probabilities,
+        temperature: 3.0,
+        weights,
+    };
+    let loss_of = |head: &Head| -> f64 {
+        let mut total = 0.0;
+        for r in 0..rows {
+            let p = head
+                .probabilities(&features[r * dim..(r + 1) * dim])
+                .unwrap();
+            let hard = -(p[targets[r]] as f64).ln();
+            let Some(i) = r.checked_sub(from_row) else {
+                total += hard;
+                continue;
+            };
+            let (w, t) = (soft.weights[i] as f64, soft.temperature as f64);
+            // softmax(z/T) ∝ p^(1/T).
+            let tempered: Vec<f64> = p.iter().map(|&p| (p as f64).powf(1.0 / t)).collect();
+            let norm: f64 = tempered.iter().sum();
+            let kl: f64 = (0..classes)
+                .map(|c| {
+                    let q = soft.probabilities[i * classes + c] as f64;
+                    q * (q.ln() - (tempered[c] / norm).ln())
+                })
+                .sum();
+            total += (1.0 - w) * hard + w * t * t * kl;
+        }
+        total / rows as f64
+    };
+    let grads = cross_entropy_gradients(&head, &features, &targets, Some(&soft));
+    assert_gradients_match(
+        &head,
+        &grads,
+        loss_of,
+        &format!("{architecture:?} distillation"),
+    );
+}
+
+/// The mean cross-entropy's gradient over every row, with `soft` targets.
+fn cross_entropy_gradients(
+    head: &Head,
+    features: &[f32],
+    targets: &[usize],
+    soft: Option<&SoftTargets>,
+) -> Gradients {
+    let mut grads = Gradients::zeros_like(head.layers());
+    let all: Vec<usize> = (0..targets.len()).collect();
+    accumulate_gradients(
+        head.layers(),
+        features,
+        targets,
+        &all,
+        DataLoss {
+            loss: Loss::CrossEntropy,
+            distillation: soft,
+        },
+        &mut grads,
+        &mut Scratch::default(),
+    );
+    grads
+}
+
+#[test]
+fn distillation_gradients_match_finite_differences() {
+    check_distillation_gradients(HeadArchitecture::Linear);
+    check_distillation_gradients(HeadArchitecture::Mlp { hidden: 5 });
+}
+
+#[test]
+fn distillation_with_weight_zero_is_training_on_the_labels() {
+    let (dim, rows) = (6, 5);
+    let features = TestRng(31).vec(dim * rows);
+    let targets = vec![0, 1, 2, 0, 1];
+    let head =
+        Head::new_seeded(dim, HeadArchitecture::Linear, labels(&["a", "b", "c"]), 2).unwrap();
+    let gradients =
+        |soft: Option<&SoftTargets>| cross_entropy_gradients(&head, &features, &targets, soft);
+    let unweighted = SoftTargets {
+        from_row: 1,
+        probabilities: vec![1.0 / 3.0; 3 * (rows - 1)],
+        temperature: 2.0,
+        weights: vec![0.0; rows - 1],
+    };
+    assert_eq!(gradients(Some(&unweighted)), gradients(None));
+    let weighted = SoftTargets {
+        weights: vec![0.5; rows - 1],
+        ..unweighted
+    };
+    assert_ne!(gradients(Some(&weighted)), gradients(None));
 }
 
 // ---------------------------------------------------------------- optimizer steps
