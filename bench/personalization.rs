@@ -45,7 +45,7 @@ use localtune::bundle::{Bundle, MANIFEST_FILE};
 use localtune::classifier::at_once::AtOnceSettings;
 use localtune::classifier::memory::MemorySettings;
 use localtune::classifier::Classifier;
-use localtune::head::personal::PersonalRules;
+use localtune::head::personal::{Distillation, PersonalRules, RELABELLED_SHARE};
 use localtune::store::memory::MemoryBackend;
 use localtune::store::StorePolicy;
 use rand::seq::{IndexedRandom, SliceRandom};
@@ -135,6 +135,27 @@ fn variants() -> Vec<Variant> {
         },
         ..shipped
     };
+    // Distillation toward the starting head on the untouched labels' rows,
+    // alone or with a relabelled label's covered rows going (share 0.15,
+    // coverage 1) (docs/benchmarks.md, 2026-12-07 evening: measured, not
+    // the default).
+    let distilled = |name, temperature, coverage: Option<f32>| Variant {
+        name,
+        rules: PersonalRules {
+            distillation: Some(Distillation {
+                temperature,
+                weight: 0.5,
+            }),
+            relabelled_coverage: coverage,
+            relabelled_share: if coverage.is_some() {
+                0.15
+            } else {
+                RELABELLED_SHARE
+            },
+            ..PersonalRules::default()
+        },
+        ..shipped
+    };
     let relabelled_share = |name, share| coverage_share(name, None, share);
     let at_once = |name, steps, recent| Variant {
         name,
@@ -159,6 +180,7 @@ fn variants() -> Vec<Variant> {
                 relabelled_share: 0.0,
                 keep_displaced_labels: false,
                 relabelled_coverage: None,
+                distillation: None,
             },
             ..shipped
         },
@@ -186,6 +208,19 @@ fn variants() -> Vec<Variant> {
         coverage_share("coverage 1 share 0.15", Some(1.0), 0.15),
         coverage_share("coverage 1 share 0.1", Some(1.0), 0.1),
         coverage_share("coverage 1.5 share 0.1", Some(1.5), 0.1),
+        distilled("distill T2 w0.5 untouched", 2.0, None),
+        distilled("distill T3 w0.5 untouched", 3.0, None),
+        distilled("distill T4 w0.5 untouched", 4.0, None),
+        distilled(
+            "distill T3 w0.5 untouched coverage 1 share 0.15",
+            3.0,
+            Some(1.0),
+        ),
+        distilled(
+            "distill T4 w0.5 untouched coverage 1 share 0.15",
+            4.0,
+            Some(1.0),
+        ),
         Variant {
             name: "displaced labels kept",
             rules: PersonalRules {

@@ -174,6 +174,7 @@ impl Relearning {
             early_stopping_patience: 0,
             time_budget_ms: None,
             frozen_labels: set.frozen_labels,
+            soft_targets: set.soft_targets,
             // The update's own seed, the same for every correction: a seed
             // that changed with each correction (it was the corrections'
             // count) drew every relearning's batches afresh, and the
