@@ -409,7 +409,9 @@ pub fn accumulate_gradients(
                 continue;
             }
             let p = &mut b.probabilities[k * classes..(k + 1) * classes];
-            let distilled = soft.and_then(|s| {
+            // Cross-entropy only (SoftTargets): no tempered softmax for
+            // the squared error, which would not read it.
+            let distilled = soft.filter(|_| loss == Loss::CrossEntropy).and_then(|s| {
                 let (target, weight) = s.of(block[k], classes)?;
                 // Still logits here.
                 for (t, z) in b.tempered.iter_mut().zip(p.iter()) {
