@@ -85,6 +85,16 @@ impl ShippedExamples<'_> {
     }
 }
 
+/// From this similarity up a correction is of the text being predicted
+/// (a text's vector is the same each time this encoder embeds it, so its
+/// own correction is at 1 within f32 rounding), and no shipped example
+/// outranks it. Without this, a shipped example of the very sentence the
+/// user corrected could: the bundle's vectors are int8-rounded copies
+/// computed by another build of the encoder, so their similarity to the
+/// text comes out up to ~0.001 either side of 1 (in WebKit, one of 50
+/// corrected weather sentences kept its shipped label after an update).
+const SAME_TEXT_SIMILARITY: f32 = 0.999;
+
 /// The corrections' vectors and labels.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CorrectionMemory {
@@ -378,8 +388,13 @@ impl CorrectionMemory {
         // A correction below `lower` has weight 0: only those within it count.
         if let Some(nearest) = self.nearest_within(vector, self.settings.lower) {
             let w = self.weight(nearest.similarity);
+            // The corrected text itself is the user's to decide, even when
+            // the bundle ships the same sentence under another label.
+            let same_text = nearest.similarity >= SAME_TEXT_SIMILARITY;
             // Only texts near a correction pay for the scan of the examples.
-            if w > 0.0 && !shipped.outrank(vector, &nearest.label, nearest.similarity) {
+            if w > 0.0
+                && (same_text || !shipped.outrank(vector, &nearest.label, nearest.similarity))
+            {
                 for p in &mut probabilities {
                     p.probability *= 1.0 - w;
                 }
@@ -497,20 +512,32 @@ mod tests {
         // correction moves the text.
         assert_eq!(shipped(&[0.0, 0.2, 1.0], 0), "lights");
         assert_eq!(shipped(&[0.0, 0.8, 0.6], 1), "lights");
-        // The corrected text itself: no example is nearer than itself,
-        // even one of the same text with another label.
-        let text = unit(&[0.0, 1.0, 0.0]);
-        let labels = [0];
-        let p = m.adjust(
-            &text,
-            head.clone(),
-            ShippedExamples {
-                features: &text,
-                labels: &labels,
+        // The corrected text itself: no example outranks its correction,
+        // not one of the same text with another label, nor its rounded
+        // copy that comes out a hair nearer (a bundle's vectors are int8
+        // and computed by another build of the encoder).
+        let beside_a_weather_copy = |text: &[f32], scale: f32| {
+            let copy: Vec<f32> = text.iter().map(|x| x * scale).collect();
+            let shipped = ShippedExamples {
+                features: &copy,
+                labels: &[0],
                 label_names: &names,
-            },
+            };
+            m.adjust(text, head.clone(), shipped).label
+        };
+        let text = unit(&[0.0, 1.0, 0.0]);
+        assert_eq!(beside_a_weather_copy(&text, 1.0), "lights");
+        assert_eq!(beside_a_weather_copy(&text, 1.0008), "lights");
+        // At 0.9992 to the correction it is still the same text; at 0.9982
+        // the nearer example decides again.
+        assert_eq!(
+            beside_a_weather_copy(&unit(&[0.0, 1.0, 0.04]), 1.0008),
+            "lights"
         );
-        assert_eq!(p.label, "lights");
+        assert_eq!(
+            beside_a_weather_copy(&unit(&[0.0, 1.0, 0.06]), 1.0008),
+            "weather"
+        );
     }
 
     #[test]
