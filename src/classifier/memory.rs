@@ -15,7 +15,9 @@
 //! everything the classifier was shown, so a correction of a new label
 //! does not take a shipped intent's sentences that are nearer that
 //! intent's own examples (issue 20: the untouched intents kept 0.7 points
-//! more on the personalization benchmark's new-intent streams).
+//! more on the personalization benchmark's new-intent streams). The
+//! corrected text itself is the exception: its own correction is never
+//! outranked (`SAME_TEXT_SIMILARITY`).
 //!
 //! Only a correction within [`MemorySettings::lower`] of a text can move
 //! it, so a prediction needs the nearest correction only among those: a
@@ -377,7 +379,9 @@ impl CorrectionMemory {
     /// nearest correction's label by [`CorrectionMemory::weight`]; a label
     /// the head does not know yet joins the list. Unchanged (bit for bit)
     /// when no correction is within `lower`, or when one of `shipped`'s
-    /// examples of another label is nearer `vector` than the correction.
+    /// examples of another label is nearer `vector` than the correction
+    /// and the correction is not of `vector`'s text itself
+    /// (`SAME_TEXT_SIMILARITY`).
     pub fn adjust(
         &self,
         vector: &[f32],
